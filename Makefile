@@ -1,0 +1,38 @@
+# Two commands on a fresh clone: `make tour` and `make test`. Each sets up .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PACKAGE_FILES := pyproject.toml requirements-dev.txt constraints-dev.txt $(wildcard packages/*/pyproject.toml)
+
+.PHONY: tour test test-slow lint wheels-check ci clean
+
+$(STAMP): $(PACKAGE_FILES)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## tour: every installed headline experiment, measured beside its prediction
+tour: $(STAMP)
+	$(BIN)/noisygrad tour --out report
+
+## test: the default test suite (slow tests excluded; `make test-slow` runs them)
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy packages/core/src/noisygrad
+
+## wheels-check: build every wheel, install noisygrad[quantum] from them into a fresh venv, import it
+wheels-check: $(STAMP)
+	bash .ci/wheels-check
+
+ci: lint test test-slow wheels-check
+
+clean:
+	rm -rf $(VENV) dist build report

@@ -1,0 +1,77 @@
+"""noisygrad: optimisation and sampling on noisy, unbiased gradient estimates.
+
+The core names objectives (what is minimised and what kind of thing it is), estimators (how a gradient
+is guessed and what the guess costs), optimizers (update rules with serialisable state), schedules, the
+:func:`minimize` loop, and adapters to ``torch.optim`` and to minimizer callables. Field plugins live in
+``noisygrad.pinn``, ``noisygrad.quantum``, ``noisygrad.dsp`` and ``noisygrad.bio`` (separate
+distributions, found through :mod:`noisygrad.plugins`).
+
+Public names are imported on first use, so ``import noisygrad`` stays cheap until torch is needed.
+"""
+
+# Plugin distributions ship ``noisygrad/<plugin>/`` without an ``__init__.py`` of their own here.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # objectives
+    "Kind": "objectives",
+    "FiniteSum": "objectives",
+    "NoisyBlackBox": "objectives",
+    "Energy": "objectives",
+    "BatchingNotAllowedError": "objectives",
+    # estimators
+    "Estimator": "estimators",
+    "Estimate": "estimators",
+    "Cost": "estimators",
+    "FullBatch": "estimators",
+    "MiniBatch": "estimators",
+    "CentralDifference": "estimators",
+    # optimizers and schedules
+    "Optimizer": "optimizers",
+    "SGD": "optimizers",
+    "Adam": "optimizers",
+    "Constant": "schedules",
+    "RobbinsMonro": "schedules",
+    "Cosine": "schedules",
+    "StepDecay": "schedules",
+    # loop and adapters
+    "minimize": "loop",
+    "MinimizeResult": "loop",
+    "StepInfo": "loop",
+    "TorchOptimizer": "torch_adapter",
+    "Minimizer": "minimizer",
+    # errors and reporting
+    "NonFiniteGradientError": "_validation",
+    "Finding": "findings",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from ._validation import NonFiniteGradientError
+    from .estimators import CentralDifference, Cost, Estimate, Estimator, FullBatch, MiniBatch
+    from .findings import Finding
+    from .loop import MinimizeResult, StepInfo, minimize
+    from .minimizer import Minimizer
+    from .objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, NoisyBlackBox
+    from .optimizers import SGD, Adam, Optimizer
+    from .schedules import Constant, Cosine, RobbinsMonro, StepDecay
+    from .torch_adapter import TorchOptimizer
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'noisygrad' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

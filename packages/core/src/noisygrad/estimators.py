@@ -1,0 +1,192 @@
+"""Gradient estimators: given parameters and a random generator, an :class:`Estimate` of the gradient.
+
+An estimate carries the gradient, the objective value where it is known, what it cost (examples,
+evaluations, shots) and, where cheap, statistics of its own noise. Estimators are bound to an objective at
+construction and check that the objective's kind allows them (see :mod:`noisygrad.objectives`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from ._validation import check_finite, check_positive, check_positive_int
+from .objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, NoisyBlackBox, Objective
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What an estimate (or a whole run) spent."""
+
+    examples: int = 0
+    evaluations: int = 0
+    shots: int = 0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            self.examples + other.examples,
+            self.evaluations + other.evaluations,
+            self.shots + other.shots,
+        )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One gradient estimate.
+
+    Attributes:
+        grad: the gradient estimate, shaped like the parameters.
+        value: the objective value at the parameters, estimated from the same data (``None`` if unknown).
+        cost: what producing the estimate spent.
+        stats: cheap noise statistics, e.g. ``"grad_variance"``: an unbiased estimate of
+            ``E|grad - true_grad|^2`` (the trace of the estimate's covariance).
+    """
+
+    grad: torch.Tensor
+    value: float | None
+    cost: Cost
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    """Anything that turns parameters and a generator into an :class:`Estimate`.
+
+    Estimators with memory (control variates, calibration) expose it through ``state_dict`` and
+    ``load_state_dict`` so that a run can be checkpointed and continued bit-identically.
+    """
+
+    objective: Objective
+
+    def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class _Stateless:
+    """Estimators that remember nothing between calls."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, got keys {sorted(state)}")
+
+
+def _require_kind(name: str, objective: object, allowed: tuple[Kind, ...]) -> None:
+    kind = getattr(objective, "kind", None)
+    if kind not in allowed:
+        names = ", ".join(k.value for k in allowed)
+        got = kind.value if isinstance(kind, Kind) else type(objective).__name__
+        raise TypeError(f"{name} needs an objective of kind {names}; got {got}")
+
+
+class FullBatch(_Stateless):
+    """The exact gradient: every example of a :class:`FiniteSum`, or an :class:`Energy`'s autograd gradient."""
+
+    def __init__(self, objective: FiniteSum | Energy) -> None:
+        _require_kind("FullBatch", objective, (Kind.FINITE_SUM, Kind.ENERGY))
+        self.objective = objective
+
+    def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        value, grad = self.objective.value_and_grad(params)
+        n = self.objective.n_examples if isinstance(self.objective, FiniteSum) else 0
+        return Estimate(check_finite("gradient", grad), value, Cost(examples=n), {"grad_variance": 0.0})
+
+
+class MiniBatch(_Stateless):
+    """Mean gradient over ``batch_size`` uniformly drawn examples of a :class:`FiniteSum`.
+
+    Args:
+        objective: a :class:`FiniteSum` (an :class:`Energy` raises :class:`BatchingNotAllowedError`).
+        batch_size: examples per estimate, ``1 <= batch_size <= N``.
+        replace: draw with replacement (i.i.d. examples). Without replacement (the default) the examples
+            of one batch are distinct and batches are drawn independently, so the estimate's covariance is
+            ``(S / b) (1 - b / N)`` with ``S`` the (N-1)-normalised per-example covariance.
+        noise_stats: also compute per-example gradients (``torch.func.vmap``) and report
+            ``grad_variance``, an unbiased estimate of the trace of the estimate's covariance.
+    """
+
+    def __init__(
+        self,
+        objective: FiniteSum,
+        batch_size: int,
+        *,
+        replace: bool = False,
+        noise_stats: bool = False,
+    ) -> None:
+        if getattr(objective, "kind", None) is Kind.ENERGY:
+            raise BatchingNotAllowedError(
+                "objective is a holistic Energy: its mini-batches would be biased, so it cannot be "
+                "mini-batched; use FullBatch, or write it as a FiniteSum if it truly is a mean over examples"
+            )
+        _require_kind("MiniBatch", objective, (Kind.FINITE_SUM,))
+        self.objective = objective
+        n = objective.n_examples
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        if self.batch_size > n and not replace:
+            raise ValueError(
+                f"batch_size must be <= the number of examples ({n}) when drawing without replacement, got {batch_size}"
+            )
+        if noise_stats and self.batch_size < 2:
+            raise ValueError("noise_stats needs batch_size >= 2 to estimate a variance")
+        self.replace = bool(replace)
+        self.noise_stats = bool(noise_stats)
+
+    def sample_indices(self, generator: torch.Generator) -> torch.Tensor:
+        n, b = self.objective.n_examples, self.batch_size
+        if self.replace:
+            return torch.randint(n, (b,), generator=generator)
+        return torch.randperm(n, generator=generator)[:b]
+
+    def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        idx = self.sample_indices(generator)
+        stats: dict[str, float] = {}
+        if self.noise_stats:
+            per_example = self.objective.per_example_grads(params, idx).reshape(len(idx), -1)
+            grad = per_example.mean(0).reshape(params.shape)
+            value = self.objective.value(params, idx)
+            b, n = self.batch_size, self.objective.n_examples
+            trace_s = float(per_example.var(0, unbiased=True).sum())
+            # Var of a without-replacement mean: (S/b)(1 - b/N); with replacement S_pop/b, S_pop = S(N-1)/N
+            # (the within-batch sample variance is unbiased for S without replacement and for S_pop with it).
+            factor = 1.0 if self.replace else (1.0 - b / n)
+            stats = {"trace_cov": trace_s, "grad_variance": trace_s / b * factor}
+        else:
+            value, grad = self.objective.value_and_grad(params, idx)
+        return Estimate(check_finite("gradient", grad), value, Cost(examples=self.batch_size), stats)
+
+
+class CentralDifference(_Stateless):
+    """Central finite differences ``(f(x + h e_i) - f(x - h e_i)) / 2h``: ``2d`` evaluations per estimate.
+
+    Works on a :class:`NoisyBlackBox` (all ``2d`` points go in one call) and on an :class:`Energy`.
+    Under evaluation noise of variance ``sigma^2`` each component has variance ``sigma^2 / (2 h^2)``, so
+    ``step`` trades truncation bias (``O(h^2)``) against noise; it is a poor choice for shot-noise objectives.
+    """
+
+    def __init__(self, objective: NoisyBlackBox | Energy, *, step: float = 1e-6) -> None:
+        _require_kind("CentralDifference", objective, (Kind.BLACK_BOX, Kind.ENERGY))
+        self.objective = objective
+        self.step = check_positive("step", step)
+
+    def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        d = params.numel()
+        eye = torch.eye(d, dtype=params.dtype, device=params.device) * self.step
+        flat = params.detach().reshape(1, d)
+        points = torch.cat([flat + eye, flat - eye])
+        if isinstance(self.objective, NoisyBlackBox):
+            values = self.objective.evaluate(points, generator)
+            cost = self.objective.cost_per_evaluation * 2 * d
+            spent = Cost(evaluations=2 * d, shots=int(cost) if self.objective.cost_unit == "shots" else 0)
+        else:
+            with torch.no_grad():
+                values = torch.stack([self.objective.fn(p.reshape(params.shape)) for p in points])
+            spent = Cost(evaluations=2 * d)
+        grad = ((values[:d] - values[d:]) / (2 * self.step)).reshape(params.shape)
+        return Estimate(check_finite("gradient", grad), None, spent)

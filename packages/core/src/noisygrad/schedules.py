@@ -1,0 +1,89 @@
+"""Learning-rate schedules: plain callables ``t -> lr`` for step ``t = 0, 1, 2, ...``.
+
+A float where a schedule is expected means a constant rate. Robbins-Monro ``a / (b + t)**alpha`` with
+``1/2 < alpha <= 1`` makes the steps sum to infinity while their squares stay summable, which is what
+lets stochastic-gradient iterates converge instead of hovering in a noise ball.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._validation import check_in_range, check_positive, check_positive_int
+
+Schedule = Callable[[int], float]
+
+
+@dataclass(frozen=True)
+class Constant:
+    """``lr(t) = value``."""
+
+    value: float
+
+    def __post_init__(self) -> None:
+        check_positive("value", self.value)
+
+    def __call__(self, t: int) -> float:
+        return self.value
+
+
+@dataclass(frozen=True)
+class RobbinsMonro:
+    """``lr(t) = a / (b + t)**alpha`` (Robbins and Monro 1951; alpha in (1/2, 1])."""
+
+    a: float
+    b: float = 1.0
+    alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_positive("a", self.a)
+        check_positive("b", self.b)
+        check_in_range("alpha", self.alpha, 0.5, 1.0, low_open=True, high_open=False)
+
+    def __call__(self, t: int) -> float:
+        return self.a / (self.b + t) ** self.alpha
+
+
+@dataclass(frozen=True)
+class Cosine:
+    """Cosine decay from ``value`` to ``final`` over ``steps`` steps, then ``final``."""
+
+    value: float
+    steps: int
+    final: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_positive("value", self.value)
+        check_positive_int("steps", self.steps)
+        check_positive("final", self.final, allow_zero=True)
+
+    def __call__(self, t: int) -> float:
+        frac = min(t, self.steps) / self.steps
+        return self.final + 0.5 * (self.value - self.final) * (1.0 + math.cos(math.pi * frac))
+
+
+@dataclass(frozen=True)
+class StepDecay:
+    """``lr(t) = value * factor**(t // every)``."""
+
+    value: float
+    every: int
+    factor: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_positive("value", self.value)
+        check_positive_int("every", self.every)
+        check_in_range("factor", self.factor, 0.0, 1.0, low_open=True, high_open=False)
+
+    def __call__(self, t: int) -> float:
+        return self.value * self.factor ** (t // self.every)
+
+
+def as_schedule(name: str, lr: float | Schedule) -> Schedule:
+    """Turn a float into :class:`Constant`; check a callable gives a finite positive rate at ``t = 0``."""
+    if callable(lr):
+        check_positive(f"{name}(0)", lr(0))
+        return lr
+    return Constant(check_positive(name, lr))

@@ -1,0 +1,9 @@
+"""noisygrad.quantum: VQE with real shot noise on Qiskit Aer: SPSA, parameter shift, shot budgets."""
+
+from noisygrad.plugins import require as _require
+
+from ._plugin import PLUGIN as _PLUGIN
+
+_require(_PLUGIN)  # a missing field package names the extra to install
+
+__all__: list[str] = []
