@@ -48,6 +48,11 @@ _EXPORTS = {
     # errors and reporting
     "NonFiniteGradientError": "_validation",
     "Finding": "findings",
+    # zeroth-order estimators
+    "SPSA": "zeroth_order",
+    "GaussianSmoothing": "zeroth_order",
+    "SPSACalibration": "zeroth_order",
+    "spsa_calibrate": "zeroth_order",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -62,6 +67,7 @@ if TYPE_CHECKING:
     from .optimizers import SGD, Adam, Optimizer
     from .schedules import Constant, Cosine, RobbinsMonro, StepDecay
     from .torch_adapter import TorchOptimizer
+    from .zeroth_order import SPSA, GaussianSmoothing, SPSACalibration, spsa_calibrate
 
 
 def __getattr__(name: str) -> Any:
