@@ -69,9 +69,12 @@ def check_same_shape(name: str, tensor: torch.Tensor, reference: torch.Tensor, r
 
 
 def as_parameter_vector(name: str, x: object, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """A detached 1-D floating tensor copy of ``x`` (never a view of the caller's data)."""
+    """A detached 1-D floating tensor copy of ``x`` (never a view of the caller's data).
+
+    A floating tensor keeps its dtype; anything else (lists, arrays, integer tensors) becomes ``dtype``.
+    """
     try:
-        t = torch.as_tensor(x)
+        t = torch.as_tensor(x) if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=dtype)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise TypeError(f"{name} must be a 1-D array of numbers, got {type(x).__name__}") from exc
     if t.ndim != 1 or t.numel() == 0:

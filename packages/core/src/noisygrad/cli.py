@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -77,32 +77,37 @@ def _report(entries: list[TourEntry], as_json: bool, out: Path | None) -> int:
     return 0 if all(e.passed for e in entries) else 1
 
 
+Seed = Annotated[int, typer.Option(help="seed of every random choice")]
+Full = Annotated[bool, typer.Option("--full", help="publication-size runs instead of the quick ones")]
+AsJson = Annotated[bool, typer.Option("--json", help="print machine-readable results")]
+
+
 @app.command("run")
 def run_command(
-    name: str = typer.Argument(..., help="experiment name, see `noisygrad list`"),
-    seed: int = typer.Option(0, help="seed of every random choice"),
-    full: bool = typer.Option(False, "--full", help="publication-size run instead of the quick one"),
-    as_json: bool = typer.Option(False, "--json", help="print machine-readable results"),
+    name: Annotated[str, typer.Argument(help="experiment name, see `noisygrad list`")],
+    seed: Seed = 0,
+    full: Full = False,
+    as_json: AsJson = False,
 ) -> None:
     """Run one experiment and print its findings."""
     available = experiments(include_unusable=True)
     if name not in available:
         console.print(f"[red]no experiment named {name!r}; `noisygrad list` shows them")
         raise typer.Exit(2)
-    try:
-        entries = run_experiments([available[name]], seed=seed, quick=not full)
-    except _plugins.MissingDependencyError as exc:
-        console.print(f"[red]{exc}")
-        raise typer.Exit(2) from exc
+    plugin = available[name].plugin
+    if plugin is not None and plugin.missing():
+        console.print(f"[red]{name} needs {', '.join(plugin.missing())}: {plugin.extra}")
+        raise typer.Exit(2)
+    entries = run_experiments([available[name]], seed=seed, quick=not full)
     raise typer.Exit(_report(entries, as_json, None))
 
 
 @app.command("tour")
 def tour_command(
-    seed: int = typer.Option(0, help="seed of every random choice"),
-    full: bool = typer.Option(False, "--full", help="publication-size runs"),
-    as_json: bool = typer.Option(False, "--json", help="print machine-readable results"),
-    out: Path | None = typer.Option(None, help="folder for results.json"),
+    seed: Seed = 0,
+    full: Full = False,
+    as_json: AsJson = False,
+    out: Annotated[Path | None, typer.Option(help="folder for results.json")] = None,
 ) -> None:
     """Run every installed headline experiment; exit non-zero if a claim fails."""
     selected = list(experiments().values())
@@ -118,4 +123,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

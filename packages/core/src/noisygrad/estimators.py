@@ -58,7 +58,8 @@ class Estimator(Protocol):
     ``load_state_dict`` so that a run can be checkpointed and continued bit-identically.
     """
 
-    objective: Objective
+    @property
+    def objective(self) -> Objective: ...
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate: ...
 

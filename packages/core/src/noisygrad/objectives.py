@@ -97,7 +97,8 @@ class FiniteSum:
             return self.loss(p, *(e.unsqueeze(0) for e in example))
 
         grad_fn = torch.func.vmap(torch.func.grad(one), in_dims=(None, *([0] * len(self.data))))
-        return grad_fn(params.detach(), *self.batch(indices))
+        grads: torch.Tensor = grad_fn(params.detach(), *self.batch(indices))
+        return grads
 
 
 class NoisyBlackBox:

@@ -103,11 +103,11 @@ class SGD(_Rule):
         if self.weight_decay != 0.0:
             grad = grad.add(params, alpha=self.weight_decay)
         if self.momentum != 0.0:
-            buf = state["momentum_buffer"]
-            if buf is None:
+            previous = state["momentum_buffer"]
+            if previous is None:  # torch.optim.SGD starts the buffer at the first gradient
                 buf = torch.clone(grad)
             else:
-                buf = buf.mul(self.momentum).add(grad, alpha=1.0 - self.dampening)
+                buf = previous.mul(self.momentum).add(grad, alpha=1.0 - self.dampening)
             state["momentum_buffer"] = buf
             grad = grad.add(buf, alpha=self.momentum) if self.nesterov else buf
         return params.add(grad, alpha=-lr), state

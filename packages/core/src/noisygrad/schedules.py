@@ -43,7 +43,7 @@ class RobbinsMonro:
         check_in_range("alpha", self.alpha, 0.5, 1.0, low_open=True, high_open=False)
 
     def __call__(self, t: int) -> float:
-        return self.a / (self.b + t) ** self.alpha
+        return self.a / float((self.b + t) ** self.alpha)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,104 @@
+"""Suite-wide: plugin discovery, lazy imports, the CLI, and the distributions' metadata."""
+
+import importlib.metadata as md
+import json
+import subprocess
+import sys
+
+import pytest
+from packaging.requirements import Requirement
+from typer.testing import CliRunner
+
+from noisygrad import plugins
+from noisygrad.cli import app
+
+PLUGINS = ["bio", "dsp", "pinn", "quantum"]
+
+
+def test_every_plugin_is_discovered_with_its_distribution():
+    statuses = plugins.available()
+    assert [s.plugin.name for s in statuses] == PLUGINS
+    for s in statuses:
+        assert s.distribution == f"noisygrad-{s.plugin.name}"
+        assert s.version == "0.1.0"
+        assert s.usable, s.missing
+
+
+def test_listing_plugins_imports_no_heavy_package():
+    code = (
+        "import sys; from noisygrad import plugins; plugins.available(); "
+        "heavy = [m for m in ('torch', 'deepxde', 'qiskit', 'qiskit_aer', 'numba') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_missing_field_package_names_the_extra_to_install():
+    plugin = plugins.Plugin(name="quantum", summary="", requires=("qiskit", "surely_not_a_real_module_xyz"))
+    assert plugin.missing() == ["surely_not_a_real_module_xyz"]
+    with pytest.raises(plugins.MissingDependencyError, match=r"pip install 'noisygrad\[quantum\]'"):
+        plugins.require(plugin)
+
+
+def test_an_unknown_plugin_says_what_is_installed():
+    with pytest.raises(plugins.MissingDependencyError, match="installed: bio, dsp, pinn, quantum"):
+        plugins.load("astronomy")
+
+
+def test_load_imports_the_plugin_through_the_namespace():
+    module = plugins.load("dsp")
+    assert module.__name__ == "noisygrad.dsp"
+
+
+def test_core_distribution_pulls_no_field_package():
+    requires = " ".join(md.requires("noisygrad-core") or []).lower()
+    for heavy in ("deepxde", "qiskit", "numba"):
+        assert heavy not in requires
+
+
+def _pulled_by(extra):
+    pulled = set()
+    for line in md.requires("noisygrad") or []:
+        req = Requirement(line)
+        if req.marker is not None and req.marker.evaluate({"extra": extra}):
+            pulled.add(f"{req.name}{req.specifier}")
+    return pulled
+
+
+def test_meta_distribution_extras_pull_the_plugins():
+    for name in PLUGINS:
+        assert _pulled_by(name) == {f"noisygrad-{name}==0.1.0"}
+    assert _pulled_by("all") == {f"noisygrad-{name}==0.1.0" for name in PLUGINS}
+    assert _pulled_by("gpu") == {"noisygrad-quantum==0.1.0", "qiskit-aer-gpu>=0.15"}
+    assert md.metadata("noisygrad").get_all("Provides-Extra") == ["all", "bio", "dsp", "gpu", "pinn", "quantum"]
+
+
+runner = CliRunner()
+
+
+def test_cli_plugins_lists_versions():
+    result = runner.invoke(app, ["plugins"])
+    assert result.exit_code == 0, result.output
+    for name in PLUGINS:
+        assert f"noisygrad-{name}" in result.output
+
+
+def test_cli_run_prints_machine_readable_findings():
+    result = runner.invoke(app, ["run", "core.noise-ball", "--seed", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.output)
+    assert entry["experiment"] == "core.noise-ball"
+    assert all(f["passed"] for f in entry["findings"])
+
+
+def test_cli_run_unknown_experiment_exits_2():
+    result = runner.invoke(app, ["run", "core.nothing"])
+    assert result.exit_code == 2
+    assert "no experiment named 'core.nothing'" in result.output
+
+
+def test_cli_list_shows_core_experiments():
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0
+    assert "core.minibatch-variance" in result.output
