@@ -1,0 +1,264 @@
+"""Turn what a user names (``"adam"``, ``"lbfgs"``, a noisygrad rule, a torch optimizer) into a
+``torch.optim.Optimizer`` over a DeepXDE model's trainable tensors, plus the warnings DeepXDE does not give.
+
+DeepXDE's pytorch backend accepts a ``torch.optim.Optimizer`` instance in ``Model.compile`` but then wires
+nothing for it: ``net.regularizer`` and ``external_trainable_variables`` are left to the caller, and an
+``LBFGS`` instance is stepped as if it were first order. :func:`build_optimizer` does that wiring for the
+names it knows and says how it will step the result (:class:`Built`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from noisygrad import SGD, Adam, Optimizer, TorchOptimizer
+from noisygrad._validation import check_positive, check_positive_int
+
+FIRST_ORDER_NAMES = ("adam", "adamw", "sgd")
+LBFGS_NAMES = ("lbfgs", "L-BFGS", "L-BFGS-B")
+DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2}
+DETERMINISTIC_SAMPLERS = ("Hammersley", "Halton", "Sobol", "uniform")
+LINE_SEARCH_EVALS = 25  # function evaluations a one-iteration strong-Wolfe step may spend
+
+
+class PinnWarning(UserWarning):
+    """A DeepXDE setting that silently trains less (or differently) than the user likely expects."""
+
+
+@dataclass(frozen=True)
+class Built:
+    """A torch optimizer ready for a DeepXDE model, and how to step it.
+
+    Attributes:
+        optimizer: the ``torch.optim.Optimizer``.
+        second_order: True for closure-driven quasi-Newton optimizers (L-BFGS), whose one ``step`` runs up
+            to ``max_iter`` iterations with several loss evaluations.
+        name: a short description for results and messages.
+    """
+
+    optimizer: torch.optim.Optimizer
+    second_order: bool
+    name: str
+
+
+def trainable(model: Any) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The network's parameters and the model's external trainable variables (unknowns of the PDE)."""
+    return list(model.net.parameters()), list(model.external_trainable_variables or [])
+
+
+def _l2_factor(model: Any) -> float:
+    reg = getattr(model.net, "regularizer", None)
+    if reg is None:
+        return 0.0
+    if reg[0] != "l2":
+        raise NotImplementedError(f"noisygrad.pinn supports net.regularizer=('l2', c) only, got {reg!r}")
+    return float(reg[1])
+
+
+def is_lbfgs(optimizer: torch.optim.Optimizer) -> bool:
+    """True for ``torch.optim.LBFGS`` (and subclasses): a closure-driven method with inner iterations."""
+    return isinstance(optimizer, torch.optim.LBFGS)
+
+
+def lbfgs(
+    params: Sequence[torch.Tensor],
+    *,
+    max_iter: int,
+    lr: float = 1.0,
+    history_size: int = 100,
+    tolerance_grad: float = 1e-8,
+    tolerance_change: float = 0.0,
+) -> torch.optim.LBFGS:
+    """``torch.optim.LBFGS`` with a strong-Wolfe line search and DeepXDE's tolerances.
+
+    ``max_eval`` is ``max(5 max_iter / 4, 25)``: torch's own default (``5 max_iter / 4``) leaves a
+    one-iteration step a single evaluation, so the line search returns a zero step whenever the unit step
+    does not decrease the loss.
+    """
+    return torch.optim.LBFGS(
+        params,
+        lr=lr,
+        max_iter=max_iter,
+        max_eval=max(max_iter * 5 // 4, LINE_SEARCH_EVALS),
+        tolerance_grad=tolerance_grad,
+        tolerance_change=tolerance_change,
+        history_size=history_size,
+        line_search_fn="strong_wolfe",
+    )
+
+
+def build_optimizer(model: Any, optimizer: object, *, lr: float | None = None, lbfgs_max_iter: int = 1000) -> Built:
+    """A torch optimizer over ``model``'s trainable tensors, from a name, a noisygrad rule or a torch optimizer.
+
+    Args:
+        model: a ``dde.Model`` (compiled or not).
+        optimizer: ``"adam"``, ``"adamw"``, ``"sgd"``, ``"lbfgs"`` (``"L-BFGS"`` and ``"L-BFGS-B"`` are accepted
+            with a warning for the latter), a noisygrad :class:`~noisygrad.Optimizer` (wrapped in
+            :class:`~noisygrad.TorchOptimizer`), or a ``torch.optim.Optimizer`` over the model's tensors.
+        lr: learning rate for a named optimizer (Adam 1e-3, SGD 1e-2 by default; L-BFGS's step scale, 1 by
+            default). An optimizer instance carries its own rate, so ``lr`` must then be None.
+        lbfgs_max_iter: L-BFGS iterations per ``step`` call.
+
+    ``net.regularizer=("l2", c)`` becomes ``weight_decay=c`` for named first-order optimizers; an instance
+    is used as given (a warning says so when a regularizer is set).
+    """
+    net_params, external = trainable(model)
+    l2 = _l2_factor(model)
+    if lr is not None:
+        lr = check_positive("lr", lr)
+    if isinstance(optimizer, str):
+        return _from_name(model, optimizer, lr, l2, net_params, external, lbfgs_max_iter)
+    if lr is not None:
+        raise ValueError("lr must be None when optimizer is an instance: the instance carries its own learning rate")
+    if l2 > 0:
+        warnings.warn(
+            f"net.regularizer=('l2', {l2}) is not applied to an optimizer instance; give the optimizer "
+            f"weight_decay={l2} yourself (as DeepXDE's compile does for named optimizers)",
+            PinnWarning,
+            stacklevel=3,
+        )
+    if isinstance(optimizer, torch.optim.Optimizer):
+        _check_covers(optimizer, net_params + external)
+        if is_lbfgs(optimizer):
+            check_lbfgs_options(optimizer, stacklevel=4)
+            return Built(optimizer, True, type(optimizer).__name__)
+        return Built(optimizer, False, type(optimizer).__name__)
+    if isinstance(optimizer, Optimizer):
+        groups: list[dict[str, Any]] = [{"params": net_params}]
+        if external:
+            groups.append({"params": external})
+        return Built(TorchOptimizer(groups, optimizer), False, type(optimizer).__name__)
+    raise TypeError(
+        f"optimizer must be one of {(*FIRST_ORDER_NAMES, 'lbfgs')}, a noisygrad optimizer (noisygrad.Adam(...), ...) "
+        f"or a torch.optim.Optimizer instance, got {type(optimizer).__name__}"
+    )
+
+
+def _from_name(
+    model: Any,
+    name: str,
+    lr: float | None,
+    l2: float,
+    net_params: list[torch.Tensor],
+    external: list[torch.Tensor],
+    lbfgs_max_iter: int,
+) -> Built:
+    if name in LBFGS_NAMES:
+        if name == "L-BFGS-B":
+            warnings.warn(
+                "DeepXDE's pytorch backend trains 0 steps, silently, with compile('L-BFGS-B'); noisygrad.pinn runs "
+                "torch L-BFGS instead (bounds are not supported); pass optimizer='lbfgs' to silence this warning",
+                PinnWarning,
+                stacklevel=4,
+            )
+        if l2 > 0:
+            raise ValueError(
+                f"L-BFGS does not take weight decay, but net.regularizer=('l2', {l2}); remove the regularizer "
+                "or train with a first-order optimizer"
+            )
+        check_positive_int("lbfgs_max_iter", lbfgs_max_iter)
+        built = lbfgs(net_params + external, max_iter=lbfgs_max_iter, lr=1.0 if lr is None else lr)
+        return Built(built, True, "lbfgs")
+    if name not in FIRST_ORDER_NAMES:
+        raise ValueError(
+            f"optimizer must be one of {', '.join(repr(n) for n in (*FIRST_ORDER_NAMES, 'lbfgs'))}, a noisygrad "
+            f"optimizer or a torch.optim.Optimizer instance, got {name!r}"
+        )
+    rate = DEFAULT_LR[name] if lr is None else lr
+    if name == "sgd":
+        rule: Optimizer = SGD(rate, weight_decay=l2)
+    elif name == "adamw":
+        rule = Adam(rate, weight_decay=l2 if l2 > 0 else 1e-2, decoupled_weight_decay=True)
+    else:
+        rule = Adam(rate, weight_decay=l2)
+    if external and l2 > 0:
+        warnings.warn(
+            f"net.regularizer=('l2', {l2}) also decays external_trainable_variables here (DeepXDE exempts them); "
+            "remove the regularizer if the unknowns must not be shrunk",
+            PinnWarning,
+            stacklevel=4,
+        )
+    params = [{"params": net_params}] + ([{"params": external}] if external else [])
+    return Built(TorchOptimizer(params, rule), False, name)
+
+
+def _check_covers(optimizer: torch.optim.Optimizer, tensors: list[torch.Tensor]) -> None:
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    missing = [t for t in tensors if id(t) not in held]
+    if missing:
+        raise ValueError(
+            f"the optimizer does not hold {len(missing)} of the model's {len(tensors)} trainable tensors; build it "
+            "over model.net.parameters() (plus any external_trainable_variables)"
+        )
+
+
+def check_lbfgs_options(optimizer: torch.optim.Optimizer, *, stacklevel: int = 2) -> None:
+    """Warn about torch L-BFGS settings that quietly cripple it."""
+    group = optimizer.param_groups[0]
+    if group["max_eval"] <= 1 and group["line_search_fn"] == "strong_wolfe":
+        warnings.warn(
+            f"torch.optim.LBFGS with max_iter={group['max_iter']} and max_eval={group['max_eval']} gives the "
+            "strong-Wolfe line search one trial point, so it returns a zero step whenever the unit step fails; "
+            f"set max_eval={LINE_SEARCH_EVALS} (or use noisygrad.pinn.lbfgs(...))",
+            PinnWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def check_precision(model: Any, *, stacklevel: int = 2) -> None:
+    """Warn when L-BFGS is about to run in float32 (it stops after a few hundred iterations there)."""
+    dtypes = {p.dtype for p in model.net.parameters()}
+    if torch.float32 in dtypes or torch.float16 in dtypes:
+        warnings.warn(
+            "L-BFGS in float32 stops early (its line search cannot resolve the loss changes); call "
+            'dde.config.set_default_float("float64") before building the network and data',
+            PinnWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def check_sampling(model: Any, callbacks: Sequence[object] | None, *, stacklevel: int = 2) -> None:
+    """Warn when a PDEPointResampler would redraw the very same (quasi-random or grid) points."""
+    dde_callbacks = [cb for cb in callbacks or [] if type(cb).__name__ == "PDEPointResampler"]
+    sampler = getattr(model.data, "train_distribution", None)
+    if dde_callbacks and sampler in DETERMINISTIC_SAMPLERS:
+        warnings.warn(
+            f"PDEPointResampler redraws the same points with train_distribution={sampler!r}, so it adds no "
+            "fresh points; build the data with train_distribution='pseudo' (or 'LHS'), or use "
+            "noisygrad.pinn.train(..., batch_size=b) for random collocation mini-batches",
+            PinnWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def check_model(model: Any, callbacks: Sequence[object] | None = None) -> None:
+    """All of DeepXDE's silent traps this plugin knows, for a model compiled by DeepXDE itself.
+
+    Warns (:class:`PinnWarning`) about ``compile("L-BFGS-B")`` on pytorch (0 steps), L-BFGS in float32,
+    an ``LBFGS`` instance with ``max_eval`` at 1, and a resampler over a deterministic sampler.
+    """
+    if model.opt_name == "L-BFGS-B":
+        warnings.warn(
+            "DeepXDE's pytorch backend trains 0 steps, silently, with compile('L-BFGS-B'); compile('L-BFGS') or "
+            "noisygrad.pinn.train(model, optimizer='lbfgs') instead",
+            PinnWarning,
+            stacklevel=2,
+        )
+    opt = model.opt
+    if model.opt_name in ("L-BFGS", "L-BFGS-B") or (opt is not None and is_lbfgs(opt)):
+        check_precision(model, stacklevel=3)
+    if opt is not None and is_lbfgs(opt):
+        check_lbfgs_options(opt, stacklevel=3)
+    check_sampling(model, callbacks, stacklevel=3)
+
+
+def finite_or_raise(name: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise FloatingPointError(f"{name} became {value}; lower the learning rate or train in float64")
+    return value

@@ -1,0 +1,400 @@
+"""``train``: one phase of PINN training with any optimizer, optionally on collocation mini-batches;
+``adam_then_lbfgs``: the usual two-phase recipe as one call, with a configurable switch.
+
+Training runs inside DeepXDE's own loop (``model.train``), so its callbacks, display, ``losshistory`` and
+``train_state`` work as usual. The plugin puts its optimizer in ``model.opt`` and its step function in
+``model.train_step`` (a public attribute ``Model.train`` calls once per iteration) and puts DeepXDE's
+step function back afterwards. The step evaluates the loss exactly as DeepXDE's does, so Adam through
+noisygrad on the full set is bit-identical to ``compile("adam")``.
+
+A closure-driven quasi-Newton optimizer (``torch.optim.LBFGS``) runs up to ``max_iter`` iterations per
+``step`` call; DeepXDE would count each call as one iteration. Here ``iterations`` counts L-BFGS
+iterations: the plugin adds the inner iterations to ``model.train_state`` and stops when the budget is
+spent or when a call made at most one iteration (DeepXDE's own convergence rule).
+
+Randomness: batches and noise estimates come from ``torch.Generator`` objects seeded from ``seed``; no
+global random state is touched (the network's initial weights are the caller's business).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from noisygrad._validation import check_positive_int
+
+from ._deepxde import deepxde, quiet
+from .batches import CollocationBatches
+from .noise import CollocationNoise, collocation_noise
+from .optimizers import Built, build_optimizer, check_precision, check_sampling
+
+StopRule = Callable[[Sequence[float]], bool]
+_COMPILE_ARGS = ("loss", "loss_weights", "metrics", "external_trainable_variables")
+DEFAULT_LBFGS_ITERATIONS = 15000  # DeepXDE's default L-BFGS budget (set_LBFGS_options(maxiter=15000))
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """Stop a phase when the loss stops falling.
+
+    Every ``window`` steps, the geometric mean of the loss over the last ``window`` steps is compared with
+    that of the window before; the phase ends when it fell by less than the fraction ``rel_tol``.
+    Window means keep the rule usable on noisy mini-batch losses.
+    """
+
+    window: int = 500
+    rel_tol: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_positive_int("window", self.window)
+        if not (0.0 < self.rel_tol < 1.0):
+            raise ValueError(f"rel_tol must lie in (0, 1), got {self.rel_tol!r}")
+
+    def __call__(self, losses: Sequence[float]) -> bool:
+        n, w = len(losses), self.window
+        if n < 2 * w or n % w:
+            return False
+        logs = np.log(np.maximum(np.asarray(losses[-2 * w :], dtype=np.float64), np.finfo(np.float64).tiny))
+        return bool(math.exp(logs[w:].mean() - logs[:w].mean()) > 1.0 - self.rel_tol)
+
+
+@dataclass
+class TrainResult:
+    """What one call of :func:`train` did.
+
+    Attributes:
+        optimizer: short name of the optimizer.
+        iterations: optimizer iterations (L-BFGS: inner iterations).
+        evaluations: loss-and-gradient evaluations (L-BFGS line searches included).
+        losses: the training loss (sum of the weighted terms) at each DeepXDE step, on that step's batch,
+            before the update (L-BFGS: at the start of each ``step`` call).
+        final_loss: the training loss on the full training set after the phase.
+        seconds: wall-clock time of the phase.
+        stopped: ``"iterations"``, ``"converged"`` (L-BFGS) or ``"plateau"`` (the ``stop`` rule).
+        batch_size: PDE points per batch (None: the full set every step).
+        batch_draws: how many batches were drawn.
+        noise: ``(step, CollocationNoise)`` pairs measured every ``noise_every`` steps.
+        skipped_pairs: curvature pairs an L-BFGS step rejected (``s.y <= 1e-10`` in torch, which drops them
+            silently); None where it cannot be seen (several iterations per ``step`` call).
+        pairs_tried: curvature pairs an L-BFGS step formed (the denominator of ``skipped_pairs``).
+    """
+
+    optimizer: str
+    iterations: int = 0
+    evaluations: int = 0
+    losses: np.ndarray = field(default_factory=lambda: np.empty(0))
+    final_loss: float = math.nan
+    seconds: float = 0.0
+    stopped: str = "iterations"
+    batch_size: int | None = None
+    batch_draws: int = 0
+    noise: list[tuple[int, CollocationNoise]] = field(default_factory=list)
+    skipped_pairs: int | None = None
+    pairs_tried: int | None = None
+
+
+@dataclass
+class ScheduleResult:
+    """The phases of :func:`adam_then_lbfgs` and where the switch happened."""
+
+    phases: list[TrainResult]
+    switched_at: int
+    switch_reason: str
+
+    @property
+    def final_loss(self) -> float:
+        return self.phases[-1].final_loss
+
+    @property
+    def seconds(self) -> float:
+        return sum(p.seconds for p in self.phases)
+
+
+def _generators(seed: int | torch.Generator) -> tuple[torch.Generator, torch.Generator]:
+    if isinstance(seed, torch.Generator):
+        child = int(torch.randint(2**62, (1,), generator=seed))
+        return seed, torch.Generator().manual_seed(child)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
+    a, b = np.random.SeedSequence(int(seed)).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(a) >> 1), torch.Generator().manual_seed(int(b) >> 1)
+
+
+def _full_rows(model: Any) -> tuple[Any, Any, Any]:
+    return model.data.train_next_batch(model.batch_size)
+
+
+def training_loss(model: Any) -> float:
+    """The compiled model's training loss (sum of weighted terms) on its full training set."""
+    losses = model.outputs_losses_train(*_full_rows(model))[1]
+    return float(torch.sum(losses).detach())
+
+
+def _compile(model: Any, built: Built, compile_args: dict[str, Any]) -> None:
+    """Compile with the instance (DeepXDE builds the loss closures) or swap it into a compiled model."""
+    if model.outputs_losses_train is None or compile_args:
+        args = {"loss": "MSE", **compile_args}
+        with quiet():
+            model.compile(built.optimizer, verbose=0, **args)
+    else:
+        model.opt, model.opt_name, model.lr_scheduler = built.optimizer, built.optimizer, None
+
+
+class _Stepper:
+    """The function put in ``model.train_step``: one optimizer step, on a batch if batching."""
+
+    def __init__(
+        self,
+        model: Any,
+        built: Built,
+        result: TrainResult,
+        batches: CollocationBatches | None,
+        iterations: int,
+        stop: StopRule | None,
+        noise_every: int | None,
+        noise_args: dict[str, Any],
+    ) -> None:
+        self.model, self.opt, self.result = model, built.optimizer, result
+        self.second_order = built.second_order
+        self.batches, self.iterations, self.stop = batches, iterations, stop
+        self.noise_every, self.noise_args = noise_every, noise_args
+        self.losses: list[float] = []
+        self.steps = 0
+        self.owns_max_iter = built.name == "lbfgs"
+        self.chunk = built.optimizer.param_groups[0].get("max_iter", 1)
+
+    def closure_for(self, rows: tuple[Any, Any, Any]) -> Callable[[], torch.Tensor]:
+        model, opt = self.model, self.opt
+
+        def closure() -> torch.Tensor:  # DeepXDE's own closure, line for line
+            losses = model.outputs_losses_train(*rows)[1]
+            total_loss = torch.sum(losses)
+            opt.zero_grad()
+            total_loss.backward()
+            return total_loss
+
+        return closure
+
+    def __call__(self, inputs: Any, targets: Any, auxiliary_vars: Any) -> None:
+        if self.batches is None:
+            loss = self._step((inputs, targets, auxiliary_vars))
+        else:
+            rows = self.batches.next()
+            with self.batches.installed(rows):
+                loss = self._step(rows)
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"the training loss became {value} at step {self.steps}; lower the learning rate or train in float64"
+            )
+        self.losses.append(value)
+        self.steps += 1
+        if self.noise_every and self.steps % self.noise_every == 0:
+            self.result.noise.append((self.result.iterations, collocation_noise(self.model, **self.noise_args)))
+        if self.result.iterations >= self.iterations:
+            self.model.stop_training = True
+        elif self.stop is not None and self.stop(self.losses):
+            self.result.stopped = "plateau"
+            self.model.stop_training = True
+
+    def _step(self, rows: tuple[Any, Any, Any]) -> torch.Tensor:
+        if not self.second_order:
+            self.result.iterations += 1
+            self.result.evaluations += 1
+            return self.opt.step(self.closure_for(rows))
+        return self._lbfgs_step(rows)
+
+    def _lbfgs_step(self, rows: tuple[Any, Any, Any]) -> torch.Tensor:
+        opt = self.opt
+        group = opt.param_groups[0]
+        if self.owns_max_iter:  # our own L-BFGS: never run past the budget
+            group["max_iter"] = min(self.chunk, self.iterations - self.result.iterations)
+            group["max_eval"] = max(group["max_iter"] * 5 // 4, 25)
+        state = opt.state[group["params"][0]]
+        n_iter, n_eval = state.get("n_iter", 0), state.get("func_evals", 0)
+        pairs_before = _pair_marker(state)
+        loss = opt.step(self.closure_for(rows))
+        done = state["n_iter"] - n_iter
+        self.result.iterations += done
+        self.result.evaluations += state["func_evals"] - n_eval
+        if group["max_iter"] == 1 and n_iter > 0 and done == 1:
+            self.result.pairs_tried = (self.result.pairs_tried or 0) + 1
+            skipped = int(_pair_marker(state) == pairs_before)
+            self.result.skipped_pairs = (self.result.skipped_pairs or 0) + skipped
+        train_state = self.model.train_state  # DeepXDE adds 1 per call; count the inner iterations
+        train_state.step += done - 1
+        train_state.iteration += done - 1
+        if self.batches is None and done <= 1 and group["max_iter"] > 1:
+            self.result.stopped = "converged"
+            self.model.stop_training = True
+        return loss
+
+
+def _pair_marker(state: dict[str, Any]) -> tuple[int, int]:
+    dirs = state.get("old_dirs") or []
+    return len(dirs), id(dirs[-1]) if dirs else 0
+
+
+def train(
+    model: Any,
+    optimizer: object = "adam",
+    *,
+    lr: float | None = None,
+    iterations: int | None = None,
+    batch_size: int | None = None,
+    batch_every: int = 1,
+    seed: int | torch.Generator = 0,
+    stop: StopRule | None = None,
+    noise_every: int | None = None,
+    noise_groups: int = 8,
+    lbfgs_chunk: int | None = None,
+    callbacks: Sequence[object] | None = None,
+    display_every: int = 1000,
+    verbose: int = 0,
+    **compile_args: Any,
+) -> TrainResult:
+    """Train a DeepXDE model with any optimizer, on the full collocation set or on random mini-batches.
+
+    Call it again with another optimizer to swap optimizers mid-training: the model keeps its weights,
+    loss and ``losshistory``; only the optimizer (and its state) is new.
+
+    Args:
+        model: a ``dde.Model`` (pytorch backend), compiled or not.
+        optimizer: ``"adam"``, ``"adamw"``, ``"sgd"``, ``"lbfgs"``, a noisygrad optimizer
+            (``noisygrad.Adam(1e-3)``, ``noisygrad.SGD(...)``, ...) or a ``torch.optim.Optimizer`` over the
+            model's tensors (a ``torch.optim.LBFGS`` is stepped as the quasi-Newton method it is).
+        lr: learning rate of a named optimizer (Adam 1e-3, SGD 1e-2; L-BFGS 1 by default).
+        iterations: optimizer iterations (L-BFGS: its inner iterations); required for first-order
+            optimizers, default 15000 for L-BFGS (DeepXDE's default).
+        batch_size: PDE collocation points per step, drawn uniformly without replacement from the training
+            set (boundary points are always all used); None trains on the full set every step. With
+            ``"lbfgs"``, each step is one L-BFGS iteration (strong-Wolfe line search, ``max_eval=25``) on its
+            own batch.
+        batch_every: draw a fresh batch every this many steps.
+        seed: seeds the batch and noise-estimate generators (an int or a ``torch.Generator``).
+        stop: optional rule ``stop(losses) -> bool`` ending the phase early, e.g. :class:`Plateau`.
+        noise_every: measure :func:`~noisygrad.pinn.collocation_noise` every this many steps (stored in
+            ``TrainResult.noise``); None measures nothing.
+        noise_groups: groups used by the noise estimate.
+        lbfgs_chunk: L-BFGS iterations per DeepXDE step for full-set L-BFGS (default ``display_every``);
+            DeepXDE's test metrics and callbacks run between chunks.
+        callbacks, display_every, verbose: passed to ``model.train``.
+        **compile_args: ``loss``, ``loss_weights``, ``metrics``, ``external_trainable_variables`` for
+            ``model.compile``; given (or for an uncompiled model) the model is (re)compiled with them.
+
+    Returns:
+        a :class:`TrainResult`.
+    """
+    dde = deepxde()
+    if not isinstance(model, dde.Model):
+        raise TypeError(f"model must be a dde.Model, got {type(model).__name__}")
+    unknown = set(compile_args) - set(_COMPILE_ARGS)
+    if unknown:
+        raise TypeError(f"train() got unexpected keyword arguments {sorted(unknown)}")
+    display_every = check_positive_int("display_every", display_every)
+    batch_every = check_positive_int("batch_every", batch_every)
+    if noise_every is not None:
+        noise_every = check_positive_int("noise_every", noise_every)
+    if batch_size is not None:
+        batch_size = check_positive_int("batch_size", batch_size)
+    chunk = display_every if lbfgs_chunk is None else check_positive_int("lbfgs_chunk", lbfgs_chunk)
+    batch_gen, noise_gen = _generators(seed)
+
+    external = compile_args.get("external_trainable_variables")
+    if external is not None:  # the optimizer must hold them before compile sees them
+        model.external_trainable_variables = list(external) if isinstance(external, list | tuple) else [external]
+    per_step = 1 if batch_size is not None else chunk
+    built = build_optimizer(model, optimizer, lr=lr, lbfgs_max_iter=per_step)
+    if iterations is None:
+        if not built.second_order:
+            raise ValueError(f"iterations must be given for {built.name} (an integer > 0)")
+        iterations = DEFAULT_LBFGS_ITERATIONS
+    iterations = check_positive_int("iterations", iterations)
+    check_sampling(model, callbacks, stacklevel=3)
+    if built.second_order:
+        check_precision(model, stacklevel=3)
+
+    batches = None
+    if batch_size is not None:
+        batches = CollocationBatches(model.data, batch_size, every=batch_every, generator=batch_gen)
+    _compile(model, built, compile_args)
+
+    result = TrainResult(built.name, batch_size=batch_size)
+    noise_args = {"batch_size": batch_size or _pool(model), "generator": noise_gen, "groups": noise_groups}
+    if not built.second_order and lr is not None:
+        noise_args["lr"] = lr
+    elif not built.second_order:
+        noise_args["lr"] = built.optimizer.param_groups[0]["lr"]
+    stepper = _Stepper(model, built, result, batches, iterations, stop, noise_every, noise_args)
+    deepxde_step = model.train_step
+    model.train_step = stepper
+    start = time.perf_counter()
+    try:
+        # one DeepXDE step of full-set L-BFGS is a chunk of iterations: test after each, as DeepXDE does
+        display = 1 if built.second_order and batches is None else display_every
+        with _maybe_quiet(verbose):
+            model.train(iterations=iterations, display_every=display, callbacks=callbacks, verbose=verbose)
+    finally:
+        model.train_step = deepxde_step
+        result.seconds = time.perf_counter() - start
+    if result.stopped == "iterations" and result.iterations < iterations and not built.second_order:
+        result.stopped = "callback"
+    result.losses = np.asarray(stepper.losses)
+    result.batch_draws = batches.draws if batches is not None else 0
+    result.final_loss = training_loss(model)
+    return result
+
+
+def _pool(model: Any) -> int:
+    from .batches import pool_size
+
+    return pool_size(model.data)
+
+
+def _maybe_quiet(verbose: int) -> Any:
+    import contextlib
+
+    return quiet() if verbose <= 0 else contextlib.nullcontext()
+
+
+def adam_then_lbfgs(
+    model: Any,
+    *,
+    lr: float = 1e-3,
+    iterations: int = 2000,
+    switch: StopRule | None = None,
+    lbfgs_iterations: int = DEFAULT_LBFGS_ITERATIONS,
+    first: object = "adam",
+    then: object = "lbfgs",
+    batch_size: int | None = None,
+    lbfgs_batch_size: int | None = None,
+    seed: int = 0,
+    **kwargs: Any,
+) -> ScheduleResult:
+    """Adam (or ``first``), then L-BFGS (or ``then``), as one call.
+
+    Args:
+        lr: learning rate of the first phase (when ``first`` is a name).
+        iterations: the first phase's budget; with ``switch`` it is the most it may run.
+        switch: the rule that ends the first phase early (:class:`Plateau`); None switches after
+            ``iterations``.
+        lbfgs_iterations: the second phase's budget.
+        batch_size, lbfgs_batch_size: collocation mini-batches of each phase (None: full set).
+        seed: seeds both phases' generators (the second phase uses ``seed + 1``).
+        **kwargs: passed to both :func:`train` calls (``callbacks``, ``display_every``, compile arguments
+            for the first phase, ...).
+    """
+    compile_args = {k: kwargs.pop(k) for k in _COMPILE_ARGS if k in kwargs}
+    first_lr = lr if isinstance(first, str) else None
+    one = train(
+        model, first, lr=first_lr, iterations=iterations, batch_size=batch_size, seed=seed, stop=switch,
+        **kwargs, **compile_args,
+    )  # fmt: skip
+    two = train(model, then, iterations=lbfgs_iterations, batch_size=lbfgs_batch_size, seed=seed + 1, **kwargs)
+    return ScheduleResult([one, two], one.iterations, one.stopped)
