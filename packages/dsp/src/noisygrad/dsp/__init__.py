@@ -1,4 +1,16 @@
-"""noisygrad.dsp: LMS, NLMS, RLS and Kalman filters tied to the noisy-gradient theory."""
+"""noisygrad.dsp: LMS, NLMS, RLS and Kalman filters tied to the noisy-gradient theory.
+
+* :class:`LMS`, :class:`NLMS`, :class:`RLS`: adaptive FIR filters with compiled (numba) inner loops; each
+  keeps its own tapped delay line (zero initial state, continued across :meth:`~LMS.run` calls), runs a
+  leading batch axis of independent channels, in float64 or float32.
+* :class:`Kalman`: a linear-Gaussian Kalman filter with log-likelihood; :func:`rls_to_kalman` and
+  :func:`kalman_to_rls` map RLS to the Kalman filter it is (no process noise, covariance inflated by 1/lam).
+* :mod:`noisygrad.dsp.theory`: misadjustment, stability bounds, time constants, RLS tracking and the
+  optimal forgetting factor, the SGD noise ball.
+* :class:`StreamingLeastSquares` and :func:`sgd_lms`: LMS as the core's SGD (imported on first use: torch).
+"""
+
+from typing import Any
 
 from noisygrad.plugins import require as _require
 
@@ -6,4 +18,32 @@ from ._plugin import PLUGIN as _PLUGIN
 
 _require(_PLUGIN)  # a missing field package names the extra to install
 
-__all__: list[str] = []
+from . import theory  # noqa: E402
+from .filters import LMS, NLMS, RLS, StabilityWarning, tapped_delay_line  # noqa: E402
+from .kalman import Kalman, KalmanResult, kalman_to_rls, rls_to_kalman  # noqa: E402
+
+_LAZY = {"StreamingLeastSquares", "sgd_lms", "gradient_noise_covariance"}
+
+__all__ = [
+    "LMS",
+    "NLMS",
+    "RLS",
+    "Kalman",
+    "KalmanResult",
+    "StabilityWarning",
+    "StreamingLeastSquares",
+    "gradient_noise_covariance",
+    "kalman_to_rls",
+    "rls_to_kalman",
+    "sgd_lms",
+    "tapped_delay_line",
+    "theory",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import sgd
+
+        return getattr(sgd, name)
+    raise AttributeError(f"module 'noisygrad.dsp' has no attribute {name!r}")

@@ -6,5 +6,9 @@ PLUGIN = Plugin(
     name="dsp",
     summary="LMS, NLMS, RLS and Kalman filters tied to the noisy-gradient theory",
     requires=("numba",),
-    experiments={},
+    experiments={
+        "lms-misadjustment": "noisygrad.dsp.experiments:lms_misadjustment",
+        "rls-kalman": "noisygrad.dsp.experiments:rls_kalman",
+        "lms-noise-ball": "noisygrad.dsp.experiments:lms_noise_ball",
+    },
 )

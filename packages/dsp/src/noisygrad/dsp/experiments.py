@@ -1,0 +1,202 @@
+"""Headline experiments of the dsp plugin: each measures a claim beside its closed form.
+
+``noisygrad run dsp.<name>`` and ``noisygrad tour`` run them; each function takes ``seed`` and ``quick``
+and returns a list of :class:`noisygrad.Finding`. Tolerances are stated against the Monte-Carlo standard
+error in each finding's ``details``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import lfilter
+
+from noisygrad.findings import Finding
+
+from . import theory
+from .filters import LMS, RLS, tapped_delay_line
+from .kalman import rls_to_kalman
+
+
+@dataclass(frozen=True)
+class Misadjustment:
+    """A measured LMS misadjustment: the mean over channels and its standard error."""
+
+    mean: float
+    stderr: float
+    channels: int
+    samples: int
+
+
+def simulate_lms_misadjustment(
+    mu: float,
+    *,
+    taps: int = 16,
+    noise_var: float = 0.01,
+    channels: int = 32,
+    burn_in: float = 20.0,
+    average: float = 200.0,
+    seed: int = 0,
+    chunk: int = 16384,
+) -> Misadjustment:
+    """System identification with white unit-power Gaussian input through the filter's own delay line.
+
+    ``channels`` independent unknown systems ``w_o ~ N(0, I / taps)`` run as one batched :class:`LMS`, streamed
+    in chunks. After ``burn_in`` MSE time constants ``1 / (2 mu)``, the excess MSE ``tr(R K) = E|w_k - w_o|^2``
+    (``R = I``) is averaged over the weights of ``average`` time constants; ``M`` is it over ``noise_var``.
+    Channels are independent, so the standard error is the spread of the channel means over ``sqrt(channels)``.
+    """
+    rng = np.random.default_rng(seed)
+    tau = 1.0 / (2.0 * mu)
+    n_burn, n_avg = int(burn_in * tau), int(average * tau)
+    w_opt = rng.standard_normal((channels, taps)) / math.sqrt(taps)
+    lms = LMS(taps, mu, history=True)
+    zi = np.zeros((channels, taps - 1))
+    excess = np.zeros(channels)
+    done = 0
+    while done < n_burn + n_avg:
+        n = min(chunk, n_burn + n_avg - done)
+        x = rng.standard_normal((channels, n))
+        d = math.sqrt(noise_var) * rng.standard_normal((channels, n))
+        for c in range(channels):  # d = w_o * x + v, continuing each channel's system state across chunks
+            clean, zi[c] = lfilter(w_opt[c], 1.0, x[c], zi=zi[c])
+            d[c] += clean
+        lms.run(x, d)
+        assert lms.history is not None  # (channels, n, taps): the weights that produced each output
+        first = max(0, n_burn - done)
+        excess += np.sum((lms.history[:, first:] - w_opt[:, None, :]) ** 2, axis=(1, 2))
+        done += n
+    per_channel = excess / n_avg / noise_var
+    return Misadjustment(
+        float(per_channel.mean()), float(per_channel.std(ddof=1) / math.sqrt(channels)), channels, n_burn + n_avg
+    )
+
+
+def lms_misadjustment(seed: int = 0, quick: bool = True) -> list[Finding]:
+    """LMS misadjustment on white Gaussian input (16 taps) against the exact Gaussian-input formula."""
+    taps = 16
+    products = (0.05, 0.4, 0.8) if quick else (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
+    channels, average = (16, 100.0) if quick else (64, 400.0)
+    findings = []
+    for k, mu_tr in enumerate(products):
+        mu = mu_tr / taps
+        start = time.perf_counter()
+        m = simulate_lms_misadjustment(mu, taps=taps, channels=channels, average=average, seed=seed + k)
+        predicted = theory.lms_misadjustment(mu, np.ones(taps))
+        findings.append(
+            Finding(
+                experiment="dsp.lms-misadjustment",
+                claim=f"LMS misadjustment at mu tr(R) = {mu_tr:g} equals eta/(1 - eta), eta = sum mu l/(2(1 - mu l))",
+                predicted=predicted,
+                measured=m.mean,
+                uncertainty=m.stderr,
+                tolerance=0.05 * predicted,
+                details={
+                    "taps": taps,
+                    "channels": m.channels,
+                    "samples_per_channel": m.samples,
+                    "small_step_mu_trR_over_2": mu_tr / 2,
+                    "relative_stderr": m.stderr / m.mean,
+                    "tolerance": "5% of the prediction (the acceptance), at least 4 standard errors",
+                    "seconds": time.perf_counter() - start,
+                },
+            )
+        )
+    return findings
+
+
+def rls_kalman(seed: int = 0, quick: bool = True) -> list[Finding]:
+    """RLS equals its Kalman filter (F = I, Q = 0, covariance inflated by 1/lam) and weighted least squares."""
+    rng = np.random.default_rng(seed)
+    taps, lam, delta = 16, 0.99, 0.01
+    n = 3000 if quick else 30000
+    x = rng.standard_normal(n)
+    d = lfilter(rng.standard_normal(taps), 1.0, x) + 0.1 * rng.standard_normal(n)
+    rls = RLS(taps, lam, delta=delta, history=True)
+    kf = rls_to_kalman(rls)
+    rls.run(x, d)
+    u = tapped_delay_line(x, taps)
+    res = kf.run(d, H=u)
+    assert rls.history is not None
+    kf_gap = float(np.abs(res.means[:-1] - rls.history[1:]).max())
+    kf_gap = max(kf_gap, float(np.abs(res.means[-1] - rls.weights).max()))
+    ls_gap = max(
+        float(np.abs(theory.ewls_weights(u[:k], d[:k], lam, delta) - rls.history[k]).max())
+        for k in np.linspace(taps, n - 1, 8, dtype=int)
+    )
+    p = rls.P
+    common = {"taps": taps, "lam": lam, "delta": delta, "samples": n}
+    return [
+        Finding("dsp.rls-kalman", "RLS weights equal the means of its Kalman filter", 0.0, kf_gap, 0.0, 1e-10,
+                details={**common, "P_gap": float(np.abs(kf.P - p).max())}),
+        Finding("dsp.rls-kalman", "RLS weights equal exponentially weighted least squares", 0.0, ls_gap, 0.0, 1e-10,
+                details=common),
+        Finding("dsp.rls-kalman", "the RLS matrix P stays exactly symmetric", 0.0, float(np.abs(p - p.T).max()),
+                0.0, 0.0, details=common),
+    ]  # fmt: skip
+
+
+def lms_noise_ball(seed: int = 0, quick: bool = True) -> list[Finding]:
+    """LMS is SGD: the covariance of its gradient noise, through the SGD noise-ball equation, predicts M.
+
+    I.i.d. Gaussian regressors (so the gradient noise is uncorrelated with the weight error) and a large step,
+    ``mu tr(R) = 0.4``, where the multiplicative part of the noise matters: the noise at the optimum alone
+    (``J_min R``) would predict ``mu tr(R) / (2 - mu)``.
+    """
+    from .sgd import gradient_noise_covariance, sgd_lms
+
+    rng = np.random.default_rng(seed)
+    taps, noise_var, mu = 8, 0.01, 0.05
+    channels, n_burn = (8, 2000) if quick else (32, 2000)
+    n_avg = 40000 if quick else 200000
+    w_opt = rng.standard_normal(taps) / math.sqrt(taps)
+    eye = np.eye(taps)
+    measured, predicted = [], []
+    for _ in range(channels):
+        u = rng.standard_normal((n_burn + n_avg, taps))
+        v = math.sqrt(noise_var) * rng.standard_normal(n_burn + n_avg)
+        lms = LMS(taps, mu, history=True)
+        _, e = lms.run_regressors(u, u @ w_opt + v)
+        assert lms.history is not None
+        err = lms.history[n_burn:] - w_opt
+        measured.append(float(np.mean(np.sum(err**2, axis=1))) / noise_var)  # tr(R K) / J_min with R = I
+        sigma = gradient_noise_covariance(u[n_burn:], e[n_burn:], lms.history[n_burn:], w_opt, eye)
+        predicted.append(theory.noise_ball_misadjustment(mu, eye, sigma, noise_var))
+    gap = np.array(measured) - np.array(predicted)
+    se_gap = float(gap.std(ddof=1) / math.sqrt(channels))
+    u = rng.standard_normal((2000, taps))
+    d = u @ w_opt + math.sqrt(noise_var) * rng.standard_normal(2000)
+    lms = LMS(taps, mu)
+    lms.run_regressors(u, d)
+    sgd_gap = float(np.abs(sgd_lms(u, d, mu) - lms.weights).max())
+    details = {"taps": taps, "mu_trR": mu * taps, "channels": channels, "samples": n_avg}
+    return [
+        Finding(
+            "dsp.lms-noise-ball",
+            "noisygrad.SGD on the streaming least-squares objective gives the compiled LMS weights",
+            0.0,
+            sgd_gap,
+            0.0,
+            1e-12,
+            details={"taps": taps, "samples": 2000},
+        ),
+        Finding(
+            "dsp.lms-noise-ball",
+            "the SGD noise-ball equation with the measured gradient noise predicts the LMS misadjustment",
+            float(np.mean(predicted)),
+            float(np.mean(measured)),
+            se_gap,
+            4 * se_gap,
+            details={**details, "exact_formula": theory.lms_misadjustment(mu, np.ones(taps)), "tolerance": "4 SE"},
+        ),
+    ]
+
+
+DSP_EXPERIMENTS = {
+    "lms-misadjustment": lms_misadjustment,
+    "rls-kalman": rls_kalman,
+    "lms-noise-ball": lms_noise_ball,
+}
