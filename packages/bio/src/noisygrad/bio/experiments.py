@@ -1,0 +1,349 @@
+"""The bio plugin's headline experiments: each simulation held against its closed form.
+
+Every function takes ``seed`` and ``quick`` and returns a list of :class:`~noisygrad.Finding`. Unless a
+finding says otherwise its tolerance is 4 standard errors of the Monte-Carlo estimate (a correct model
+fails about one run in 15,000).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from scipy import stats
+
+from noisygrad.findings import Finding
+
+from .evolution import LinearLandscape, RuggedLandscape, WrightFisher, compare_searches
+from .morphogen import (
+    GREGOR_2007,
+    ExponentialGradient,
+    constraint_beta,
+    optimal_decay_length,
+    simulate_boundary,
+    simulate_error_curve,
+)
+from .pruning import PruningModel, input_covariance, oja_drift, simulate_competition
+
+_Z = 4.0
+
+
+def pruning_passage(seed: int = 0, quick: bool = True) -> list[Finding]:
+    """First passage of a pruned synapse: inverse Gaussian for the diffusion, Wald-corrected for the walk.
+
+    Parameters as in the research note: ``w0 = 1``, ``theta = 0.2``, ``eta = 0.01``, ``kappa = 1``, so the
+    diffusion's mean passage time is 80 steps for every ``sigma``. The diffusion is simulated on a grid of
+    one step with the exact Brownian-bridge crossing law (see :meth:`PruningModel.simulate_sde`).
+    """
+    rng = np.random.default_rng(seed)
+    name = "bio.pruning-passage"
+    n = 40_000
+    sigmas = (0.5, 4.0) if quick else (0.5, 1.0, 2.0, 4.0)
+    findings = []
+    for sigma in sigmas:
+        model = PruningModel(w0=1.0, theta=0.2, eta=0.01, kappa=1.0, sigma=sigma)
+        start = time.perf_counter()
+        t = model.simulate_sde(n, rng, method="bridge", dt=1.0)
+        seconds = time.perf_counter() - start
+        dev = t - t.mean()
+        var, var_se = (
+            float(t.var(ddof=1)),
+            math.sqrt(float(np.mean(dev**4)) - float(np.mean(dev**2)) ** 2) / math.sqrt(n),
+        )
+        mean_se = math.sqrt(var / n)
+        ks = stats.kstest(t, model.passage_time_distribution().cdf)
+        common = {"sigma": sigma, "trials": n, "method": "bridge, dt = 1 step", "seconds": round(seconds, 3)}
+        findings += [
+            Finding(
+                name,
+                f"diffusion passage-time mean is (w0-theta)/(eta kappa), sigma={sigma}",
+                model.mean_passage_time(),
+                float(t.mean()),
+                mean_se,
+                _Z * mean_se,
+                "steps",
+                common,
+            ),
+            Finding(
+                name,
+                f"diffusion passage-time variance is (w0-theta) sigma^2/(eta kappa^3), sigma={sigma}",
+                model.variance_passage_time(),
+                var,
+                var_se,
+                _Z * var_se,
+                "steps^2",
+                common,
+            ),
+            # The Kolmogorov-Smirnov distance passes when below its 1% critical value (p > 0.01).
+            Finding(
+                name,
+                f"passage times follow scipy.stats.invgauss (KS distance), sigma={sigma}",
+                0.0,
+                float(ks.statistic),
+                0.0,
+                float(stats.kstwo.isf(0.01, n)),
+                "",
+                {**common, "ks_pvalue": float(ks.pvalue), "tolerance": "KS critical value at p = 0.01"},
+            ),
+        ]
+        walk = model.simulate_walk(n, rng)
+        walk_se = float(walk.std(ddof=1)) / math.sqrt(n)
+        findings.append(
+            Finding(
+                name,
+                f"discrete-walk mean is (w0-theta+E[overshoot])/(eta kappa) (Wald), sigma={sigma}",
+                model.discrete_mean_passage_time(),
+                float(walk.mean()),
+                walk_se,
+                _Z * walk_se,
+                "steps",
+                {
+                    "sigma": sigma,
+                    "trials": n,
+                    "diffusion_mean": model.mean_passage_time(),
+                    "siegmund_approximation": model.mean_passage_time() + 0.5826 * sigma + 0.25,
+                },
+            )
+        )
+    findings += _competition(rng, quick)
+    return findings
+
+
+def _competition(rng: np.random.Generator, quick: bool) -> list[Finding]:
+    name = "bio.pruning-passage"
+    neurons, nc, nu = (1000, 5, 15) if quick else (10000, 5, 15)
+    result = simulate_competition(neurons, nc, nu, correlation=0.5, eta=0.005, theta=0.05, steps=1200, rng=rng)
+    expected = oja_drift(np.full(nc + nu, 1 / math.sqrt(nc + nu)), input_covariance(nc, nu, 0.5))
+    details = {"neurons": neurons, "correlated_inputs": nc, "uncorrelated_inputs": nu, "correlation": 0.5}
+    findings = []
+    for label, group in (("correlated", result.correlated), ("uncorrelated", ~result.correlated)):
+        # one value per neuron (a neuron's inputs share its output y, so they are not independent)
+        per_neuron = result.first_step[:, group].mean(axis=1)
+        se = float(per_neuron.std(ddof=1)) / math.sqrt(neurons)
+        findings.append(
+            Finding(
+                name,
+                f"Oja competition: first-step drift of a {label} weight is (Cw - (w'Cw) w)_i",
+                float(expected[group].mean()),
+                float(per_neuron.mean()),
+                se,
+                _Z * se,
+                "weight / eta",
+                details,
+            )
+        )
+    pruned = result.pruned_at[:, ~result.correlated]
+    wrong_side = {**details, "tolerance": "at most 1% of synapses on the wrong side"}
+    findings += [
+        Finding(
+            name,
+            "Oja competition: correlated inputs are kept",
+            1.0,
+            result.kept_fraction("correlated"),
+            0.0,
+            0.01,
+            "fraction",
+            wrong_side,
+        ),
+        Finding(
+            name,
+            "Oja competition: uncorrelated inputs are pruned (fraction kept)",
+            0.0,
+            result.kept_fraction("uncorrelated"),
+            0.0,
+            0.01,
+            "fraction",
+            {**wrong_side, "median_pruning_step": float(np.median(pruned[np.isfinite(pruned)]))},
+        ),
+    ]
+    return findings
+
+
+def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
+    """Optimal Bicoid decay length for a boundary at x_T = 0.48 EL under three constraints.
+
+    Nuclei at the boundary count Poisson molecules (mean 700 when lambda = 0.2 EL) and decode their position;
+    the positional error against lambda is fitted by a quartic in log-log and its minimum compared with
+    x_T/(2 - beta). The tolerance is the acceptance floor of 2% of lambda*; the Monte-Carlo error of the
+    fitted optimum (propagated from each point's error) is reported beside it and is several times smaller.
+    """
+    rng = np.random.default_rng(seed)
+    name = "bio.bicoid-optimum"
+    x_t, m_ref, ref = 0.48, 700.0, GREGOR_2007["decay_length_EL"]
+    nuclei = 300_000 if quick else 2_000_000
+    findings = []
+    for constraint in ("amplitude", "total", "flux"):
+        best = optimal_decay_length(x_t, constraint)
+        grid = np.geomspace(best / 1.5, best * 1.5, 21)
+        curve = simulate_error_curve(
+            x_t,
+            grid,
+            constraint=constraint,
+            count_at_reference=m_ref,
+            reference_decay_length=ref,
+            n_nuclei=nuclei,
+            rng=rng,
+        )
+        findings.append(
+            Finding(
+                name,
+                f"optimal decay length is x_T/(2 - beta), {constraint} fixed (beta={constraint_beta(constraint):+g})",
+                best,
+                curve.fitted_optimum(),
+                curve.fitted_optimum_se(),
+                0.02 * best,
+                "EL",
+                {
+                    "x_T": x_t,
+                    "grid": "21 points on [lambda*/1.5, 1.5 lambda*]",
+                    "nuclei_per_point": nuclei,
+                    "fit": "quartic in log-log",
+                    "tolerance": "2% of lambda*",
+                    "error_at_0.2EL_over_optimum": float(np.interp(0.2, grid, curve.predicted) / curve.predicted.min())
+                    if grid[0] <= 0.2 <= grid[-1]
+                    else None,
+                },
+            )
+        )
+    cv = 0.05
+    best = optimal_decay_length(x_t, "amplitude", cv_amplitude=cv, count_at_reference=m_ref, reference_decay_length=ref)
+    grid = np.geomspace(best / 1.5, best * 1.5, 21)
+    curve = simulate_error_curve(
+        x_t,
+        grid,
+        constraint="amplitude",
+        count_at_reference=m_ref,
+        reference_decay_length=ref,
+        n_nuclei=nuclei,
+        rng=rng,
+        cv_amplitude=cv,
+    )
+    se = curve.fitted_optimum_se()
+    findings.append(
+        Finding(
+            name,
+            f"embryo-to-embryo amplitude noise (sd of ln c0 = {cv}) moves the optimum to shorter lambda",
+            best,
+            curve.fitted_optimum(),
+            se,
+            max(_Z * se, 0.02 * best),
+            "EL",
+            {"noiseless_optimum": x_t / 2, "nuclei_per_point": nuclei},
+        )
+    )
+    gradient = ExponentialGradient(m_ref * math.exp(x_t / ref), ref)
+    embryos = 20_000 if quick else 200_000
+    edges, predicted = simulate_boundary(gradient, x_t, n_embryos=embryos, rng=rng)
+    sd = float(edges.std(ddof=1))
+    sd_se = sd / math.sqrt(2 * (embryos - 1))
+    findings.append(
+        Finding(
+            name,
+            "threshold-readout boundary spread is spacing*sqrt(sum p(1-p)) (Gregor 2007: ~0.01 EL)",
+            predicted,
+            sd,
+            sd_se,
+            _Z * sd_se,
+            "EL",
+            {
+                "boundary_mean_EL": float(edges.mean()),
+                "single_nucleus_error_EL": float(gradient.positional_error(x_t)),
+                "gregor_2007": GREGOR_2007,
+                "embryos": embryos,
+                "nuclear_spacing_EL": 0.01,
+            },
+        )
+    )
+    return findings
+
+
+def evolution(seed: int = 0, quick: bool = True) -> list[Finding]:
+    """Wright-Fisher selection follows the fitness gradient; drift is directionless noise.
+
+    Linear landscape ``f = b . z`` with weak selection ``s = 0.05`` (``s sd(f)`` about 0.02), ``N = 1000``:
+    the mean log-fitness rises by ``s Var(f)`` per generation (Fisher, Lande); with ``s = 0`` the mean
+    genotype's step along ``b`` has mean 0 and variance ``(b^T G b (1 - 1/N) + m^2 |b|^2)/(N |b|^2)``.
+    Standard errors come from the spread over independent replicate populations.
+    """
+    rng = np.random.default_rng(seed)
+    name = "bio.evolution"
+    replicates, generations, n = (32, 40, 1000) if quick else (256, 100, 1000)
+    landscape = LinearLandscape([1.0, 0.5])
+    unit = landscape.slope / np.linalg.norm(landscape.slope)
+    findings = []
+    start = 0.3 * rng.standard_normal((replicates, n, 2))
+    s, mutation = 0.05, 0.05
+    history = WrightFisher(landscape, n, s, mutation, recombination=True).run(start, generations, rng)
+    gain = np.diff(history.mean_log_fitness, axis=0).mean(axis=0)  # per replicate
+    predicted = s * history.var_log_fitness[:-1].mean(axis=0)
+    excess = gain - predicted
+    se = float(excess.std(ddof=1)) / math.sqrt(replicates)
+    selected_along = float((np.diff(history.means, axis=0) @ unit).mean())
+    details = {
+        "N": n,
+        "s": s,
+        "mutation_sd": mutation,
+        "recombination": True,
+        "replicates": replicates,
+        "generations": generations,
+        **_rugged_comparison(rng, quick),
+    }
+    findings.append(
+        Finding(
+            name,
+            "mean log-fitness gain per generation is s Var(f) = s b'Gb (Lande / Fisher)",
+            float(predicted.mean()),
+            float(gain.mean()),
+            se,
+            _Z * se,
+            "log-fitness / generation",
+            details,
+        )
+    )
+    drift = WrightFisher(landscape, n, 0.0, mutation).run(start, generations, rng)
+    along = np.diff(drift.means, axis=0) @ unit  # (T, R) steps of the mean along the gradient
+    per_rep = along.mean(axis=0)
+    drift_se = float(per_rep.std(ddof=1)) / math.sqrt(replicates)
+    g_along = np.einsum("i,trij,j->tr", unit, drift.covariances[:-1], unit)
+    predicted_var = float(np.mean((g_along * (1 - 1 / n) + mutation**2) / n))
+    measured_var = float(np.mean(along**2))
+    var_se = measured_var * math.sqrt(2.0 / along.size)
+    neutral = {**details, "s": 0.0, "recombination": False, "step_along_gradient_with_selection": selected_along}
+    findings += [
+        Finding(
+            name,
+            "drift (s = 0): the mean genotype's step along grad f has mean 0 (no gradient signal)",
+            0.0,
+            float(per_rep.mean()),
+            drift_se,
+            _Z * drift_se,
+            "trait units / generation",
+            neutral,
+        ),
+        Finding(
+            name,
+            "drift (s = 0): that step's variance is (u'Gu (1 - 1/N) + m^2)/N, u = b/|b| (noise only)",
+            predicted_var,
+            measured_var,
+            var_se,
+            _Z * var_se,
+            "trait units^2",
+            neutral,
+        ),
+    ]
+    return findings
+
+
+def _rugged_comparison(rng: np.random.Generator, quick: bool) -> dict[str, object]:
+    """SGD, an evolution strategy and Wright-Fisher from the same start on a rippled bowl (for the report)."""
+    rugged = RuggedLandscape(dim=2, width=2.0, depth=1.0, period=1.0)
+    table: dict[str, list[float]] = {}
+    for _ in range(3 if quick else 10):
+        for result in compare_searches(rugged, np.array([2.3, 1.7]), rng=rng):
+            table.setdefault(result.name, []).append(round(result.final_value, 3))
+    return {
+        "rugged_final_log_fitness": table,
+        "rugged_global_max": float(rugged.value(rugged.optimum)),
+        "rugged_start_log_fitness": float(rugged.value(np.array([2.3, 1.7]))),
+    }
