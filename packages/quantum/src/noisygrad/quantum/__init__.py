@@ -1,4 +1,13 @@
-"""noisygrad.quantum: VQE with real shot noise on Qiskit Aer: SPSA, parameter shift, shot budgets."""
+"""noisygrad.quantum: VQE with real shot noise on Qiskit Aer: SPSA, parameter shift, shot budgets.
+
+Two ways in:
+
+* Qiskit's own: ``VQE(shot_estimator(shots=1000, seed=7), ansatz, optimizer=SPSA(maxiter=300, seed=7))``
+  with ``qiskit_algorithms.VQE``; :func:`shot_estimator` samples shots for real (a seed stream, a shot
+  counter) and :class:`SPSA` batches its points and counts every evaluation.
+* The native loop: :func:`vqe` with ``gradient="spsa" | "parameter-shift" | "finite-difference"`` and any
+  noisygrad optimizer, returning energies, parameters, evaluations, shots and a history.
+"""
 
 from noisygrad.plugins import require as _require
 
@@ -6,4 +15,30 @@ from ._plugin import PLUGIN as _PLUGIN
 
 _require(_PLUGIN)  # a missing field package names the extra to install
 
-__all__: list[str] = []
+from .backends import gpu_available  # noqa: E402
+from .estimator import ShotEstimator, shot_estimator  # noqa: E402
+from .gradients import ParameterShift, finite_difference  # noqa: E402
+from .hamiltonians import CHEMICAL_ACCURACY, H2_NUCLEAR_REPULSION, exact_ground_energy, h2, tfim  # noqa: E402
+from .measurement import MeasurementPlan  # noqa: E402
+from .objective import EnergyObjective  # noqa: E402
+from .spsa import SPSA  # noqa: E402
+from .vqe import GRADIENTS, VQEResult, vqe  # noqa: E402
+
+__all__ = [
+    "CHEMICAL_ACCURACY",
+    "GRADIENTS",
+    "H2_NUCLEAR_REPULSION",
+    "SPSA",
+    "EnergyObjective",
+    "MeasurementPlan",
+    "ParameterShift",
+    "ShotEstimator",
+    "VQEResult",
+    "exact_ground_energy",
+    "finite_difference",
+    "gpu_available",
+    "h2",
+    "shot_estimator",
+    "tfim",
+    "vqe",
+]

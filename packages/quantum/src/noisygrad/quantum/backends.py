@@ -1,0 +1,149 @@
+"""Where the circuits run: a batched torch statevector for small circuits, Qiskit Aer for the rest.
+
+Both give, for a batch of parameter sets and a :class:`~noisygrad.quantum.measurement.MeasurementPlan`,
+the exact outcome probabilities of every measurement group and shot counts of every group. The torch
+backend draws the counts from the exact distributions (multinomial); the Aer backend lets Aer sample the
+measured circuits (``AerSimulator.run`` with ``shots`` and a fresh ``seed_simulator`` drawn from the caller's
+generator for every call, so successive calls differ and a seeded run reproduces). Every point of a call goes
+to the simulator in one call (one batch of parameter bindings).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from qiskit import QuantumCircuit, transpile
+
+from ._statevector import TorchStatevector, unsupported
+from .measurement import MeasurementPlan
+
+TORCH_MAX_QUBITS = 12  # measured: from about 12 qubits Aer is faster than the einsum simulator on CPU
+SMALL_CIRCUIT_QUBITS = 14
+_SEED_RANGE = 2**31 - 1
+
+
+class Backend(Protocol):
+    name: str
+
+    def probabilities(self, values: np.ndarray, plan: MeasurementPlan) -> np.ndarray: ...
+
+    def counts(self, values: np.ndarray, plan: MeasurementPlan, shots: int, rng: np.random.Generator) -> np.ndarray: ...
+
+
+class TorchBackend:
+    """Exact probabilities from :class:`TorchStatevector`; counts drawn from them (multinomial)."""
+
+    name = "torch"
+
+    def __init__(self, circuit: QuantumCircuit) -> None:
+        self.simulator = TorchStatevector(circuit)
+
+    def probabilities(self, values: np.ndarray, plan: MeasurementPlan) -> np.ndarray:
+        return plan.probabilities(self.simulator.states(values))
+
+    def counts(self, values: np.ndarray, plan: MeasurementPlan, shots: int, rng: np.random.Generator) -> np.ndarray:
+        return plan.sample_counts(self.probabilities(values, plan), shots, rng)
+
+
+def gpu_available() -> bool:
+    """Whether the installed Qiskit Aer can simulate on a GPU (the ``qiskit-aer-gpu`` build)."""
+    from qiskit_aer import AerSimulator
+
+    return "GPU" in AerSimulator().available_devices()
+
+
+class AerBackend:
+    """Qiskit Aer: measured circuits sampled by Aer, exact probabilities by ``save_probabilities``.
+
+    Args:
+        circuit: the ansatz (no measurements).
+        device: ``"CPU"`` or ``"GPU"`` (needs ``qiskit-aer-gpu`` in place of ``qiskit-aer``).
+    """
+
+    name = "aer"
+
+    def __init__(self, circuit: QuantumCircuit, device: str = "CPU") -> None:
+        from qiskit_aer import AerSimulator
+
+        if device not in ("CPU", "GPU"):
+            raise ValueError(f"device must be 'CPU' or 'GPU', got {device!r}")
+        if device == "GPU" and not gpu_available():
+            raise RuntimeError(
+                "device='GPU' needs Qiskit Aer built with GPU support, but this qiskit-aer only offers "
+                f"{AerSimulator().available_devices()}. Install the GPU build, which replaces qiskit-aer: "
+                "pip uninstall -y qiskit-aer && pip install qiskit-aer-gpu (CUDA 12, x86_64 Linux), or use device='CPU'"
+            )
+        self.device = device
+        # For small circuits on a CPU, Aer's thread start-up costs more than the simulation (measured 6x here).
+        threads = {"max_parallel_threads": 1} if device == "CPU" and circuit.num_qubits < SMALL_CIRCUIT_QUBITS else {}
+        self.simulator = AerSimulator(method="statevector", device=device, **threads)
+        self.circuit = circuit
+        self._cache: dict[tuple[str, bool], QuantumCircuit] = {}
+
+    def _measured(self, basis: str, sample: bool) -> QuantumCircuit:
+        key = (basis, sample)
+        if key not in self._cache:
+            from qiskit_aer.library import SaveProbabilities
+
+            qc = self.circuit.copy()
+            n = qc.num_qubits
+            for i, ch in enumerate(basis):
+                q = n - 1 - i
+                if ch == "Y":
+                    qc.sdg(q)
+                if ch in "XY":
+                    qc.h(q)
+            if sample:
+                qc.measure_all()
+            else:
+                qc.append(SaveProbabilities(n), qc.qubits)
+            self._cache[key] = transpile(qc, self.simulator, optimization_level=0)
+        return self._cache[key]
+
+    def _run(self, values: np.ndarray, plan: MeasurementPlan, sample: bool, **options: object) -> list[object]:
+        circuits = [self._measured(g.basis, sample) for g in plan.groups]
+        if not circuits:
+            return []
+        params = list(self.circuit.parameters)
+        binds = [{p: values[:, i].tolist() for i, p in enumerate(params)}] * len(circuits) if params else None
+        if params:
+            result = self.simulator.run(circuits, parameter_binds=binds, **options).result()
+        else:
+            result = self.simulator.run(circuits * len(values), **options).result()
+        return [result.results[i] for i in range(len(circuits) * len(values))]
+
+    def probabilities(self, values: np.ndarray, plan: MeasurementPlan) -> np.ndarray:
+        k, n = len(values), plan.num_qubits
+        out = np.empty((k, plan.num_groups, 2**n))
+        experiments = self._run(values, plan, sample=False, shots=1)
+        for j in range(plan.num_groups):
+            for i in range(k):
+                out[i, j] = experiments[j * k + i].data.probabilities  # type: ignore[attr-defined]
+        return out
+
+    def counts(self, values: np.ndarray, plan: MeasurementPlan, shots: int, rng: np.random.Generator) -> np.ndarray:
+        k, n = len(values), plan.num_qubits
+        out = np.zeros((k, plan.num_groups, 2**n), dtype=np.int64)
+        seed = int(rng.integers(_SEED_RANGE))
+        experiments = self._run(values, plan, sample=True, shots=shots, seed_simulator=seed)
+        for j in range(plan.num_groups):
+            for i in range(k):
+                hex_counts = experiments[j * k + i].data.counts  # type: ignore[attr-defined]
+                for outcome, c in hex_counts.items():
+                    out[i, j, int(outcome, 16)] = c
+        return out
+
+
+def make_backend(circuit: QuantumCircuit, backend: str = "auto", device: str = "CPU") -> TorchBackend | AerBackend:
+    """``"torch"``, ``"aer"``, or ``"auto"``: torch for supported circuits up to 12 qubits on the CPU, else Aer."""
+    if backend not in ("auto", "torch", "aer"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'aer', got {backend!r}")
+    if device not in ("CPU", "GPU"):
+        raise ValueError(f"device must be 'CPU' or 'GPU', got {device!r}")
+    if backend == "torch" and device != "CPU":
+        raise ValueError("backend='torch' runs on the CPU here; use backend='aer' with device='GPU'")
+    if backend == "auto":
+        small = circuit.num_qubits <= TORCH_MAX_QUBITS and unsupported(circuit) is None
+        backend = "torch" if small and device == "CPU" else "aer"
+    return TorchBackend(circuit) if backend == "torch" else AerBackend(circuit, device)

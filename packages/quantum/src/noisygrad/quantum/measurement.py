@@ -1,0 +1,132 @@
+"""Measuring a Pauli-sum observable with shots: qubit-wise commuting groups and their statistics.
+
+An observable ``H = sum_t c_t P_t`` is measured group by group: the Paulis of one qubit-wise commuting
+(QWC) group are diagonal in one product basis, so one circuit (the state, a basis rotation, a measurement
+of every qubit) gives a single-shot value ``o_g(b) = sum_{t in g} c_t (-1)^{|b & m_t|}`` for each outcome
+``b``. ``S`` shots of group ``g`` estimate ``<O_g>`` with variance ``Var_g / S``, so one energy estimate has
+variance ``sum_g Var_g / S``: this is the state-dependent shot noise, not a constant ``1/sqrt(S)``.
+Identity terms are a constant and cost no shots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from qiskit.quantum_info import SparsePauliOp
+
+from ._statevector import apply
+
+_H = np.array([[1, 1], [1, -1]], dtype=complex) / np.sqrt(2)
+_SDG = np.diag([1, -1j])
+_ROTATION = {"X": _H, "Y": _H @ _SDG}  # maps the X / Y eigenbasis onto the computational basis
+
+
+def as_observable(observable: object, name: str = "hamiltonian") -> SparsePauliOp:
+    """``observable`` as a :class:`SparsePauliOp` with real coefficients, or a ``ValueError`` naming it."""
+    try:
+        op = observable if isinstance(observable, SparsePauliOp) else SparsePauliOp(observable)
+    except Exception as exc:
+        raise TypeError(f"{name} must be a SparsePauliOp (or a Pauli), got {type(observable).__name__}") from exc
+    op = op.simplify(atol=0.0)
+    coeffs = np.asarray(op.coeffs)
+    if not np.all(np.isfinite(coeffs)):
+        raise ValueError(f"{name} has non-finite coefficients")
+    if np.any(np.abs(coeffs.imag) > 1e-12 * max(1.0, float(np.abs(coeffs).max()))):
+        raise ValueError(f"{name} must be Hermitian: its Pauli coefficients must be real, got {coeffs}")
+    return SparsePauliOp(op.paulis, coeffs.real.astype(complex))
+
+
+@dataclass(frozen=True)
+class Group:
+    """One measurement setting: the basis per qubit (a Pauli label, ``I`` = not needed) and its values."""
+
+    basis: str
+    paulis: tuple[str, ...]
+    coeffs: tuple[float, ...]
+    values: np.ndarray  # (2**n,): the group's single-shot value for each outcome
+
+
+class MeasurementPlan:
+    """The QWC groups of an observable and the statistics of measuring them with shots.
+
+    Args:
+        observable: a Hermitian Pauli sum (complex coefficients with zero imaginary part are accepted).
+        num_qubits: the circuit's qubit count; it must equal the observable's.
+    """
+
+    def __init__(self, observable: SparsePauliOp, num_qubits: int | None = None) -> None:
+        op = as_observable(observable)
+        n = op.num_qubits
+        if num_qubits is not None and n != num_qubits:
+            raise ValueError(f"hamiltonian acts on {n} qubits but the ansatz has {num_qubits}; they must match")
+        self.observable = op
+        self.num_qubits = n
+        labels = op.paulis.to_labels()
+        coeffs = op.coeffs.real
+        identity = np.array([set(label) == {"I"} for label in labels])
+        self.constant = float(coeffs[identity].sum())
+        rest = SparsePauliOp([lab for lab, i in zip(labels, identity, strict=True) if not i], coeffs[~identity])
+        outcomes = np.arange(2**n)
+        groups = []
+        if (~identity).any():
+            for part in rest.group_commuting(qubit_wise=True):
+                part_labels = part.paulis.to_labels()
+                basis = "".join(
+                    next((lab[i] for lab in part_labels if lab[i] != "I"), "I") for i in range(n)
+                )  # label order: character i is qubit n - 1 - i
+                values = np.zeros(2**n)
+                for lab, c in zip(part_labels, part.coeffs.real, strict=True):
+                    mask = sum(1 << (n - 1 - i) for i, ch in enumerate(lab) if ch != "I")
+                    parity = (np.bitwise_count(outcomes & mask) & 1).astype(np.float64)
+                    values += c * (1 - 2 * parity)
+                groups.append(Group(basis, tuple(part_labels), tuple(part.coeffs.real), values))
+        self.groups: tuple[Group, ...] = tuple(groups)
+        self._values = np.stack([g.values for g in groups]) if groups else np.zeros((0, 2**n))
+
+    @property
+    def num_groups(self) -> int:
+        """Measurement settings per energy evaluation (identity terms need none)."""
+        return len(self.groups)
+
+    def probabilities(self, states: torch.Tensor) -> np.ndarray:
+        """Outcome probabilities ``(K, G, 2**n)`` of each group's measurement for states ``(K, 2**n)``."""
+        k, n = states.shape[0], self.num_qubits
+        tensor = states.reshape((k,) + (2,) * n)
+        out = np.empty((k, self.num_groups, 2**n))
+        for j, group in enumerate(self.groups):
+            rotated = tensor
+            for i, ch in enumerate(group.basis):
+                if ch in _ROTATION:
+                    rotated = apply(rotated, torch.as_tensor(_ROTATION[ch]), (n - 1 - i,))
+            out[:, j] = (rotated.abs() ** 2).reshape(k, 2**n).numpy()
+        return out
+
+    def exact(self, probabilities: np.ndarray) -> np.ndarray:
+        """The exact expectation ``(K,)`` from outcome probabilities ``(K, G, 2**n)``."""
+        return self.constant + np.einsum("kgb,gb->k", probabilities, self._values)
+
+    def variance(self, probabilities: np.ndarray) -> np.ndarray:
+        """The single-shot variance ``sum_g Var_g`` ``(K,)``: one estimate with S shots has variance this / S."""
+        mean = np.einsum("kgb,gb->kg", probabilities, self._values)
+        second = np.einsum("kgb,gb->kg", probabilities, self._values**2)
+        return np.clip(second - mean**2, 0.0, None).sum(-1)
+
+    def sample_counts(self, probabilities: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+        """Multinomial outcome counts ``(K, G, 2**n)``: ``shots`` shots of every group at every point."""
+        p = np.clip(probabilities, 0.0, None)
+        p = p / p.sum(-1, keepdims=True)
+        return rng.multinomial(shots, p)
+
+    def estimate(self, counts: np.ndarray, shots: int) -> tuple[np.ndarray, np.ndarray]:
+        """Energy estimates ``(K,)`` and their estimated standard errors ``(K,)`` from outcome counts.
+
+        The standard error is ``sqrt(sum_g s_g^2 / S)`` with ``s_g^2`` the unbiased sample variance of
+        group ``g``'s single-shot values (0 for one shot, where it cannot be estimated).
+        """
+        freq = counts / shots
+        mean = np.einsum("kgb,gb->kg", freq, self._values)
+        second = np.einsum("kgb,gb->kg", freq, self._values**2)
+        sample_var = np.clip(second - mean**2, 0.0, None) * (shots / max(shots - 1, 1))
+        return self.constant + mean.sum(-1), np.sqrt(sample_var.sum(-1) / shots)

@@ -1,0 +1,120 @@
+"""The VQE energy as a :class:`noisygrad.NoisyBlackBox`: ``<psi(theta)| H |psi(theta)>`` measured with shots.
+
+Each evaluation costs ``shots`` shots of every measurement group (identity terms need none), so the
+objective's ``cost_per_evaluation`` is ``shots * num_groups`` shots, and the core's estimators and loop count
+shots correctly. The objective also keeps its own running totals (``evaluations``, ``shots_used``), which
+include every evaluation made through it (calibration, blocking, final estimates).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from qiskit import QuantumCircuit
+
+from noisygrad import NoisyBlackBox
+from noisygrad._validation import check_positive_int
+
+from .backends import make_backend
+from .measurement import MeasurementPlan
+from .sampling import check_noise, generator_seed, sample_energies
+
+
+def check_ansatz(ansatz: object) -> QuantumCircuit:
+    if not isinstance(ansatz, QuantumCircuit):
+        raise TypeError(f"ansatz must be a qiskit QuantumCircuit, got {type(ansatz).__name__}")
+    if ansatz.num_parameters == 0:
+        raise ValueError("ansatz must have at least one free parameter to optimise, got none")
+    return ansatz
+
+
+class EnergyObjective(NoisyBlackBox):
+    """The energy of ``hamiltonian`` in the state prepared by ``ansatz``, estimated with shots.
+
+    Args:
+        hamiltonian: a Hermitian :class:`~qiskit.quantum_info.SparsePauliOp` on the ansatz's qubits.
+        ansatz: a parameterised circuit without measurements; its ``parameters`` (in Qiskit's order) are
+            the coordinates of a point.
+        shots: shots per measurement group per evaluation, an integer > 0.
+        noise: ``"shots"`` (real sampling), ``"gaussian-precision"`` or ``"exact"`` (see
+            :mod:`noisygrad.quantum.sampling`).
+        backend: ``"auto"`` (torch statevector for small circuits, else Aer), ``"torch"`` or ``"aer"``.
+        device: ``"CPU"`` or ``"GPU"`` (Aer with ``qiskit-aer-gpu``).
+    """
+
+    def __init__(
+        self,
+        hamiltonian: object,
+        ansatz: QuantumCircuit,
+        *,
+        shots: int = 1000,
+        noise: str = "shots",
+        backend: str = "auto",
+        device: str = "CPU",
+    ) -> None:
+        self.ansatz = check_ansatz(ansatz)
+        self.plan = MeasurementPlan(hamiltonian, ansatz.num_qubits)  # type: ignore[arg-type]
+        if self.plan.num_groups == 0:
+            raise ValueError("hamiltonian has only identity terms: its energy does not depend on the parameters")
+        self.shots = check_positive_int("shots", shots)
+        self.noise = check_noise(noise)
+        self.backend = make_backend(ansatz, backend, device)
+        self.num_parameters = ansatz.num_parameters
+        self.evaluations = 0
+        self.shots_used = 0
+        self.last_stds = np.zeros(0)
+        super().__init__(self._sample, cost_per_evaluation=self.shots_per_evaluation, cost_unit="shots")
+
+    @property
+    def shots_per_evaluation(self) -> int:
+        """Shots one energy estimate costs: ``shots`` per measurement group."""
+        return self.shots * self.plan.num_groups
+
+    def points(self, values: object, name: str = "parameters") -> np.ndarray:
+        """``values`` as a ``(K, P)`` float array, checked for the parameter count and finiteness."""
+        arr = np.array(values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values, dtype=float)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != self.num_parameters:
+            raise ValueError(
+                f"{name} must have {self.num_parameters} entries per point (the ansatz's parameters), "
+                f"got shape {arr.shape}"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contain NaN or Inf")
+        return arr
+
+    def sample(self, values: object, rng: np.random.Generator, shots: int | None = None) -> np.ndarray:
+        """Noisy energies at the rows of ``values`` (one backend call); counted in the running totals."""
+        points = self.points(values)
+        shots = self.shots if shots is None else check_positive_int("shots", shots)
+        energies, stds = sample_energies(self.backend, self.plan, points, shots, rng, self.noise)
+        self.evaluations += len(points)
+        self.shots_used += len(points) * shots * self.plan.num_groups
+        self.last_stds = stds
+        return energies
+
+    def _sample(self, points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        rng = np.random.default_rng(generator_seed(generator))
+        return torch.as_tensor(self.sample(points, rng), dtype=points.dtype)
+
+    def exact(self, values: object) -> np.ndarray:
+        """Noise-free energies (statevector) at the rows of ``values``; free, not counted as shots."""
+        points = self.points(values)
+        return self.plan.exact(self.backend.probabilities(points, self.plan))
+
+    def variance(self, values: object) -> np.ndarray:
+        """The single-shot variance ``sum_g Var_g`` at the rows of ``values``: ``Var[estimate] = this / shots``."""
+        points = self.points(values)
+        return self.plan.variance(self.backend.probabilities(points, self.plan))
+
+    def predicted_std(self, values: object, shots: int | None = None) -> np.ndarray:
+        """The standard deviation of one energy estimate, ``sqrt(sum_g Var_g / shots)``."""
+        s = self.shots if shots is None else shots
+        if self.noise == "exact":
+            return np.zeros(len(self.points(values)))
+        if self.noise == "gaussian-precision":
+            return np.full(len(self.points(values)), 1.0 / math.sqrt(s))
+        return np.sqrt(self.variance(values) / s)

@@ -1,0 +1,197 @@
+"""``SPSA``: Spall's optimizer as a minimizer callable for ``qiskit_algorithms.VQE`` (and scipy-style code).
+
+``VQE(estimator, ansatz, optimizer=SPSA(maxiter=300, seed=7))`` calls it as
+``SPSA(...)(fun, x0, jac=None, bounds=None)``. It is the core's :class:`noisygrad.SPSA` estimate with
+Spall's gains ``a_k = a / (A + k + 1)^0.602`` (``noisygrad.RobbinsMonro(a, A + 1, 0.602)``) and
+``c_k = c / (k + 1)^0.101``, ``a`` calibrated with :func:`noisygrad.spsa_calibrate` (Qiskit's rule:
+first step ``2 pi / 10``) unless given. What it does differently from ``qiskit_algorithms.optimizers.SPSA``:
+
+* every point of a step goes to ``fun`` in ONE call of shape ``(K, P)`` (``2 * resamplings`` points, the 50
+  calibration points together): ``qiskit_algorithms.VQE``'s energy function sends them as one PUB;
+* ``nfev`` counts every evaluation: calibration, blocking and the final estimate included;
+* blocking takes its allowed increase from the noise of the evaluations themselves, needing no extra ones,
+  and keeps no state between runs;
+* ``result.fun`` is the mean of ``final_evaluations`` fresh evaluations at the final point (counted).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import OptimizeResult
+
+from noisygrad import SGD, NoisyBlackBox, RobbinsMonro, spsa_calibrate
+from noisygrad import SPSA as SPSAEstimator
+from noisygrad._validation import as_parameter_vector, check_positive, check_positive_int
+
+from . import _loop
+
+SPALL_ALPHA = 0.602
+SPALL_GAMMA = 0.101
+
+
+class SPSA:
+    """Simultaneous-perturbation stochastic approximation as a ``(fun, x0, jac, bounds)`` minimizer.
+
+    Args:
+        maxiter: iterations (> 0); each costs ``2 * resamplings`` evaluations (+1 with ``blocking``).
+        seed: seeds the perturbations (``None``: fresh entropy).
+        learning_rate: the gain ``a`` of ``a / (A + k + 1)^0.602``; ``None`` calibrates it from
+            ``calibration_samples`` SPSA estimates at ``x0`` (``2 * calibration_samples`` evaluations, counted).
+        perturbation: ``c`` of ``c_k = c / (k + 1)^0.101`` (Qiskit's 0.2).
+        stability: Spall's ``A`` (``None``: 0, Qiskit's choice; Spall suggests 10% of ``maxiter``).
+        target_step: the first step's size per parameter when calibrating (Qiskit's ``2 pi / 10``).
+        resamplings: perturbations averaged per step, all in the same call.
+        blocking: reject steps whose value rose beyond twice the standard error of the difference
+            (one extra evaluation per step, plus ``calibration_samples`` evaluations at ``x0`` to measure the
+            noise, all counted).
+        average_last: return the mean of the last ``average_last`` iterates.
+        final_evaluations: fresh evaluations averaged for ``result.fun`` (> 0).
+        batch: ``fun`` takes a ``(K, P)`` array and returns ``K`` values (``qiskit_algorithms.VQE``'s energy
+            function does); ``False`` calls ``fun`` once per point.
+        callback: ``callback(nfev, x, value_estimate, step_accepted)`` after every iteration.
+    """
+
+    def __init__(
+        self,
+        maxiter: int = 100,
+        *,
+        seed: int | None = None,
+        learning_rate: float | None = None,
+        perturbation: float = 0.2,
+        stability: float | None = None,
+        target_step: float = 2 * math.pi / 10,
+        resamplings: int = 1,
+        blocking: bool = False,
+        average_last: int = 1,
+        calibration_samples: int = 25,
+        final_evaluations: int = 1,
+        batch: bool = True,
+        callback: Callable[[int, np.ndarray, float | None, bool], None] | None = None,
+    ) -> None:
+        self.maxiter = check_positive_int("maxiter", maxiter)
+        self.seed = seed if seed is None else check_positive_int("seed", seed, allow_zero=True)
+        self.learning_rate = None if learning_rate is None else check_positive("learning_rate", learning_rate)
+        self.perturbation = check_positive("perturbation", perturbation)
+        self.stability = 0.0 if stability is None else check_positive("stability", stability, allow_zero=True)
+        self.target_step = check_positive("target_step", target_step)
+        self.resamplings = check_positive_int("resamplings", resamplings)
+        self.blocking = bool(blocking)
+        self.average_last = check_positive_int("average_last", average_last)
+        self.calibration_samples = check_positive_int("calibration_samples", calibration_samples)
+        self.final_evaluations = check_positive_int("final_evaluations", final_evaluations)
+        self.batch = bool(batch)
+        self.callback = callback
+
+    def __call__(
+        self,
+        fun: Callable[[np.ndarray], Any],
+        x0: Sequence[float] | np.ndarray,
+        jac: Callable[[np.ndarray], np.ndarray] | None = None,
+        bounds: Sequence[tuple[float | None, float | None]] | None = None,
+    ) -> OptimizeResult:
+        """Minimise ``fun`` from ``x0``; ``jac`` is ignored (SPSA needs values only), ``bounds`` clip the steps."""
+        if not callable(fun):
+            raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+        x = as_parameter_vector("x0", np.asarray(x0, dtype=np.float64))
+        box = _box(bounds, x)
+        nfev = 0
+
+        def evaluate(points: torch.Tensor) -> torch.Tensor:
+            nonlocal nfev
+            arr = points.detach().numpy().copy()
+            if self.batch:
+                out = np.asarray(fun(arr if len(arr) > 1 else arr[0]), dtype=np.float64).reshape(-1)
+            else:
+                out = np.array([float(fun(p)) for p in arr])
+            if out.shape != (len(arr),):
+                raise ValueError(
+                    f"fun returned {out.size} values for {len(arr)} points; with batch=True it must take a (K, P) "
+                    "array and return K values (or pass batch=False)"
+                )
+            nfev += len(arr)
+            return torch.as_tensor(out)
+
+        objective = NoisyBlackBox(lambda points, generator: evaluate(points))
+        generator = torch.Generator()
+        if self.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(self.seed)
+        if box is not None:
+            x = torch.clamp(x, *box)
+        if self.learning_rate is None:
+            calibration = spsa_calibrate(
+                objective,
+                x,
+                generator=generator,
+                c=self.perturbation,
+                target_step=self.target_step,
+                alpha=SPALL_ALPHA,
+                stability=self.stability,
+                samples=self.calibration_samples,
+            )
+            schedule = calibration.learning_rate
+        else:
+            schedule = RobbinsMonro(self.learning_rate, self.stability + 1.0, SPALL_ALPHA)
+        calibration_evaluations = nfev
+        estimator = SPSAEstimator(objective, c=self.perturbation, gamma=SPALL_GAMMA, resamplings=self.resamplings)
+
+        noise_std = 0.0
+        if self.blocking:  # the noise of one evaluation, from repeated evaluations at x0 (one call, counted)
+            repeats = objective.evaluate(x.reshape(1, -1).repeat(self.calibration_samples, 1), generator)
+            noise_std = float(repeats.std()) if len(repeats) > 1 else 0.0
+
+        def value_fn(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            values = objective.evaluate(points, generator)
+            return values, torch.full_like(values, noise_std)
+
+        def on_step(t: int, xt: torch.Tensor, record: dict[str, Any]) -> None:
+            if self.callback is not None:
+                self.callback(nfev, xt.numpy().copy(), record["estimate"], record["accepted"])
+
+        result = _loop.run(
+            estimator,
+            SGD(schedule),
+            x,
+            steps=self.maxiter,
+            generator=generator,
+            value_fn=value_fn,
+            blocking=self.blocking,
+            average_last=self.average_last,
+            bounds=box,
+            on_step=on_step,
+        )
+        x_final = result.x.numpy().copy()
+        finals = evaluate(torch.as_tensor(np.repeat(x_final[None, :], self.final_evaluations, 0)))
+        return OptimizeResult(
+            x=x_final,
+            fun=float(finals.mean()),
+            nfev=nfev,
+            njev=0,
+            nit=self.maxiter,
+            success=True,
+            message=f"{self.maxiter} SPSA iterations, {result.rejected} steps rejected",
+            calibration_evaluations=calibration_evaluations,
+            learning_rate=schedule,
+            history=result.history,
+        )
+
+
+def _box(
+    bounds: Sequence[tuple[float | None, float | None]] | None, x0: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if bounds is None:
+        return None
+    pairs = list(bounds)
+    if len(pairs) != x0.numel():
+        raise ValueError(f"bounds must give one (low, high) pair per parameter ({x0.numel()}), got {len(pairs)}")
+    low = torch.tensor([-math.inf if lo is None else float(lo) for lo, _ in pairs], dtype=x0.dtype)
+    high = torch.tensor([math.inf if hi is None else float(hi) for _, hi in pairs], dtype=x0.dtype)
+    if bool((low > high).any()):
+        raise ValueError("bounds must satisfy low <= high for every parameter (None means unbounded)")
+    return low, high
