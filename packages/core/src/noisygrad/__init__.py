@@ -53,6 +53,14 @@ _EXPORTS = {
     "GaussianSmoothing": "zeroth_order",
     "SPSACalibration": "zeroth_order",
     "spsa_calibrate": "zeroth_order",
+    # noise statistics
+    "NoiseStats": "noise",
+    "NoiseScaleMeter": "noise",
+    "TemperatureMeter": "noise",
+    "gradient_noise": "noise",
+    "predicted_cosine": "noise",
+    "monte_carlo_cosine": "noise",
+    "effective_temperature": "noise",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -63,6 +71,15 @@ if TYPE_CHECKING:
     from .findings import Finding
     from .loop import MinimizeResult, StepInfo, minimize
     from .minimizer import Minimizer
+    from .noise import (
+        NoiseScaleMeter,
+        NoiseStats,
+        TemperatureMeter,
+        effective_temperature,
+        gradient_noise,
+        monte_carlo_cosine,
+        predicted_cosine,
+    )
     from .objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, NoisyBlackBox
     from .optimizers import SGD, Adam, Optimizer
     from .schedules import Constant, Cosine, RobbinsMonro, StepDecay
