@@ -71,7 +71,8 @@ def lms_regressors(w, u, d, mu, eps, normalized, y, e, hist):  # pragma: no cove
                 acc += wb[i] * uk[i]
                 energy += uk[i] * uk[i]
             if record:
-                hist[b, k, :] = wb
+                for i in range(taps):
+                    hist[b, k, i] = wb[i]
             err = d[b, k] - acc
             y[b, k] = acc
             e[b, k] = err
@@ -80,12 +81,13 @@ def lms_regressors(w, u, d, mu, eps, normalized, y, e, hist):  # pragma: no cove
                 wb[i] += step * uk[i]
 
 
-@njit(cache=True, fastmath=_FAST)
+@njit(cache=True)
 def rls_regressors(w, p, u, d, lam, inv_lam, y, e, hist):  # pragma: no cover - compiled
     """Exponentially weighted RLS on regressors ``u``: (B, N, L) (a strided view for a delay line).
 
     ``pi = P u``, ``den = lam + u.pi``, ``e = d - w.u``, ``w += pi e / den``,
-    ``P = (P - pi pi^T / den) / lam`` (upper triangle computed, then mirrored: P stays symmetric).
+    ``P = (P - pi pi^T / den) / lam``. Element (i, j) and (j, i) of the update run the same IEEE operations
+    on the same operands (no fastmath here, so no contraction or reassociation), so P stays exactly symmetric.
     """
     n_ch, taps = w.shape
     n = d.shape[1]
@@ -96,29 +98,31 @@ def rls_regressors(w, p, u, d, lam, inv_lam, y, e, hist):  # pragma: no cover - 
         pb = p[b]
         for k in range(n):
             uk = u[b, k]
+            for i in range(taps):
+                pi[i] = 0
+            for j in range(taps):  # pi = P u = sum_j P[j, :] u_j (P symmetric): row-wise, vectorisable
+                uj = uk[j]
+                for i in range(taps):
+                    pi[i] += pb[j, i] * uj
             den = lam + wb[0] * 0
             acc = wb[0] * 0
             for i in range(taps):
-                s = wb[0] * 0
-                for j in range(taps):
-                    s += pb[i, j] * uk[j]
-                pi[i] = s
-                den += uk[i] * s
+                den += uk[i] * pi[i]
                 acc += wb[i] * uk[i]
             if record:
-                hist[b, k, :] = wb
+                for i in range(taps):
+                    hist[b, k, i] = wb[i]
             err = d[b, k] - acc
             y[b, k] = acc
             e[b, k] = err
-            g = err / den
+            inv_den = 1 / den
+            g = err * inv_den
             for i in range(taps):
                 wb[i] += pi[i] * g
             for i in range(taps):
-                ci = pi[i] / den
-                for j in range(i, taps):
-                    v = (pb[i, j] - ci * pi[j]) * inv_lam
-                    pb[i, j] = v
-                    pb[j, i] = v
+                pii = pi[i]
+                for j in range(taps):
+                    pb[i, j] = (pb[i, j] - (pii * pi[j]) * inv_den) * inv_lam
 
 
 @njit(cache=True)
@@ -126,8 +130,21 @@ def kalman_predict(x, p, f, q, inflation, identity):  # pragma: no cover - compi
     """``x <- F x``, ``P <- inflation F P F^T + Q`` (``identity``: F = I, skip the products)."""
     n = x.shape[0]
     if not identity:
-        x[:] = f @ x
-        p[:, :] = f @ p @ f.T
+        fx = np.zeros(n)
+        fp = np.zeros((n, n))
+        for i in range(n):
+            for k in range(n):
+                fik = f[i, k]
+                fx[i] += fik * x[k]
+                for j in range(n):
+                    fp[i, j] += fik * p[k, j]
+        for i in range(n):
+            x[i] = fx[i]
+            for j in range(n):
+                acc = 0.0
+                for k in range(n):
+                    acc += fp[i, k] * f[j, k]
+                p[i, j] = acc
     for i in range(n):
         for j in range(i, n):
             v = inflation * 0.5 * (p[i, j] + p[j, i]) + 0.5 * (q[i, j] + q[j, i])
@@ -140,37 +157,54 @@ def kalman_update(x, p, z, h, r):  # pragma: no cover - compiled
     """Measurement update with ``z = H x + v``, ``v ~ N(0, R)``; returns log N(z; H x^-, S).
 
     ``S = H P H^T + R = L L^T`` (Cholesky), ``K = P H^T S^-1``, ``P <- P - G^T G`` with
-    ``G = L^-1 H P`` (the upper triangle computed, then mirrored).
+    ``G = L^-1 H P`` (the upper triangle computed, then mirrored). Explicit loops: ``m`` is small, and
+    numba compiles them far faster than its LAPACK bindings.
     """
     n = x.shape[0]
     m = z.shape[0]
-    ph = p @ h.T  # (n, m)
-    s = h @ ph + r
-    for i in range(m):
-        for j in range(i + 1, m):
-            v = 0.5 * (s[i, j] + s[j, i])
-            s[i, j] = v
-            s[j, i] = v
-    chol = np.linalg.cholesky(s)
-    innov = z - h @ x
-    # forward substitution: a = L^-1 innov, g = L^-1 ph^T
-    a = np.empty(m, dtype=x.dtype)
-    g = np.empty((m, n), dtype=x.dtype)
-    for i in range(m):
-        acc = innov[i]
-        for k in range(i):
-            acc -= chol[i, k] * a[k]
-        a[i] = acc / chol[i, i]
+    ph = np.zeros((n, m))  # P H^T
+    for i in range(n):
+        for k in range(n):
+            pik = p[i, k]
+            for c in range(m):
+                ph[i, c] += pik * h[c, k]
+    chol = np.zeros((m, m))  # S = H P H^T + R, then its Cholesky factor in place
+    for a in range(m):
+        for c in range(a + 1):
+            acc = 0.5 * (r[a, c] + r[c, a])
+            for k in range(n):
+                acc += 0.5 * (h[a, k] * ph[k, c] + h[c, k] * ph[k, a])
+            chol[a, c] = acc
+    for a in range(m):
+        for c in range(a + 1):
+            acc = chol[a, c]
+            for k in range(c):
+                acc -= chol[a, k] * chol[c, k]
+            if a == c:
+                if acc <= 0.0:
+                    raise FloatingPointError("the innovation covariance S is not positive definite")
+                chol[a, a] = math.sqrt(acc)
+            else:
+                chol[a, c] = acc / chol[c, c]
+    # forward substitution: a_vec = L^-1 (z - H x), g = L^-1 (P H^T)^T
+    avec = np.empty(m)
+    g = np.empty((m, n))
+    for a in range(m):
+        acc = z[a]
+        for k in range(n):
+            acc -= h[a, k] * x[k]
+        for k in range(a):
+            acc -= chol[a, k] * avec[k]
+        avec[a] = acc / chol[a, a]
         for c in range(n):
-            v = ph[c, i]
-            for k in range(i):
-                v -= chol[i, k] * g[k, c]
-            g[i, c] = v / chol[i, i]
-    # K innov = ph S^-1 innov = g^T a
-    for c in range(n):
+            v = ph[c, a]
+            for k in range(a):
+                v -= chol[a, k] * g[k, c]
+            g[a, c] = v / chol[a, a]
+    for c in range(n):  # x += K (z - H x) = g^T a_vec
         acc = 0.0
-        for i in range(m):
-            acc += g[i, c] * a[i]
+        for a in range(m):
+            acc += g[a, c] * avec[a]
         x[c] += acc
     for i in range(n):
         for j in range(i, n):
@@ -182,9 +216,9 @@ def kalman_update(x, p, z, h, r):  # pragma: no cover - compiled
             p[j, i] = v
     logdet = 0.0
     quad = 0.0
-    for i in range(m):
-        logdet += 2.0 * math.log(chol[i, i])
-        quad += a[i] * a[i]
+    for a in range(m):
+        logdet += 2.0 * math.log(chol[a, a])
+        quad += avec[a] * avec[a]
     return -0.5 * (m * math.log(2.0 * math.pi) + logdet + quad)
 
 
@@ -193,11 +227,14 @@ def kalman_run(x, p, f, q, inflation, identity, zs, hs, r, means, covs, lls):  #
     """Predict then update for each of ``zs``: (N, m); ``hs``: (N or 1, m, n). Writes the filtered
     means (N, n), covariances (N, n, n) when ``covs.shape[0] == N``, and per-step log-likelihoods (N,)."""
     n_steps = zs.shape[0]
+    n = x.shape[0]
     varying = hs.shape[0] == n_steps and n_steps > 1
     keep = covs.shape[0] == n_steps
     for t in range(n_steps):
         kalman_predict(x, p, f, q, inflation, identity)
         lls[t] = kalman_update(x, p, zs[t], hs[t] if varying else hs[0], r)
-        means[t] = x
-        if keep:
-            covs[t] = p
+        for i in range(n):
+            means[t, i] = x[i]
+            if keep:
+                for j in range(n):
+                    covs[t, i, j] = p[i, j]

@@ -19,8 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.linalg import solve_discrete_lyapunov
-from scipy.optimize import brentq
 
 from ._checks import as_array, check_in_range, check_positive, check_positive_int
 
@@ -57,6 +55,8 @@ def lms_stability_bound(R: Any, *, kind: str = "mean-square") -> float:
         return 2.0 / lmax
     if kind != "mean-square":
         raise ValueError(f"kind must be 'mean' or 'mean-square', got {kind!r}")
+    from scipy.optimize import brentq  # scipy.optimize costs ~1 s to import: only when asked
+
     return float(brentq(lambda mu: _eta(mu, lam) - 1.0, 0.0, (1.0 - 1e-15) / lmax, xtol=1e-16, rtol=1e-15))
 
 
@@ -167,6 +167,8 @@ def noise_ball_covariance(mu: float, hessian: Any, noise_cov: Any) -> np.ndarray
     a = np.eye(h.shape[0]) - mu * h
     if np.max(np.abs(np.linalg.eigvals(a))) >= 1.0:
         raise ValueError(f"mu must be below 2 / l_max(hessian) = {2 / np.linalg.eigvalsh(h).max():.6g}, got {mu!r}")
+    from scipy.linalg import solve_discrete_lyapunov
+
     k = solve_discrete_lyapunov(a, mu**2 * sigma)
     return 0.5 * (k + k.T)
 

@@ -1,0 +1,198 @@
+"""LMS, NLMS and RLS: agreement with padasip, streaming, batching, dtypes, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import padasip as pa
+import pytest
+from scipy.signal import lfilter
+
+from noisygrad.dsp import LMS, NLMS, RLS, StabilityWarning, tapped_delay_line
+
+TAPS = 8
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(4000)
+    d = lfilter(rng.standard_normal(TAPS), 1.0, x) + 0.1 * rng.standard_normal(4000)
+    return x, d
+
+
+def test_tapped_delay_line_is_a_causal_fir_with_zero_initial_state(data):
+    x, _ = data
+    w = np.arange(1.0, TAPS + 1)
+    u = tapped_delay_line(x, TAPS)
+    assert u.shape == (x.size, TAPS)
+    np.testing.assert_allclose(u @ w, lfilter(w, 1.0, x), rtol=0, atol=1e-12)
+    assert tapped_delay_line(np.stack([x, 2 * x]), TAPS).shape == (2, x.size, TAPS)
+
+
+# padasip's run(d, X) takes the regressor matrix, returns (y, e, W) with W the weights *before* each update:
+# our a-priori convention. Its regressors are ours when built by tapped_delay_line.
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (lambda: LMS(TAPS, 0.01, history=True), lambda: pa.filters.FilterLMS(TAPS, mu=0.01, w="zeros")),
+        (
+            lambda: NLMS(TAPS, 0.5, eps=1e-3, history=True),
+            lambda: pa.filters.FilterNLMS(TAPS, mu=0.5, eps=1e-3, w="zeros"),
+        ),
+        (
+            lambda: RLS(TAPS, 0.99, delta=0.01, history=True),
+            lambda: pa.filters.FilterRLS(TAPS, mu=0.99, eps=0.01, w="zeros"),
+        ),
+    ],
+    ids=["LMS", "NLMS", "RLS"],
+)
+def test_agrees_with_padasip(data, ours, theirs):
+    x, d = data
+    f, ref = ours(), theirs()
+    y, e = f.run(x, d)
+    y_ref, e_ref, w_ref = ref.run(d, tapped_delay_line(x, TAPS))
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(e, e_ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(f.history, w_ref, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(f.weights, ref.w, rtol=0, atol=1e-10)
+    # explicit regressors give the same recursion
+    g = ours()
+    y2, _ = g.run_regressors(tapped_delay_line(x, TAPS), d)
+    np.testing.assert_allclose(y2, y, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda: LMS(TAPS, 0.02), lambda: NLMS(TAPS, 0.3), lambda: RLS(TAPS, 0.995)])
+def test_streaming_equals_one_call_and_batch_equals_channels(data, make):
+    x, d = data
+    whole = make()
+    y, e = whole.run(x, d)
+    pieces = make()
+    outs = [pieces.run(x[a:b], d[a:b]) for a, b in ((0, 1), (1, 7), (7, 1500), (1500, x.size))]
+    np.testing.assert_array_equal(np.concatenate([o[0] for o in outs]), y)
+    np.testing.assert_array_equal(np.concatenate([o[1] for o in outs]), e)
+    np.testing.assert_array_equal(pieces.weights, whole.weights)
+    # three channels at once: channel 1 is the same data, the others are different
+    rng = np.random.default_rng(1)
+    xb = np.stack([rng.standard_normal(x.size), x, rng.standard_normal(x.size)])
+    db = np.stack([rng.standard_normal(x.size), d, rng.standard_normal(x.size)])
+    batch = make()
+    yb, eb = batch.run(xb, db)
+    assert yb.shape == eb.shape == xb.shape
+    assert batch.weights.shape == (3, TAPS)
+    np.testing.assert_array_equal(yb[1], y)
+    np.testing.assert_array_equal(batch.weights[1], whole.weights)
+    single = make()
+    np.testing.assert_array_equal(single.run(xb[2], db[2])[1], eb[2])
+
+
+def test_input_is_not_mutated_and_history_is_off_by_default(data):
+    x, d = data
+    x0, d0 = x.copy(), d.copy()
+    f = LMS(TAPS, 0.01)
+    f.run(x, d)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(d, d0)
+    assert f.history is None
+
+
+def test_float32_on_request(data):
+    x, d = data
+    f32, f64 = LMS(TAPS, 0.01, dtype="float32"), LMS(TAPS, 0.01)
+    y32, _ = f32.run(x, d)
+    y64, _ = f64.run(x, d)
+    assert y32.dtype == np.float32
+    assert f32.weights.dtype == np.float32
+    assert y64.dtype == np.float64
+    np.testing.assert_allclose(y32, y64, atol=1e-4)
+    r = RLS(TAPS, 0.999, dtype=np.float32)
+    r.run(x, d)
+    assert r.P.dtype == np.float32
+    np.testing.assert_array_equal(r.P, r.P.T)
+    r64 = RLS(TAPS, 0.999)
+    r64.run(x, d)
+    np.testing.assert_allclose(r.weights, r64.weights, atol=1e-3)
+
+
+def test_lms_converges_to_the_wiener_solution():
+    rng = np.random.default_rng(3)
+    h = rng.standard_normal(TAPS)
+    x = rng.standard_normal(60000)
+    d = lfilter(h, 1.0, x) + 0.01 * rng.standard_normal(x.size)
+    for f in (LMS(TAPS, 0.01), NLMS(TAPS, 0.5), RLS(TAPS, 0.999)):
+        f.run(x, d)
+        np.testing.assert_allclose(f.weights, h, atol=0.01)
+
+
+def test_nlms_all_zero_input_gives_no_nan():
+    f = NLMS(4, 1.0)
+    _y, e = f.run(np.zeros(50), np.ones(50))
+    np.testing.assert_array_equal(f.weights, 0.0)
+    np.testing.assert_array_equal(e, 1.0)
+
+
+def test_initial_weights_reset_and_repr():
+    w0 = np.array([1.0, -1.0, 0.5])
+    f = LMS(3, 0.1, w0=w0)
+    np.testing.assert_array_equal(f.weights, w0)
+    y, _ = f.run([1.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    assert y[0] == 1.0
+    f.reset()
+    np.testing.assert_array_equal(f.weights, w0)
+    assert "mu=0.1" in repr(f)
+    assert "float64" in repr(f)
+    r = RLS(2, 0.9, P0=[[2.0, 0.5], [0.5, 1.0]])
+    np.testing.assert_array_equal(r.P, [[2.0, 0.5], [0.5, 1.0]])
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: LMS(0, 0.1), "taps"),
+        (lambda: LMS(2.5, 0.1), "taps"),
+        (lambda: LMS(4, 0.0), "mu"),
+        (lambda: LMS(4, -1.0), "mu"),
+        (lambda: LMS(4, float("nan")), "mu"),
+        (lambda: NLMS(4, 2.0), r"mu must lie in \(0.0, 2.0\)"),
+        (lambda: NLMS(4, 0.5, eps=0.0), "eps"),
+        (lambda: RLS(4, 0.0), r"lam must lie in \(0.0, 1.0\]"),
+        (lambda: RLS(4, 1.01), "lam"),
+        (lambda: RLS(4, float("nan")), "lam"),
+        (lambda: RLS(4, 0.9, delta=0.0), "delta"),
+        (lambda: RLS(2, 0.9, P0=[[1.0, 0.2], [0.0, 1.0]]), "P0 must be symmetric"),
+        (lambda: LMS(4, 0.1, w0=[1.0, 2.0]), "w0"),
+        (lambda: LMS(4, 0.1, dtype="int32"), "dtype"),
+        (lambda: LMS(4, 0.1).run(np.ones(10), np.ones(9)), "x and d must have the same shape"),
+        (lambda: LMS(4, 0.1).run(np.ones((2, 3, 4)), np.ones((2, 3, 4))), "x must have 1 or 2 dimensions"),
+        (lambda: LMS(4, 0.1).run(np.ones(0), np.ones(0)), "at least one sample"),
+        (lambda: LMS(4, 0.1).run([1.0, np.nan], [1.0, 1.0]), "x has 1 non-finite value"),
+        (lambda: LMS(4, 0.1).run([1.0, 1.0], [np.inf, 1.0]), "d has 1 non-finite value"),
+        (lambda: LMS(4, 0.1).run(["a", "b"], [1.0, 1.0]), "x must hold real numbers"),
+        (lambda: LMS(4, 0.1).run_regressors(np.ones((5, 3)), np.ones(5)), "u must have shape"),
+    ],
+)
+def test_bad_input_names_the_argument(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+def test_batch_shape_is_fixed_until_reset(data):
+    x, d = data
+    f = LMS(TAPS, 0.01)
+    f.run(x, d)
+    with pytest.raises(ValueError, match="call reset"):
+        f.run(np.stack([x, x]), np.stack([d, d]))
+    f.reset()
+    f.run(np.stack([x, x]), np.stack([d, d]))
+    assert f.weights.shape == (2, TAPS)
+
+
+def test_step_past_the_stability_bound_warns_and_divergence_raises():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(5000)
+    taps = 16  # white unit-power input: mean-square stable iff mu < 2 / (taps + 2) = 0.111
+    with (
+        pytest.warns(StabilityWarning, match=r"2 / \(\(taps \+ 2\) \* input power\)"),
+        pytest.raises(FloatingPointError, match=r"LMS weights became NaN or Inf.*mu = 0\.3"),
+    ):
+        LMS(taps, 0.3).run(x, x)
+    LMS(taps, 0.05).run(x, x)  # well inside: no warning (warnings are errors in this suite)
