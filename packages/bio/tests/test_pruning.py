@@ -86,10 +86,11 @@ def test_noiseless_walk_is_deterministic() -> None:
 def test_censoring_matches_the_survival_function() -> None:
     m = model(2.0)
     horizon = 90.0
-    t = m.simulate_sde(TRIALS, np.random.default_rng(8), method="bridge", dt=0.5, max_time=horizon)
+    n = 20_000
+    t = m.simulate_sde(n, np.random.default_rng(8), method="bridge", dt=1.0, max_time=horizon)
     alive = float(np.isinf(t).mean())
     p = float(m.passage_time_distribution().sf(horizon))
-    assert abs(alive - p) < 4 * math.sqrt(p * (1 - p) / TRIALS)
+    assert abs(alive - p) < 4 * math.sqrt(p * (1 - p) / n)  # binomial s.e.
     walk = m.simulate_walk(1000, np.random.default_rng(8), max_steps=50)
     assert np.all(np.isinf(walk) | (walk <= 50))
 
