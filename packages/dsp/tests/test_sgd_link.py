@@ -1,0 +1,62 @@
+"""LMS is the core's SGD on a streaming least-squares objective; its gradient noise predicts its noise ball."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.signal import lfilter
+
+import noisygrad as ng
+from noisygrad.dsp import LMS, StreamingLeastSquares, sgd_lms, tapped_delay_line
+from noisygrad.dsp.experiments import DSP_EXPERIMENTS
+
+
+def test_sgd_on_the_streaming_objective_is_lms():
+    rng = np.random.default_rng(0)
+    taps, n, mu = 8, 1500, 0.02
+    x = rng.standard_normal(n)
+    d = lfilter(rng.standard_normal(taps), 1.0, x) + 0.1 * rng.standard_normal(n)
+    lms = LMS(taps, mu)
+    lms.run(x, d)
+    w_sgd = sgd_lms(tapped_delay_line(x, taps), d, mu)
+    np.testing.assert_allclose(w_sgd, lms.weights, rtol=0, atol=1e-12)
+
+
+def test_streaming_estimator_reports_the_lms_error_and_resumes():
+    rng = np.random.default_rng(1)
+    u, d = rng.standard_normal((40, 3)), rng.standard_normal(40)
+    est = StreamingLeastSquares(u, d)
+    first = ng.minimize(est, ng.SGD(0.05), torch.zeros(3, dtype=torch.float64), steps=25)
+    rest = ng.minimize(est, ng.SGD(0.05), steps=15, resume=first.checkpoint)
+    lms = LMS(3, 0.05)
+    _, e = lms.run_regressors(u, d)
+    np.testing.assert_allclose(rest.x.numpy(), lms.weights, rtol=0, atol=1e-13)
+    est2 = StreamingLeastSquares(u, d)
+    w = torch.zeros(3, dtype=torch.float64)
+    estimate = est2.estimate(w, torch.Generator())
+    assert estimate.stats["error"] == pytest.approx(e[0])
+    np.testing.assert_allclose(estimate.grad.numpy(), -e[0] * u[0], rtol=1e-14)
+    with pytest.raises(IndexError, match="exhausted after 40 samples"):
+        ng.minimize(est, ng.SGD(0.05), steps=1, resume=rest.checkpoint)
+    with pytest.raises(ValueError, match="same number of samples"):
+        StreamingLeastSquares(u, d[:-1])
+
+
+def test_experiments_pass_at_their_quick_size():
+    for name in ("rls-kalman", "lms-noise-ball", "lms-misadjustment"):
+        findings = DSP_EXPERIMENTS[name](seed=0, quick=True)
+        assert findings
+        for f in findings:
+            assert f.passed, (name, f.claim, f.predicted, f.measured, f.tolerance)
+            assert f.experiment == f"dsp.{name}"
+
+
+def test_plugin_declares_the_experiments():
+    from noisygrad.dsp._plugin import PLUGIN
+
+    assert set(PLUGIN.experiments) == set(DSP_EXPERIMENTS)
+    for target in PLUGIN.experiments.values():
+        module, _, func = target.partition(":")
+        assert module == "noisygrad.dsp.experiments"
+        assert DSP_EXPERIMENTS[func.replace("_", "-")].__name__ == func
