@@ -1,14 +1,90 @@
 """A measured claim: what the theory predicts, what a run measured, and whether they agree.
 
 Every headline experiment of the tour (the core's and each plugin's) returns a list of :class:`Finding`,
-so one report can hold every claim of the suite to a number.
+so one report can hold every claim of the suite to a number. A finding may carry a :class:`Curve`: the
+prediction and the measurement along a swept parameter (batch size, step size, shots ...), which the report
+draws beside each other. This module imports nothing heavy, so reports can be read without torch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+def _floats(name: str, values: Sequence[float]) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        try:  # numpy arrays and torch tensors are not Sequences but iterate as numbers
+            values = list(values)  # type: ignore[call-overload]
+        except TypeError:
+            raise TypeError(f"{name} must be a sequence of numbers, got {type(values).__name__}") from None
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a sequence of numbers: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A prediction and a measurement along one swept parameter, for the report to draw side by side.
+
+    Attributes:
+        x_label: the x axis label with its unit, e.g. ``"batch size b (examples)"``.
+        y_label: the y axis label with its unit, e.g. ``"E|g_b - g|^2 (gradient units^2)"``.
+        x: the swept values at which the measurement was taken.
+        measured: the measurement at each ``x`` (NaN marks a point that diverged; it is not drawn).
+        predicted: the theory, at each ``predicted_x`` (or at each ``x`` when ``predicted_x`` is empty).
+        uncertainty: one standard error of each measured point; empty when not known.
+        predicted_x: a finer grid for a smooth theory curve; empty to use ``x``.
+        log_x: draw the x axis on a log scale.
+        log_y: draw the y axis on a log scale.
+
+    Raises:
+        ValueError: if the series lengths do not match or an ``x`` value is not finite.
+    """
+
+    x_label: str
+    y_label: str
+    x: Sequence[float]
+    measured: Sequence[float]
+    predicted: Sequence[float]
+    uncertainty: Sequence[float] = ()
+    predicted_x: Sequence[float] = ()
+    log_x: bool = False
+    log_y: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("x", "measured", "predicted", "uncertainty", "predicted_x"):
+            object.__setattr__(self, name, _floats(f"Curve.{name}", getattr(self, name)))
+        n = len(self.x)
+        if n == 0:
+            raise ValueError("Curve.x must hold at least one value")
+        if not all(math.isfinite(v) for v in (*self.x, *self.predicted_x)):
+            raise ValueError("Curve.x and Curve.predicted_x must be finite")
+        if len(self.measured) != n:
+            raise ValueError(f"Curve.measured has {len(self.measured)} values but Curve.x has {n}; they must match")
+        if self.uncertainty and len(self.uncertainty) != n:
+            raise ValueError(
+                f"Curve.uncertainty has {len(self.uncertainty)} values but Curve.x has {n}; give one per x or none"
+            )
+        grid = len(self.predicted_x) or n
+        if len(self.predicted) != grid:
+            where = "Curve.predicted_x" if self.predicted_x else "Curve.x"
+            raise ValueError(
+                f"Curve.predicted has {len(self.predicted)} values but {where} has {grid}; they must match"
+            )
+
+    @property
+    def prediction_grid(self) -> tuple[float, ...]:
+        """The abscissae of ``predicted``: ``predicted_x`` if given, else ``x``."""
+        return tuple(self.predicted_x or self.x)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Curve:
+        """Rebuild a curve from :meth:`Finding.as_dict` output (``results.json``)."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass(frozen=True)
@@ -24,6 +100,7 @@ class Finding:
         tolerance: the largest ``|measured - predicted|`` that still passes.
         unit: the unit of ``predicted`` and ``measured`` (empty when dimensionless).
         details: any further numbers worth reporting (seeds, sizes, wall time).
+        curve: optionally, the prediction and measurement along a swept parameter, drawn in the report.
     """
 
     experiment: str
@@ -34,14 +111,25 @@ class Finding:
     tolerance: float
     unit: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    curve: Curve | None = None
 
     @property
     def passed(self) -> bool:
+        """Whether ``|measured - predicted| <= tolerance`` (a NaN or Inf never passes)."""
         if not (math.isfinite(self.measured) and math.isfinite(self.predicted)):
             return False
         return abs(self.measured - self.predicted) <= self.tolerance
 
     def as_dict(self) -> dict[str, Any]:
+        """Every field as plain data, plus ``passed``; ``curve`` is a dict or ``None``."""
         out = asdict(self)
         out["passed"] = self.passed
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        """Rebuild a finding from :meth:`as_dict` output (``passed`` is recomputed, not read)."""
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if fields.get("curve") is not None:
+            fields["curve"] = Curve.from_dict(fields["curve"])
+        return cls(**fields)

@@ -7,10 +7,13 @@ listing them imports nothing heavy.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
+import inspect
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from . import plugins as _plugins
 from .findings import Finding
@@ -27,14 +30,49 @@ class Experiment:
     plugin: _plugins.Plugin | None = None
 
     def load(self) -> ExperimentFn:
+        """Import the experiment's function (checking the plugin's field packages first)."""
         if self.plugin is not None:
             _plugins.require(self.plugin)
         module, _, func = self.target.partition(":")
         fn: ExperimentFn = getattr(importlib.import_module(module), func)
         return fn
 
-    def run(self, *, seed: int = 0, quick: bool = True) -> list[Finding]:
-        return self.load()(seed=seed, quick=quick)
+    def describe(self) -> str:
+        """The first line of the experiment function's docstring (imports it)."""
+        doc = (self.load().__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    def parameters(self) -> dict[str, Any]:
+        """The experiment's own keyword parameters (besides ``seed`` and ``quick``) and their defaults."""
+        out = {}
+        for name, p in inspect.signature(self.load()).parameters.items():
+            if name not in ("seed", "quick") and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                out[name] = None if p.default is p.empty else p.default
+        return out
+
+    def run(self, *, seed: int = 0, quick: bool = True, **params: Any) -> list[Finding]:
+        """Run the experiment and return its findings.
+
+        Args:
+            seed: seed of every random choice the experiment makes.
+            quick: the tour's size (``True``) or the publication size (``False``).
+            **params: values for the experiment's own parameters (see :meth:`parameters`).
+
+        Raises:
+            TypeError: if a parameter is not one the experiment takes, or the experiment does not return a
+                list of :class:`Finding`.
+        """
+        fn = self.load()
+        if params:
+            known = self.parameters()
+            unknown = sorted(set(params) - set(known))
+            if unknown:
+                allowed = ", ".join(known) or "none besides seed and quick"
+                raise TypeError(f"experiment {self.name} takes no parameter {', '.join(unknown)}; it takes: {allowed}")
+        findings = fn(seed=seed, quick=quick, **params)
+        if not isinstance(findings, list) or not all(isinstance(f, Finding) for f in findings):
+            raise TypeError(f"experiment {self.name} ({self.target}) must return a list of noisygrad.Finding")
+        return findings
 
 
 def experiments(include_unusable: bool = False) -> dict[str, Experiment]:
@@ -51,6 +89,29 @@ def experiments(include_unusable: bool = False) -> dict[str, Experiment]:
     return found
 
 
+def select(patterns: Iterable[str], available: dict[str, Experiment] | None = None) -> list[Experiment]:
+    """The experiments matching any of ``patterns``, in the order of ``available``.
+
+    A pattern is an experiment name (``"core.noise-ball"``), a plugin name (``"dsp"``: all of its experiments)
+    or a shell-style wildcard (``"core.*"``).
+
+    Raises:
+        KeyError: if a pattern matches nothing.
+    """
+    available = experiments(include_unusable=True) if available is None else available
+    chosen: dict[str, Experiment] = {}
+    for pattern in patterns:
+        hits = [
+            name
+            for name in available
+            if name == pattern or name.startswith(f"{pattern}.") or fnmatch.fnmatchcase(name, pattern)
+        ]
+        if not hits:
+            raise KeyError(f"no experiment named {pattern!r}; `noisygrad list` shows them")
+        chosen.update((name, available[name]) for name in hits)
+    return [exp for name, exp in available.items() if name in chosen]
+
+
 @dataclass(frozen=True)
 class TourEntry:
     """The findings of one experiment and how long it took."""
@@ -62,7 +123,18 @@ class TourEntry:
 
     @property
     def passed(self) -> bool:
+        """No error, at least one finding, and every finding passed."""
         return self.error is None and bool(self.findings) and all(f.passed for f in self.findings)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for ``results.json``: the name, wall time, error and every finding."""
+        return {
+            "experiment": self.experiment,
+            "passed": self.passed,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+            "findings": [f.as_dict() for f in self.findings],
+        }
 
 
 def run_experiments(
@@ -70,17 +142,34 @@ def run_experiments(
     *,
     seed: int = 0,
     quick: bool = True,
+    params: dict[str, Any] | None = None,
     on_start: Callable[[Experiment], None] | None = None,
+    on_done: Callable[[TourEntry], None] | None = None,
 ) -> list[TourEntry]:
-    """Run each experiment; an exception becomes a failed entry instead of ending the tour."""
+    """Run each experiment; an exception becomes a failed entry instead of ending the tour.
+
+    Args:
+        selected: the experiments to run, in order.
+        seed: passed to every experiment; the same seed reproduces the same findings.
+        quick: the tour's size (``True``) or the publication size (``False``).
+        params: experiment parameters passed to every experiment (for a single ``noisygrad run``).
+        on_start: called with each experiment before it runs (progress display).
+        on_done: called with each finished :class:`TourEntry`.
+
+    Returns:
+        One :class:`TourEntry` per experiment.
+    """
     entries = []
     for exp in selected:
         if on_start is not None:
             on_start(exp)
         start = time.perf_counter()
         try:
-            findings, error = exp.run(seed=seed, quick=quick), None
+            findings, error = exp.run(seed=seed, quick=quick, **(params or {})), None
         except Exception as exc:  # a broken experiment is reported, the others still run
             findings, error = [], f"{type(exc).__name__}: {exc}"
-        entries.append(TourEntry(exp.name, findings, time.perf_counter() - start, error))
+        entry = TourEntry(exp.name, findings, time.perf_counter() - start, error)
+        entries.append(entry)
+        if on_done is not None:
+            on_done(entry)
     return entries

@@ -1,0 +1,267 @@
+"""The tour's report folder: every claim, its prediction, its measurement, a plot, and the data behind it.
+
+:func:`write_report` writes a self-contained folder that opens without noisygrad installed::
+
+    report/
+      index.html            the report, for a browser (images are relative links)
+      report.md             the same report in Markdown
+      results.json          every finding of every experiment, with the run's seed, size and versions
+      overview.png          every claim's deviation from its prediction, in units of its tolerance
+      overview.json         the data drawn in overview.png
+      figures/<name>.png    one figure per experiment: prediction beside measurement
+      figures/<name>.json   the data drawn in that figure
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import platform
+import re
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from . import plotting
+from .findings import Finding
+from .tour import TourEntry
+
+_DISTRIBUTIONS = ("noisygrad-core", "noisygrad-pinn", "noisygrad-quantum", "noisygrad-dsp", "noisygrad-bio")
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data: numpy and torch scalars become numbers, NaN and Inf become ``None``."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    item = getattr(value, "item", None)  # numpy / torch scalars
+    if callable(item):
+        try:
+            return jsonable(item())
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    tolist = getattr(value, "tolist", None)  # small arrays and tensors
+    if callable(tolist):
+        return jsonable(tolist())
+    return str(value)
+
+
+def versions() -> dict[str, str]:
+    """Python, torch and the installed noisygrad distributions, for the report's provenance."""
+    found = {"python": platform.python_version()}
+    for dist in ("torch", *_DISTRIBUTIONS):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def results(entries: Sequence[TourEntry], *, seed: int, quick: bool) -> dict[str, Any]:
+    """The machine-readable results of a tour: what ``--json`` prints and ``results.json`` holds."""
+    data: dict[str, Any] = jsonable(
+        {
+            "seed": seed,
+            "size": "quick" if quick else "full",
+            "passed": all(e.passed for e in entries),
+            "summary": {
+                "experiments": len(entries),
+                "experiments_passed": sum(e.passed for e in entries),
+                "findings": sum(len(e.findings) for e in entries),
+                "findings_passed": sum(f.passed for e in entries for f in e.findings),
+                "seconds": round(sum(e.seconds for e in entries), 3),
+            },
+            "versions": versions(),
+            "experiments": [e.as_dict() for e in entries],
+        }
+    )
+    return data
+
+
+def figure_name(experiment: str) -> str:
+    """A file-name-safe stem for an experiment's figure (``core.noise-ball`` stays as it is)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", experiment)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}" if math.isfinite(x) else str(x)
+
+
+def _verdict(passed: bool) -> str:
+    return "pass" if passed else "FAIL"
+
+
+def _reproduce(seed: int, quick: bool) -> str:
+    return f"noisygrad tour --seed {seed}" + ("" if quick else " --full")
+
+
+def cell(text: object) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _details(finding: Finding) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in finding.details.items())
+
+
+def _markdown(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[str, str]) -> str:
+    s = data["summary"]
+    reproduce = _reproduce(data["seed"], data["size"] == "quick")
+    lines = [
+        "# noisygrad tour",
+        "",
+        f"**{s['experiments_passed']}/{s['experiments']} experiments passed** "
+        f"({s['findings_passed']}/{s['findings']} claims) in {s['seconds']:.1f} s; "
+        f"seed {data['seed']}, {data['size']} size. Reproduce with `{reproduce}`.",
+        "",
+        "Each claim of the theory is measured beside its prediction. A claim passes when "
+        "|measured - predicted| <= tolerance; tolerances are sized to the Monte-Carlo error "
+        "(see each claim's details). Uncertainties are one standard error.",
+        "",
+        "![every claim: deviation from the prediction in tolerances](overview.png)",
+        "",
+        "| experiment | claim | predicted | measured ± 1 s.e. | tolerance | unit | result | time (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        if e.error is not None:
+            lines.append(f"| {e.experiment} | {cell(e.error)} |  |  |  |  | ERROR | {e.seconds:.1f} |")
+        for f in e.findings:
+            lines.append(
+                f"| {e.experiment} | {cell(f.claim)} | {_fmt(f.predicted)} | {_fmt(f.measured)} ± "
+                f"{_fmt(f.uncertainty)} | {_fmt(f.tolerance)} | {cell(f.unit)} | {_verdict(f.passed)} "
+                f"| {e.seconds:.1f} |"
+            )
+    for e in entries:
+        lines += ["", f"## {e.experiment}: {'ERROR' if e.error else _verdict(e.passed)}", ""]
+        if e.error is not None:
+            lines += [f"The experiment raised `{cell(e.error)}`.", ""]
+        for f in e.findings:
+            lines += [
+                f"- **{_verdict(f.passed)}**: {f.claim}  ",
+                f"  predicted {_fmt(f.predicted)} {f.unit}, measured {_fmt(f.measured)} ± {_fmt(f.uncertainty)} "
+                f"{f.unit}, |difference| {_fmt(abs(f.measured - f.predicted))} vs tolerance {_fmt(f.tolerance)}",
+            ]
+            if f.details:
+                lines.append(f"  ({cell(_details(f))})")
+        lines += ["", f"![{e.experiment}]({figures[e.experiment]})", ""]
+    lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()), ""]
+    return "\n".join(lines)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.pass { color: #1b7f72; font-weight: bold; }
+.fail { color: #c1121f; font-weight: bold; }
+img { max-width: 100%; border: 1px solid #eee; }
+.details { color: #555; font-size: 0.85em; }
+"""
+
+
+def _html(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[str, str]) -> str:
+    esc = html.escape
+    s = data["summary"]
+
+    def verdict(passed: bool, text: str | None = None) -> str:
+        return f'<span class="{"pass" if passed else "fail"}">{esc(text or _verdict(passed))}</span>'
+
+    headline = f"{s['experiments_passed']}/{s['experiments']} experiments passed"
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>noisygrad tour</title>',
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>noisygrad tour</h1>",
+        f"<p>{verdict(data['passed'], headline)} "
+        f"({s['findings_passed']}/{s['findings']} claims) in {s['seconds']:.1f} s; seed {data['seed']}, "
+        f"{esc(data['size'])} size. Reproduce with <code>{esc(_reproduce(data['seed'], data['size'] == 'quick'))}"
+        "</code>.</p>",
+        "<p>Each claim of the theory is measured beside its prediction. A claim passes when |measured - predicted| "
+        "&le; tolerance; tolerances are sized to the Monte-Carlo error (see each claim's details). Uncertainties are "
+        "one standard error.</p>",
+        '<img src="overview.png" alt="every claim: deviation from the prediction in tolerances">',
+        "<table><tr><th>experiment</th><th>claim</th><th>predicted</th><th>measured ± 1 s.e.</th><th>tolerance</th>"
+        "<th>unit</th><th>result</th><th>time (s)</th></tr>",
+    ]
+    for e in entries:
+        link = f'<a href="#{esc(figure_name(e.experiment))}">{esc(e.experiment)}</a>'
+        if e.error is not None:
+            out.append(
+                f"<tr><td>{link}</td><td>{esc(e.error)}</td><td></td><td></td><td></td><td></td>"
+                f"<td>{verdict(False, 'ERROR')}</td><td class='num'>{e.seconds:.1f}</td></tr>"
+            )
+        for f in e.findings:
+            out.append(
+                f"<tr><td>{link}</td><td>{esc(f.claim)}</td><td class='num'>{_fmt(f.predicted)}</td>"
+                f"<td class='num'>{_fmt(f.measured)} ± {_fmt(f.uncertainty)}</td><td class='num'>{_fmt(f.tolerance)}"
+                f"</td><td>{esc(f.unit)}</td><td>{verdict(f.passed)}</td><td class='num'>{e.seconds:.1f}</td></tr>"
+            )
+    out.append("</table>")
+    for e in entries:
+        out.append(
+            f'<h2 id="{esc(figure_name(e.experiment))}">{esc(e.experiment)}: '
+            f"{verdict(e.passed, 'ERROR' if e.error else None)}</h2><ul>"
+        )
+        if e.error is not None:
+            out.append(f"<li>The experiment raised <code>{esc(e.error)}</code>.</li>")
+        for f in e.findings:
+            out.append(
+                f"<li>{verdict(f.passed)}: {esc(f.claim)}<br>predicted {_fmt(f.predicted)} {esc(f.unit)}, measured "
+                f"{_fmt(f.measured)} ± {_fmt(f.uncertainty)} {esc(f.unit)}, |difference| "
+                f"{_fmt(abs(f.measured - f.predicted))} vs tolerance {_fmt(f.tolerance)}"
+                + (f'<br><span class="details">{esc(_details(f))}</span>' if f.details else "")
+                + "</li>"
+            )
+        out.append(f'</ul><img src="{esc(figures[e.experiment])}" alt="{esc(e.experiment)}">')
+    versions_text = ", ".join(f"{k} {v}" for k, v in data["versions"].items())
+    out += [f'<p class="details">Versions: {esc(versions_text)}</p>', "</body></html>", ""]
+    return "\n".join(out)
+
+
+def write_report(entries: Sequence[TourEntry], out: str | Path, *, seed: int, quick: bool) -> Path:
+    """Write the report folder for a finished tour (see the module docstring for its layout).
+
+    Figures left in ``out/figures`` by an earlier run are replaced, so the folder describes this run only.
+
+    Args:
+        entries: the tour's results, from :func:`noisygrad.tour.run_experiments`.
+        out: the folder to write (created if needed).
+        seed: the seed the tour ran with (recorded, and shown in the command that reproduces it).
+        quick: whether the tour ran at its quick size.
+
+    Returns:
+        The path of ``index.html``.
+    """
+    out = Path(out)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (*fig_dir.glob("*.png"), *fig_dir.glob("*.json")):
+        stale.unlink()
+    data = results(entries, seed=seed, quick=quick)
+    (out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+
+    figures = {}
+    for entry in entries:
+        stem = figure_name(entry.experiment)
+        figure = plotting.experiment_figure(entry)
+        (fig_dir / f"{stem}.json").write_text(json.dumps(jsonable(figure), indent=2) + "\n")
+        plotting.draw(figure, fig_dir / f"{stem}.png")
+        figures[entry.experiment] = f"figures/{stem}.png"
+    overview = plotting.overview_figure(entries)
+    (out / "overview.json").write_text(json.dumps(jsonable(overview), indent=2) + "\n")
+    plotting.draw(overview, out / "overview.png")
+
+    (out / "report.md").write_text(_markdown(entries, data, figures))
+    index = out / "index.html"
+    index.write_text(_html(entries, data, figures))
+    return index
