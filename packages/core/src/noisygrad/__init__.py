@@ -61,6 +61,13 @@ _EXPORTS = {
     "predicted_cosine": "noise",
     "monte_carlo_cosine": "noise",
     "effective_temperature": "noise",
+    # closed forms and the thermostat
+    "sgd_stationary_covariance": "theory",
+    "least_squares_stationary_covariance": "theory",
+    "langevin_stationary_covariance": "theory",
+    "noise_ball": "theory",
+    "NoiseBall": "theory",
+    "Thermostat": "thermostat",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -83,6 +90,14 @@ if TYPE_CHECKING:
     from .objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, NoisyBlackBox
     from .optimizers import SGD, Adam, Optimizer
     from .schedules import Constant, Cosine, RobbinsMonro, StepDecay
+    from .theory import (
+        NoiseBall,
+        langevin_stationary_covariance,
+        least_squares_stationary_covariance,
+        noise_ball,
+        sgd_stationary_covariance,
+    )
+    from .thermostat import Thermostat
     from .torch_adapter import TorchOptimizer
     from .zeroth_order import SPSA, GaussianSmoothing, SPSACalibration, spsa_calibrate
 

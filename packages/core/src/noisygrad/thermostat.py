@@ -1,0 +1,108 @@
+"""A thermostat: hold SGD's effective temperature ``kT = lr E|g_b - g|^2 / (2 d)`` at a target.
+
+The temperature of constant-step SGD (:func:`noisygrad.noise.effective_temperature`) is ``lr tr(C) / (2 B d)``
+for i.i.d. batches and ``lr tr(S)(1/B - 1/N) / (2 d)`` for batches drawn without replacement. As the gradient
+noise ``tr(S)`` changes along a run (it usually shrinks towards a minimum of a least-squares fit, grows on a
+sharp one), a fixed ``lr`` and ``B`` drift in temperature. The thermostat measures ``tr(S)`` from each
+mini-batch (an exponential moving average of ``MiniBatch(..., noise_stats=True)``'s ``trace_cov``) and moves
+either the learning rate (``control="lr"``) or the batch size (``control="batch"``) to hold ``kT``.
+
+Use it as both the optimizer's learning-rate schedule and a callback of :func:`noisygrad.minimize`::
+
+    estimator = MiniBatch(objective, 32, noise_stats=True)
+    thermostat = Thermostat(estimator, temperature=1e-4, lr=0.05)
+    minimize(estimator, SGD(thermostat), x0, steps=1000, callbacks=[thermostat.observe])
+
+With ``control="batch"`` the thermostat sets ``estimator.batch_size`` (the estimator is its actuator).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ._validation import check_in_range, check_positive
+from .estimators import MiniBatch
+
+__all__ = ["Thermostat"]
+
+
+class Thermostat:
+    """Hold the effective temperature of mini-batch SGD by moving ``lr`` or the batch size.
+
+    Args:
+        estimator: the :class:`~noisygrad.MiniBatch` estimator of the run, with ``noise_stats=True``.
+        temperature: the target ``kT`` > 0.
+        lr: the learning rate before the first measurement (and the fixed rate with ``control="batch"``).
+        control: ``"lr"`` or ``"batch"``.
+        smoothing: the decay of the moving average of ``tr(S)``, in [0, 1) (0 uses the last batch only).
+        lr_max: an upper bound on the learning rate (``control="lr"``); ``None`` for none. Keep it below
+            ``2 / lambda_max`` of the Hessian, where SGD is stable.
+
+    The schedule interface ``thermostat(t)`` returns the current rate; :meth:`observe` is the callback.
+    ``state_dict`` / ``load_state_dict`` carry the moving average, the rate and the batch size.
+    """
+
+    def __init__(
+        self,
+        estimator: MiniBatch,
+        temperature: float,
+        *,
+        lr: float,
+        control: str = "lr",
+        smoothing: float = 0.9,
+        lr_max: float | None = None,
+    ) -> None:
+        if not isinstance(estimator, MiniBatch):
+            raise TypeError(f"estimator must be a noisygrad.MiniBatch, got {type(estimator).__name__}")
+        if not estimator.noise_stats:
+            raise ValueError(
+                "estimator must report noise statistics: construct it with MiniBatch(..., noise_stats=True)"
+            )
+        if control not in ("lr", "batch"):
+            raise ValueError(f"control must be 'lr' or 'batch', got {control!r}")
+        self.estimator = estimator
+        self.temperature = check_positive("temperature", temperature)
+        self.lr = check_positive("lr", lr)
+        self.control = control
+        self.smoothing = check_in_range("smoothing", smoothing, 0.0, 1.0)
+        self.lr_max = math.inf if lr_max is None else check_positive("lr_max", lr_max)
+        self._trace: float | None = None
+
+    def __call__(self, t: int) -> float:
+        """The learning rate for step ``t`` (the schedule interface)."""
+        return self.lr
+
+    def _noise_per_example(self, batch_size: int) -> float:
+        """``E|g_b - g|^2 / tr(S)`` for the estimator's sampling scheme."""
+        n = self.estimator.objective.n_examples
+        return (n - 1) / (n * batch_size) if self.estimator.replace else 1.0 / batch_size - 1.0 / n
+
+    def observe(self, info: Any) -> None:
+        """Callback: update the ``tr(S)`` average from the step's estimate and re-set ``lr`` or ``B``."""
+        trace = info.estimate.stats.get("trace_cov")
+        if trace is None:
+            raise ValueError("Thermostat needs estimates with trace_cov; use MiniBatch(..., noise_stats=True)")
+        self._trace = trace if self._trace is None else self.smoothing * self._trace + (1 - self.smoothing) * trace
+        if self._trace <= 0:
+            return
+        dim = info.x.numel()
+        if self.control == "lr":
+            factor = self._noise_per_example(self.estimator.batch_size)
+            if factor > 0:
+                self.lr = min(self.lr_max, 2 * dim * self.temperature / (self._trace * factor))
+        else:
+            n = self.estimator.objective.n_examples
+            needed = 2 * dim * self.temperature / (self.lr * self._trace)  # the noise factor to reach
+            b = (n - 1) / (n * needed) if self.estimator.replace else 1.0 / (needed + 1.0 / n)
+            self.estimator.batch_size = int(min(max(round(b), 2), n))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"trace": self._trace, "lr": self.lr, "batch_size": self.estimator.batch_size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state) != {"trace", "lr", "batch_size"}:
+            raise ValueError(f"state must have keys batch_size, lr, trace; got {sorted(state)}")
+        self._trace = None if state["trace"] is None else float(state["trace"])
+        self.lr = check_positive("state['lr']", state["lr"])
+        self.estimator.batch_size = int(state["batch_size"])
