@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from noisygrad._validation import check_positive, check_positive_int
-
-from ._checks import check_generator
+from ._checks import check_generator, check_positive, check_positive_int
 
 
 def _as_points(z: np.ndarray, dim: int) -> np.ndarray:

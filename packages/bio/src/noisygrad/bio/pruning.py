@@ -31,9 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import special, stats
 
-from noisygrad._validation import check_positive, check_positive_int
-
-from ._checks import check_generator, check_real
+from ._checks import check_generator, check_positive, check_positive_int, check_real
 
 #: Siegmund's constant -zeta(1/2)/sqrt(2 pi): the expected overshoot of a driftless Gaussian walk, in steps' sd.
 RHO = float(-special.zeta(0.5) / math.sqrt(2.0 * math.pi))
@@ -153,10 +151,11 @@ class PruningModel:
             step = 0
             while alive.size and (limit is None or step < limit):
                 k = block if limit is None else min(block, limit - step)
-                path = gap[:, None] + np.cumsum(drift + noise * rng.standard_normal((alive.size, k)), axis=1)
-                below = path < 0.0
-                hit = below.any(axis=1)
-                times[alive[hit]] = step + 1 + below[hit].argmax(axis=1)
+                path = rng.normal(drift, noise, size=(alive.size, k))
+                path[:, 0] += gap
+                np.cumsum(path, axis=1, out=path)
+                hit = path.min(axis=1) < 0.0
+                times[alive[hit]] = step + 1 + (path[hit] < 0.0).argmax(axis=1)
                 alive, gap = alive[~hit], path[~hit, -1]
                 step += k
             out[start : start + size] = times
@@ -215,7 +214,9 @@ class PruningModel:
             gap = np.full(size, self.distance)
             step = 0
             while alive.size and step * dt < horizon:
-                path = gap[:, None] + np.cumsum(drift + noise * rng.standard_normal((alive.size, block)), axis=1)
+                path = rng.normal(drift, noise, size=(alive.size, block))
+                path[:, 0] += gap
+                np.cumsum(path, axis=1, out=path)
                 before = np.concatenate([gap[:, None], path[:, :-1]], axis=1)
                 with np.errstate(over="ignore"):
                     p_cross = np.exp(-2.0 * np.maximum(before, 0.0) * np.maximum(path, 0.0) / s2dt)
