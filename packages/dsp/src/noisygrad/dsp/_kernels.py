@@ -4,9 +4,10 @@ Every kernel advances ``B`` independent channels over ``N`` samples in place (we
 writes outputs into arrays the caller allocated, so the Python side owns validation, shapes and dtypes.
 Kernels are generic in the floating dtype: float32 arrays give a float32 recursion.
 
-``fastmath`` is limited to reassociation and contraction (dot products vectorise; NaN/Inf semantics stay
-IEEE). Covariance updates write the upper triangle and mirror it, so ``P`` is exactly symmetric by
-construction whatever order the compiler chooses for the arithmetic.
+``fastmath`` (reassociation and contraction only, so NaN/Inf semantics stay IEEE) is used by the LMS
+kernels, whose dot products then vectorise. The RLS and Kalman kernels do without it: their covariance
+updates apply the same IEEE operations to elements (i, j) and (j, i), so a symmetric ``P`` stays exactly
+symmetric, which is what keeps RLS stable at forgetting factors close to 1.
 """
 
 from __future__ import annotations
@@ -145,11 +146,14 @@ def kalman_predict(x, p, f, q, inflation, identity):  # pragma: no cover - compi
                 for k in range(n):
                     acc += fp[i, k] * f[j, k]
                 p[i, j] = acc
-    for i in range(n):
-        for j in range(i, n):
-            v = inflation * 0.5 * (p[i, j] + p[j, i]) + 0.5 * (q[i, j] + q[j, i])
-            p[i, j] = v
-            p[j, i] = v
+        for i in range(n):  # F P F^T is symmetric only up to rounding: symmetrise it
+            for j in range(i + 1, n):
+                v = 0.5 * (p[i, j] + p[j, i])
+                p[i, j] = v
+                p[j, i] = v
+    for i in range(n):  # same operations on (i, j) and (j, i): a symmetric P and Q give a symmetric result
+        for j in range(n):
+            p[i, j] = inflation * p[i, j] + q[i, j]
 
 
 @njit(cache=True)
@@ -157,17 +161,18 @@ def kalman_update(x, p, z, h, r):  # pragma: no cover - compiled
     """Measurement update with ``z = H x + v``, ``v ~ N(0, R)``; returns log N(z; H x^-, S).
 
     ``S = H P H^T + R = L L^T`` (Cholesky), ``K = P H^T S^-1``, ``P <- P - G^T G`` with
-    ``G = L^-1 H P`` (the upper triangle computed, then mirrored). Explicit loops: ``m`` is small, and
+    ``G = L^-1 H P``. Explicit loops: ``m`` is small, and
     numba compiles them far faster than its LAPACK bindings.
     """
     n = x.shape[0]
     m = z.shape[0]
-    ph = np.zeros((n, m))  # P H^T
+    ph = np.empty((n, m))  # P H^T
     for i in range(n):
-        for k in range(n):
-            pik = p[i, k]
-            for c in range(m):
-                ph[i, c] += pik * h[c, k]
+        for c in range(m):
+            acc = 0.0
+            for k in range(n):
+                acc += p[i, k] * h[c, k]
+            ph[i, c] = acc
     chol = np.zeros((m, m))  # S = H P H^T + R, then its Cholesky factor in place
     for a in range(m):
         for c in range(a + 1):
@@ -206,14 +211,11 @@ def kalman_update(x, p, z, h, r):  # pragma: no cover - compiled
         for a in range(m):
             acc += g[a, c] * avec[a]
         x[c] += acc
-    for i in range(n):
-        for j in range(i, n):
-            acc = 0.0
-            for k in range(m):
-                acc += g[k, i] * g[k, j]
-            v = p[i, j] - acc
-            p[i, j] = v
-            p[j, i] = v
+    for i in range(n):  # P -= G^T G, row by row; (i, j) and (j, i) see the same products in the same order
+        for k in range(m):
+            gki = g[k, i]
+            for j in range(n):
+                p[i, j] -= gki * g[k, j]
     logdet = 0.0
     quad = 0.0
     for a in range(m):

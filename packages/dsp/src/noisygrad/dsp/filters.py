@@ -24,6 +24,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import _kernels
 from ._checks import as_array, as_dtype, check_in_range, check_positive, check_positive_int
 
+_BLOCK = 4096  # samples per block when RLS materialises delay-line regressors
+
 
 class StabilityWarning(UserWarning):
     """A step size at or past a stability bound for the data it is about to filter."""
@@ -337,8 +339,19 @@ class RLS(_AdaptiveFilter):
         return self._p.reshape((*self._batch, self.taps, self.taps)).copy()
 
     def _signal_kernel(self, xp, d, y, e, hist):  # type: ignore[no-untyped-def]
-        u = sliding_window_view(xp, self.taps, axis=1)[:, :, ::-1]  # (B, N, L) view, newest sample first
-        self._regressor_kernel(u, d, y, e, hist)
+        # The delay-line regressors as a (B, N, L) view, newest sample first, copied block by block: one
+        # contiguous kernel specialisation serves both run() and run_regressors(), at bounded memory.
+        u = sliding_window_view(xp, self.taps, axis=1)[:, :, ::-1]
+        n = d.shape[1]
+        for a in range(0, n, _BLOCK):
+            b = min(n, a + _BLOCK)
+            self._regressor_kernel(
+                np.ascontiguousarray(u[:, a:b]),
+                d[:, a:b],
+                y[:, a:b],
+                e[:, a:b],
+                hist[:, a:b] if hist.shape[1] else hist,
+            )
 
     def _regressor_kernel(self, u, d, y, e, hist):  # type: ignore[no-untyped-def]
         dt = self.dtype
