@@ -76,6 +76,7 @@ def test_parent_sampling_is_multinomial() -> None:
         assert stats.chisquare(counts[row], probs[row] * counts[row].sum()).pvalue > 0.001
 
 
+@pytest.mark.slow  # imports torch for the core's SGD (about 3 s of CPU) and runs 12 searches
 def test_populations_climb_the_smoothed_landscape_where_sgd_stalls() -> None:
     rugged = RuggedLandscape(dim=2, width=2.0, depth=1.0, period=1.0)
     finals: dict[str, list[float]] = {}
