@@ -196,3 +196,16 @@ def test_step_past_the_stability_bound_warns_and_divergence_raises():
     ):
         LMS(taps, 0.3).run(x, x)
     LMS(taps, 0.05).run(x, x)  # well inside: no warning (warnings are errors in this suite)
+
+
+def test_rls_long_batched_runs_with_history_equal_single_channel_runs():
+    """Past 4096 samples RLS processes the delay line in blocks; the result must not depend on it."""
+    rng = np.random.default_rng(7)
+    x, d = rng.standard_normal((3, 9000)), rng.standard_normal((3, 9000))
+    batch = RLS(4, 0.99, history=True)
+    y, _ = batch.run(x, d)
+    for c in range(3):
+        single = RLS(4, 0.99, history=True)
+        np.testing.assert_array_equal(single.run(x[c], d[c])[0], y[c])
+        np.testing.assert_array_equal(single.history, batch.history[c])
+        np.testing.assert_array_equal(single.P, batch.P[c])

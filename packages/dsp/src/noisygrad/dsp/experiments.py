@@ -79,7 +79,7 @@ def lms_misadjustment(seed: int = 0, quick: bool = True) -> list[Finding]:
     """LMS misadjustment on white Gaussian input (16 taps) against the exact Gaussian-input formula."""
     taps = 16
     products = (0.05, 0.4, 0.8) if quick else (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
-    channels, average = (16, 100.0) if quick else (64, 400.0)
+    channels, average = (32, 200.0) if quick else (64, 400.0)
     findings = []
     for k, mu_tr in enumerate(products):
         mu = mu_tr / taps

@@ -339,19 +339,21 @@ class RLS(_AdaptiveFilter):
         return self._p.reshape((*self._batch, self.taps, self.taps)).copy()
 
     def _signal_kernel(self, xp, d, y, e, hist):  # type: ignore[no-untyped-def]
-        # The delay-line regressors as a (B, N, L) view, newest sample first, copied block by block: one
-        # contiguous kernel specialisation serves both run() and run_regressors(), at bounded memory.
+        # The delay-line regressors as a (B, N, L) view, newest sample first, made contiguous block by block:
+        # one kernel specialisation (C-contiguous arrays) serves run() and run_regressors() at bounded memory.
         u = sliding_window_view(xp, self.taps, axis=1)[:, :, ::-1]
         n = d.shape[1]
+        if n <= _BLOCK:
+            self._regressor_kernel(np.ascontiguousarray(u), d, y, e, hist)
+            return
         for a in range(0, n, _BLOCK):
             b = min(n, a + _BLOCK)
-            self._regressor_kernel(
-                np.ascontiguousarray(u[:, a:b]),
-                d[:, a:b],
-                y[:, a:b],
-                e[:, a:b],
-                hist[:, a:b] if hist.shape[1] else hist,
-            )
+            yb, eb = np.empty_like(y[:, a:b]), np.empty_like(e[:, a:b])
+            hb = np.empty((hist.shape[0], b - a if hist.shape[1] else 0, self.taps), hist.dtype)
+            self._regressor_kernel(np.ascontiguousarray(u[:, a:b]), np.ascontiguousarray(d[:, a:b]), yb, eb, hb)
+            y[:, a:b], e[:, a:b] = yb, eb
+            if hist.shape[1]:
+                hist[:, a:b] = hb
 
     def _regressor_kernel(self, u, d, y, e, hist):  # type: ignore[no-untyped-def]
         dt = self.dtype
