@@ -13,14 +13,16 @@ import time
 import numpy as np
 from scipy import stats
 
-from noisygrad.findings import Finding
+from noisygrad.findings import Curve, Finding
 
 from .evolution import LinearLandscape, RuggedLandscape, WrightFisher, compare_searches
 from .morphogen import (
     GREGOR_2007,
+    ErrorCurve,
     ExponentialGradient,
     constraint_beta,
     optimal_decay_length,
+    positional_error,
     simulate_boundary,
     simulate_error_curve,
 )
@@ -85,6 +87,7 @@ def pruning_passage(seed: int = 0, quick: bool = True) -> list[Finding]:
                 float(stats.kstwo.isf(0.01, n)),
                 "",
                 {**common, "ks_pvalue": float(ks.pvalue), "tolerance": "KS critical value at p = 0.01"},
+                curve=_histogram_curve(t, model),
             ),
         ]
         walk = model.simulate_walk(n, rng)
@@ -124,7 +127,7 @@ def _competition(rng: np.random.Generator, quick: bool) -> list[Finding]:
         findings.append(
             Finding(
                 name,
-                f"Oja competition: first-step drift of a {label} weight is (Cw - (w'Cw) w)_i",
+                f"Oja competition: first-step drift of {label} weights is (Cw - (w'Cw) w)_i",
                 float(expected[group].mean()),
                 float(per_neuron.mean()),
                 se,
@@ -158,6 +161,43 @@ def _competition(rng: np.random.Generator, quick: bool) -> list[Finding]:
         ),
     ]
     return findings
+
+
+def _histogram_curve(times: np.ndarray, model: PruningModel) -> Curve:
+    """Histogram density of passage times beside the inverse-Gaussian density, with Poisson error bars."""
+    edges = np.linspace(*np.quantile(times, [0.001, 0.999]), 41)
+    counts, _ = np.histogram(times, bins=edges)
+    width = np.diff(edges)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    fine = np.linspace(edges[0], edges[-1], 200)
+    return Curve(
+        "elimination time (steps)",
+        "probability density (1/step)",
+        x=centres,
+        measured=counts / (times.size * width),
+        uncertainty=np.sqrt(counts) / (times.size * width),
+        predicted=model.passage_time_distribution().pdf(fine),
+        predicted_x=fine,
+    )
+
+
+def _error_curve(curve: ErrorCurve) -> Curve:
+    return Curve(
+        "decay length lambda (egg lengths)",
+        "positional error sigma_x at x_T (egg lengths)",
+        x=curve.decay_lengths,
+        measured=curve.error,
+        uncertainty=curve.error_se,
+        predicted=curve.predicted,
+    )
+
+
+def _error_ratio(x_t: float, reference: float, best: float, constraint: str) -> float:
+    """sigma_x at Gregor's lambda = 0.2 EL over sigma_x at the optimum (the count scale cancels)."""
+    err = positional_error(
+        x_t, [reference, best], constraint=constraint, count_at_reference=1.0, reference_decay_length=reference
+    )
+    return float(err[0] / err[1])
 
 
 def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
@@ -200,10 +240,9 @@ def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
                     "nuclei_per_point": nuclei,
                     "fit": "quartic in log-log",
                     "tolerance": "2% of lambda*",
-                    "error_at_0.2EL_over_optimum": float(np.interp(0.2, grid, curve.predicted) / curve.predicted.min())
-                    if grid[0] <= 0.2 <= grid[-1]
-                    else None,
+                    "error_at_0.2EL_over_optimum": _error_ratio(x_t, ref, best, constraint),
                 },
+                curve=_error_curve(curve),
             )
         )
     cv = 0.05
@@ -229,7 +268,8 @@ def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
             se,
             max(_Z * se, 0.02 * best),
             "EL",
-            {"noiseless_optimum": x_t / 2, "nuclei_per_point": nuclei},
+            {"noiseless_optimum": x_t / 2, "nuclei_per_point": nuclei, "tolerance": "max(4 s.e., 2% of lambda*)"},
+            curve=_error_curve(curve),
         )
     )
     gradient = ExponentialGradient(m_ref * math.exp(x_t / ref), ref)
@@ -299,6 +339,14 @@ def evolution(seed: int = 0, quick: bool = True) -> list[Finding]:
             _Z * se,
             "log-fitness / generation",
             details,
+            curve=Curve(
+                "generation",
+                "mean log-fitness f (mean over replicates)",
+                x=np.arange(generations + 1),
+                measured=history.mean_log_fitness.mean(axis=1),
+                predicted=history.mean_log_fitness[0].mean()
+                + np.concatenate([[0.0], np.cumsum(s * history.var_log_fitness[:-1].mean(axis=1))]),
+            ),
         )
     )
     drift = WrightFisher(landscape, n, 0.0, mutation).run(start, generations, rng)
