@@ -105,6 +105,8 @@ def test_bad_input_names_the_argument() -> None:
         WrightFisher(SLOPE, 10, 0.1, -0.1)
     with pytest.raises(ValueError, match="population"):
         WrightFisher(SLOPE, 10, 0.1, 0.1).run(np.zeros((5, 2)), 3, np.random.default_rng())
+    with pytest.raises(ValueError, match="finite"):
+        WrightFisher(SLOPE, 10, 0.1, 0.1).run(np.full((10, 2), np.nan), 3, np.random.default_rng())
     with pytest.raises(ValueError, match="generations"):
         WrightFisher(SLOPE, 10, 0.1, 0.1).run(np.zeros((10, 2)), 0, np.random.default_rng())
     with pytest.raises(ValueError, match="slope"):

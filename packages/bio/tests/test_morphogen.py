@@ -128,6 +128,8 @@ def test_boundary_spread_matches_independent_nuclei() -> None:
             "n_nuclei",
         ),
         (lambda: fit_optimum([0.1, 0.2], [1.0, 2.0]), "degree"),
+        (lambda: ExponentialGradient(c0=1.0, decay_length=0.2).decode(np.array([3.0, -1.0])), "counts"),
+        (lambda: ExponentialGradient(c0=1.0, decay_length=0.2).concentration(float("nan")), "x"),
     ],
 )
 def test_bad_input_names_the_argument(call: object, match: str) -> None:

@@ -144,6 +144,8 @@ class WrightFisher:
             raise ValueError(
                 f"population must have shape (R, {self.population_size}, {self.landscape.dim}), got {pop.shape}"
             )
+        if not np.all(np.isfinite(pop)):
+            raise ValueError("population must hold finite genotypes (found NaN or Inf)")
         r, n, d = pop.shape
         probs = self.parent_weights(pop)
         rows = np.arange(r)[:, None]
@@ -169,6 +171,8 @@ class WrightFisher:
                 f"population must have shape (N, d) or (R, N, d) with N={self.population_size} and "
                 f"d={self.landscape.dim}, got {np.shape(population)}"
             )
+        if not np.all(np.isfinite(pop)):
+            raise ValueError("population must hold finite genotypes (found NaN or Inf)")
         r, _, d = pop.shape
         means = np.empty((t_max + 1, r, d))
         covs = np.empty((t_max + 1, r, d, d))

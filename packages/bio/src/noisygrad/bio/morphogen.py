@@ -53,6 +53,13 @@ GREGOR_2007 = {
 }
 
 
+def _finite(name: str, values: object) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite numbers, got {values!r}")
+    return arr
+
+
 def constraint_beta(constraint: str) -> float:
     """The exponent ``beta`` of ``c0 ~ lambda^beta`` for a named constraint."""
     if constraint not in CONSTRAINT_BETA:
@@ -80,7 +87,7 @@ class ExponentialGradient:
         check_positive("exposure", self.exposure)
 
     def concentration(self, x: float | np.ndarray) -> np.ndarray:
-        return np.asarray(self.c0 * np.exp(-np.asarray(x, dtype=np.float64) / self.decay_length))
+        return np.asarray(self.c0 * np.exp(-_finite("x", x) / self.decay_length))
 
     def slope(self, x: float | np.ndarray) -> np.ndarray:
         """``dc/dx = -c(x)/lambda``."""
@@ -106,7 +113,10 @@ class ExponentialGradient:
         gradient near a boundary (hundreds) it never happens.
         """
         amplitude = self.c0 if c0 is None else check_positive("c0", c0)
-        n = np.maximum(np.asarray(counts, dtype=np.float64), 0.5)
+        n = _finite("counts", counts)
+        if np.any(n < 0):
+            raise ValueError("counts must be >= 0 (molecule counts)")
+        n = np.maximum(n, 0.5)
         return np.asarray(self.decay_length * np.log(self.exposure * amplitude / n))
 
 

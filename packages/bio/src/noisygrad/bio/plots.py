@@ -1,9 +1,13 @@
 """Figures a biologist would want, written as PNG files.
 
 matplotlib is imported only when a figure is drawn, and through ``matplotlib.figure.Figure`` with the Agg
-canvas, so no global pyplot state or display backend is touched. From a shell::
+canvas, so no global pyplot state or display backend is touched. From a shell (the two are the same)::
 
+    noisygrad-bio-figures OUT_DIR [--seed 0]
     python -m noisygrad.bio.plots OUT_DIR [--seed 0]
+
+The tour's report (``noisygrad run bio.bicoid-optimum --out report/``) draws the same curves from the
+experiments' findings.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ def write_figures(out_dir: str | Path, *, seed: int = 0) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m noisygrad.bio.plots", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="noisygrad-bio-figures", description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", help="folder for the PNG files (created if missing)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     args = parser.parse_args(argv)
