@@ -64,6 +64,29 @@ def test_price_equation_holds_under_strong_selection_on_a_rugged_landscape() -> 
     assert np.all(np.abs(residual.mean(axis=0)) < 4 * se)
 
 
+def test_smoothed_gradient_is_the_population_average_of_the_gradient() -> None:
+    rugged = RuggedLandscape(dim=2)
+    mean, sd = np.array([1.3, -0.7]), np.array([0.3, 0.2])
+    z = mean + sd * np.random.default_rng(8).standard_normal((1_000_000, 2))
+    grads = rugged.grad(z)
+    se = grads.std(axis=0) / 1000.0  # Monte-Carlo s.e. of the average over 1e6 draws
+    assert np.all(np.abs(grads.mean(axis=0) - rugged.smoothed_grad(mean, sd**2)) < 4 * se)
+
+
+def test_lande_equation_on_a_rugged_landscape() -> None:
+    # a Gaussian population under weak selection: the exact expected step (Price) equals s G grad f_G(zbar),
+    # the gradient of the landscape smoothed by the population's own spread, up to O(s sd(f)) ~ 1%
+    rugged = RuggedLandscape(dim=2)
+    n, s = 200_000, 0.01
+    pop = np.array([1.3, -0.7]) + np.array([0.3, 0.2]) * np.random.default_rng(9).standard_normal((1, n, 2))
+    price = WrightFisher(rugged, n, s, 0.0).parent_weights(pop)[0] @ pop[0] - pop[0].mean(axis=0)
+    g = np.cov(pop[0].T)
+    lande = s * g @ rugged.smoothed_grad(pop[0].mean(axis=0), np.diag(g))
+    np.testing.assert_allclose(price, lande, rtol=0.02)
+    # the raw gradient at the mean points elsewhere: the ripples are averaged out
+    assert np.linalg.norm(s * g @ rugged.grad(pop[0].mean(axis=0)) - lande) > 0.1 * np.linalg.norm(lande)
+
+
 def test_parent_sampling_is_multinomial() -> None:
     probs = np.array([[0.1, 0.2, 0.3, 0.4], [0.7, 0.1, 0.1, 0.1]])
     rng = np.random.default_rng(6)

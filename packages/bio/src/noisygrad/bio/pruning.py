@@ -108,7 +108,7 @@ class PruningModel:
         """
         k, s = self.kappa, self.sigma
         if s == 0.0:
-            return 0.0  # deterministic steps of eta*kappa; the overshoot depends on the lattice, see mean_walk
+            return 0.0  # deterministic steps: see discrete_mean_passage_time
         if s / k > 300.0:
             return self.eta * (RHO * s + k / 4.0)
         # the terms decay like exp(-n k^2 / (2 s^2)); 45 e-folds leave < 1e-19 of the sum out
@@ -218,8 +218,7 @@ class PruningModel:
                 path[:, 0] += gap
                 np.cumsum(path, axis=1, out=path)
                 before = np.concatenate([gap[:, None], path[:, :-1]], axis=1)
-                with np.errstate(over="ignore"):
-                    p_cross = np.exp(-2.0 * np.maximum(before, 0.0) * np.maximum(path, 0.0) / s2dt)
+                p_cross = np.exp(-2.0 * np.maximum(before, 0.0) * np.maximum(path, 0.0) / s2dt)
                 crossed = (path <= 0.0) | (rng.random(path.shape) < p_cross)
                 hit = crossed.any(axis=1)
                 rows = np.flatnonzero(hit)
@@ -263,18 +262,25 @@ class CompetitionResult:
 
 def input_covariance(n_correlated: int, n_uncorrelated: int, correlation: float) -> np.ndarray:
     """Covariance of the presynaptic activity: one correlated block, the other inputs independent."""
-    n = n_correlated + n_uncorrelated
+    nc = check_positive_int("n_correlated", n_correlated)
+    n = nc + check_positive_int("n_uncorrelated", n_uncorrelated, allow_zero=True)
+    c = check_real("correlation", correlation)
+    if not 0.0 <= c < 1.0:
+        raise ValueError(f"correlation must lie in [0, 1), got {correlation!r}")
     cov = np.eye(n)
-    block = np.full((n_correlated, n_correlated), correlation)
+    block = np.full((nc, nc), c)
     np.fill_diagonal(block, 1.0)
-    cov[:n_correlated, :n_correlated] = block
+    cov[:nc, :nc] = block
     return cov
 
 
 def oja_drift(weights: np.ndarray, covariance: np.ndarray) -> np.ndarray:
     """Expected Oja update per unit rate, ``C w - (w^T C w) w``: Hebbian growth minus competition."""
     w = np.asarray(weights, dtype=np.float64)
-    cw = covariance @ w
+    cov = np.asarray(covariance, dtype=np.float64)
+    if w.ndim != 1 or cov.shape != (w.size, w.size):
+        raise ValueError(f"covariance must have shape ({w.size}, {w.size}) for {w.size} weights, got {cov.shape}")
+    cw = cov @ w
     return np.asarray(cw - (w @ cw) * w)
 
 
@@ -318,19 +324,18 @@ def simulate_competition(
     alive = np.ones((p, n), dtype=bool)
     pruned_at = np.full((p, n), np.inf)
     mix = np.sqrt([c] * nc + [0.0] * nu), np.sqrt([1.0 - c] * nc + [1.0] * nu)
-    first_change = None
+    first_change = np.empty((p, n))
     for step in range(1, n_steps + 1):
         x = mix[0] * rng.standard_normal((p, 1)) + mix[1] * rng.standard_normal((p, n))
         y = np.einsum("ij,ij->i", w, x)[:, None]
         change = (y * x - y * y * w) * alive
-        if first_change is None:
+        if step == 1:
             first_change = change
         w = w + rate * change
         newly = alive & (w < threshold)
         pruned_at[newly] = step
         alive &= ~newly
         w[~alive] = 0.0
-    assert first_change is not None
     return CompetitionResult(
         weights=w,
         pruned_at=pruned_at,
