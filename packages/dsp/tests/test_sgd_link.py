@@ -43,13 +43,24 @@ def test_streaming_estimator_reports_the_lms_error_and_resumes():
         StreamingLeastSquares(u, d[:-1])
 
 
-def test_experiments_pass_at_their_quick_size():
-    for name in ("rls-kalman", "lms-noise-ball", "lms-misadjustment"):
-        findings = DSP_EXPERIMENTS[name](seed=0, quick=True)
-        assert findings
-        for f in findings:
-            assert f.passed, (name, f.claim, f.predicted, f.measured, f.tolerance)
-            assert f.experiment == f"dsp.{name}"
+def _check_quick(name: str) -> None:
+    findings = DSP_EXPERIMENTS[name](seed=0, quick=True)
+    assert findings
+    for f in findings:
+        assert f.passed, (name, f.claim, f.predicted, f.measured, f.tolerance)
+        assert f.experiment == f"dsp.{name}"
+
+
+@pytest.mark.parametrize("name", ["rls-kalman", "lms-noise-ball"])
+def test_experiments_pass_at_their_quick_size(name):
+    _check_quick(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lms-misadjustment", "rls-tracking"])
+def test_statistical_experiments_pass_at_their_quick_size(name):
+    """Their code paths are tested by default in test_misadjustment.py; the tour runs them."""
+    _check_quick(name)
 
 
 def test_plugin_declares_the_experiments():

@@ -10,5 +10,6 @@ PLUGIN = Plugin(
         "lms-misadjustment": "noisygrad.dsp.experiments:lms_misadjustment",
         "rls-kalman": "noisygrad.dsp.experiments:rls_kalman",
         "lms-noise-ball": "noisygrad.dsp.experiments:lms_noise_ball",
+        "rls-tracking": "noisygrad.dsp.experiments:rls_tracking",
     },
 )
