@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGE_FILES := pyproject.toml requirements-dev.txt constraints-dev.txt $(wildcard packages/*/pyproject.toml)
 
-.PHONY: tour test test-slow lint wheels-check ci clean
+.PHONY: tour test test-slow lint wheels-check docs ci clean
 
 $(STAMP): $(PACKAGE_FILES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ lint: $(STAMP)
 wheels-check: $(STAMP)
 	bash .ci/wheels-check
 
-ci: lint test test-slow wheels-check
+## docs: Sphinx HTML in docs/_build/html (API reference, and the gallery running examples/); warnings fail
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+ci: lint test test-slow wheels-check docs
 
 clean:
-	rm -rf $(VENV) dist build report
+	rm -rf $(VENV) dist build report docs/_build docs/api docs/auto_examples docs/_gallery_src
