@@ -39,10 +39,12 @@ def lms_signal(w, xp, d, mu, eps, normalized, y, e, hist):  # pragma: no cover -
         x = xp[b]
         for k in range(n):
             acc = wr[0] * 0
-            energy = wr[0] * 0
             for i in range(taps):
                 acc += wr[i] * x[k + i]
-                energy += x[k + i] * x[k + i]
+            energy = wr[0] * 0
+            if normalized:
+                for i in range(taps):
+                    energy += x[k + i] * x[k + i]
             if record:
                 for i in range(taps):
                     hist[b, k, i] = wr[taps - 1 - i]
@@ -67,10 +69,12 @@ def lms_regressors(w, u, d, mu, eps, normalized, y, e, hist):  # pragma: no cove
         for k in range(n):
             uk = u[b, k]
             acc = wb[0] * 0
-            energy = wb[0] * 0
             for i in range(taps):
                 acc += wb[i] * uk[i]
-                energy += uk[i] * uk[i]
+            energy = wb[0] * 0
+            if normalized:
+                for i in range(taps):
+                    energy += uk[i] * uk[i]
             if record:
                 for i in range(taps):
                     hist[b, k, i] = wb[i]
