@@ -190,7 +190,12 @@ def lms_noise_ball(seed: int = 0, quick: bool = True) -> list[Finding]:
             float(np.mean(measured)),
             se_gap,
             4 * se_gap,
-            details={**details, "exact_formula": theory.lms_misadjustment(mu, np.ones(taps)), "tolerance": "4 SE"},
+            details={
+                **details,
+                "exact_formula": theory.lms_misadjustment(mu, np.ones(taps)),
+                "noise_at_optimum_only": theory.noise_ball_misadjustment(mu, eye, noise_var * eye, noise_var),
+                "tolerance": "4 standard errors of the paired difference over channels",
+            },
         ),
     ]
 
