@@ -68,6 +68,9 @@ _EXPORTS = {
     "noise_ball": "theory",
     "NoiseBall": "theory",
     "Thermostat": "thermostat",
+    # samplers
+    "SGLD": "langevin",
+    "BAOAB": "langevin",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -76,6 +79,7 @@ if TYPE_CHECKING:
     from ._validation import NonFiniteGradientError
     from .estimators import CentralDifference, Cost, Estimate, Estimator, FullBatch, MiniBatch
     from .findings import Finding
+    from .langevin import BAOAB, SGLD
     from .loop import MinimizeResult, StepInfo, minimize
     from .minimizer import Minimizer
     from .noise import (
