@@ -47,7 +47,10 @@ def test_predict_update_steps_equal_run():
     F, H, Q, R, x0, P0 = _model(rng)
     z = rng.standard_normal((50, 2))
     a, b = Kalman(F, H, Q, R, x0, P0), Kalman(F, H, Q, R, x0, P0)
+    x_before, p_before = x0.copy(), P0.copy()
     res = a.run(z)
+    np.testing.assert_array_equal(x0, x_before)  # the filter works on its own copies
+    np.testing.assert_array_equal(P0, p_before)
     lls = []
     for t in range(50):
         b.predict()

@@ -21,8 +21,14 @@ def as_dtype(dtype: object) -> type[np.floating]:
     return _DTYPES[key]
 
 
-def as_array(name: str, value: object, dtype: type[np.floating], *, ndim: tuple[int, ...]) -> np.ndarray:
-    """A C-contiguous copy of ``value`` in ``dtype`` with one of the allowed ``ndim``; NaN/Inf raise."""
+def as_array(
+    name: str, value: object, dtype: type[np.floating], *, ndim: tuple[int, ...], copy: bool = False
+) -> np.ndarray:
+    """``value`` as a C-contiguous array in ``dtype`` with one of the allowed ``ndim``; NaN/Inf raise.
+
+    Without ``copy`` the result may be the caller's own array: use it read-only. Anything stored or written
+    to is taken with ``copy=True``, so nothing a user passed in is mutated or aliased.
+    """
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError) as exc:
@@ -32,7 +38,7 @@ def as_array(name: str, value: object, dtype: type[np.floating], *, ndim: tuple[
     if arr.ndim not in ndim:
         allowed = " or ".join(str(k) for k in ndim)
         raise ValueError(f"{name} must have {allowed} dimensions, got shape {arr.shape}")
-    out = np.array(arr, dtype=dtype, order="C", copy=True)
+    out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else np.ascontiguousarray(arr, dtype=dtype)
     finite = np.isfinite(out)
     if not finite.all():
         bad = int(out.size - finite.sum())

@@ -28,6 +28,7 @@ def lms_signal(w, xp, d, mu, eps, normalized, y, e, hist):  # pragma: no cover -
     ``xp``: (B, L - 1 + N) the previous ``L - 1`` samples followed by the new ``N`` samples.
     ``d``, ``y``, ``e``: (B, N). ``hist``: (B, N, L) a-priori weights when ``hist.shape[1] == N``.
     Update ``w += mu e u`` (LMS) or ``w += mu e u / (eps + |u|^2)`` (NLMS), with ``e = d - w.u``.
+    One pass over the taps per sample: the update of sample k is fused with the output of sample k + 1.
     """
     n_ch, taps = w.shape
     n = d.shape[1]
@@ -37,23 +38,32 @@ def lms_signal(w, xp, d, mu, eps, normalized, y, e, hist):  # pragma: no cover -
         for i in range(taps):  # reversed copy: the window xp[k : k + L] is oldest first
             wr[i] = w[b, taps - 1 - i]
         x = xp[b]
+        acc = wr[0] * 0
+        for i in range(taps):
+            acc += wr[i] * x[i]
         for k in range(n):
-            acc = wr[0] * 0
-            for i in range(taps):
-                acc += wr[i] * x[k + i]
-            energy = wr[0] * 0
-            if normalized:
-                for i in range(taps):
-                    energy += x[k + i] * x[k + i]
             if record:
                 for i in range(taps):
                     hist[b, k, i] = wr[taps - 1 - i]
             err = d[b, k] - acc
             y[b, k] = acc
             e[b, k] = err
-            step = mu * err / (eps + energy) if normalized else mu * err
-            for i in range(taps):
-                wr[i] += step * x[k + i]
+            step = mu * err
+            if normalized:
+                energy = eps
+                for i in range(taps):
+                    energy += x[k + i] * x[k + i]
+                step = step / energy
+            nxt = wr[0] * 0
+            if k + 1 < n:
+                for i in range(taps):
+                    wi = wr[i] + step * x[k + i]
+                    wr[i] = wi
+                    nxt += wi * x[k + 1 + i]
+            else:
+                for i in range(taps):
+                    wr[i] += step * x[k + i]
+            acc = nxt
         for i in range(taps):
             w[b, taps - 1 - i] = wr[i]
 

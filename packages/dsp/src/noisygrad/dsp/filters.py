@@ -56,7 +56,7 @@ class _AdaptiveFilter:
         self.record_history = bool(history)
         self._w0 = None
         if w0 is not None:
-            self._w0 = as_array("w0", w0, self.dtype, ndim=(1, 2))
+            self._w0 = as_array("w0", w0, self.dtype, ndim=(1, 2), copy=True)
             if self._w0.shape[-1] != self.taps:
                 raise ValueError(f"w0 must have {self.taps} (taps) entries on its last axis, got {self._w0.shape}")
         self.reset()
@@ -89,7 +89,8 @@ class _AdaptiveFilter:
         n = _check_length(x.shape[-1])
         channels = self._start(x.shape[:-1])
         xp = np.concatenate([self._tail, x.reshape(channels, n)], axis=1)
-        self._warn_if_unstable(np.mean(xp[:, self.taps - 1 :] ** 2, axis=1) * self.taps)
+        new = xp[:, self.taps - 1 :]
+        self._warn_if_unstable(np.einsum("bn,bn->b", new, new) * (self.taps / n))
         y, e, hist = self._outputs(channels, n)
         self._signal_kernel(xp, d.reshape(channels, n), y, e, hist)
         self._tail = np.ascontiguousarray(xp[:, n:])
@@ -111,7 +112,7 @@ class _AdaptiveFilter:
         n = _check_length(d.shape[-1])
         channels = self._start(d.shape[:-1])
         u3 = u.reshape(channels, n, self.taps)
-        self._warn_if_unstable(np.mean(np.sum(u3**2, axis=2), axis=1))
+        self._warn_if_unstable(np.einsum("bnl,bnl->b", u3, u3) / n)
         y, e, hist = self._outputs(channels, n)
         self._regressor_kernel(u3, d.reshape(channels, n), y, e, hist)
         return self._finish(d.shape, y, e, hist)
@@ -305,7 +306,7 @@ class RLS(_AdaptiveFilter):
         dt = as_dtype(dtype)
         self._p0 = None
         if P0 is not None:
-            p0 = as_array("P0", P0, dt, ndim=(2, 3))
+            p0 = as_array("P0", P0, dt, ndim=(2, 3), copy=True)
             if p0.shape[-2:] != (taps, taps):
                 raise ValueError(f"P0 must have shape (taps, taps) = ({taps}, {taps}) in its last axes, got {p0.shape}")
             if not np.array_equal(p0, np.swapaxes(p0, -1, -2)):

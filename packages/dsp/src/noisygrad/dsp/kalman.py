@@ -72,7 +72,7 @@ class Kalman:
         *,
         inflation: float = 1.0,
     ) -> None:
-        self.x = as_array("x0", x0, np.float64, ndim=(1,))
+        self.x = as_array("x0", x0, np.float64, ndim=(1,), copy=True)
         n = self.x.shape[0]
         self.P = _covariance("P0", P0, n)
         self.identity = F is None
@@ -191,7 +191,7 @@ def kalman_to_rls(kf: Kalman) -> RLS:
 
 
 def _matrix(name: str, value: Any, shape: tuple[int | None, int]) -> np.ndarray:
-    arr = as_array(name, value, np.float64, ndim=(2,))
+    arr = as_array(name, value, np.float64, ndim=(2,), copy=True)
     rows, cols = shape
     if arr.shape[1] != cols or (rows is not None and arr.shape[0] != rows):
         want = f"({'m' if rows is None else rows}, {cols})"

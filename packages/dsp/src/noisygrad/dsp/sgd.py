@@ -38,8 +38,8 @@ class StreamingLeastSquares:
     """
 
     def __init__(self, u: Any, d: Any) -> None:
-        u_arr = as_array("u", u, np.float64, ndim=(2,))
-        d_arr = as_array("d", d, np.float64, ndim=(1,))
+        u_arr = as_array("u", u, np.float64, ndim=(2,), copy=True)
+        d_arr = as_array("d", d, np.float64, ndim=(1,), copy=True)
         if u_arr.shape[0] != d_arr.shape[0]:
             raise ValueError(f"u and d must have the same number of samples, got {u_arr.shape[0]} and {d_arr.shape[0]}")
         self.objective = ng.FiniteSum(_least_squares_loss, (torch.from_numpy(u_arr), torch.from_numpy(d_arr)))
