@@ -11,9 +11,7 @@ Two ways in:
 
 from noisygrad.plugins import require as _require
 
-from ._plugin import PLUGIN as _PLUGIN
-
-_require(_PLUGIN)  # a missing field package names the extra to install
+_require("quantum")  # a missing field package names the extra to install
 
 from .backends import gpu_available  # noqa: E402
 from .estimator import ShotEstimator, shot_estimator  # noqa: E402

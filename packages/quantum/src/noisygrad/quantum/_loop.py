@@ -40,6 +40,7 @@ def run(
     blocking: bool = False,
     average_last: int = 1,
     bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    initial_value: tuple[float, float] | None = None,
     on_step: Callable[[int, torch.Tensor, dict[str, Any]], None] | None = None,
 ) -> LoopResult:
     """``steps`` iterations of ``x <- update(x, estimate(x))``; returns the (averaged) final point.
@@ -47,14 +48,15 @@ def run(
     With ``blocking``, ``value_fn`` evaluates each candidate point (one more evaluation per step) and a
     candidate is rejected when its value exceeds the last accepted one by more than twice the standard
     error of their difference (from the samples' own standard errors: no extra calibration evaluations).
+    ``initial_value`` (value, standard error) at ``x0``, if already measured, saves blocking's first evaluation.
     ``average_last`` averages the last accepted iterates (Polyak-Ruppert), which damps the final noise ball.
     """
     if blocking and value_fn is None:
         raise ValueError("blocking needs value_fn to evaluate candidate points")
     x = x0.clone()
     state = optimizer.init(x)
-    last_value: tuple[float, float] | None = None
-    if blocking:
+    last_value = initial_value
+    if blocking and last_value is None:
         v, s = value_fn(x.reshape(1, -1))  # type: ignore[misc]
         last_value = (float(v[0]), float(s[0]))
     tail: list[torch.Tensor] = []

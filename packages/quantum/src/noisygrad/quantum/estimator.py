@@ -17,14 +17,16 @@ order), which keeps the seed stream deterministic.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterable
 
 import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.primitives import BaseEstimatorV2
+from qiskit.primitives.base.base_primitive_job import BasePrimitiveJob
 from qiskit.primitives.containers import DataBin, EstimatorPubLike, PrimitiveResult, PubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
-from qiskit.primitives.primitive_job import PrimitiveJob
+from qiskit.providers import JobStatus
 from qiskit.quantum_info import SparsePauliOp
 
 from noisygrad._validation import check_positive_int
@@ -32,6 +34,36 @@ from noisygrad._validation import check_positive_int
 from .backends import AerBackend, TorchBackend, make_backend
 from .measurement import MeasurementPlan
 from .sampling import check_noise, sample_energies
+
+
+class DoneJob(BasePrimitiveJob[PrimitiveResult[PubResult], JobStatus]):
+    """A job whose result was computed when it was created (no worker thread: under a busy CPU, starting
+    ``PrimitiveJob``'s thread was measured to cost more than a small circuit's whole evaluation)."""
+
+    def __init__(self, result: PrimitiveResult[PubResult]) -> None:
+        super().__init__(str(uuid.uuid4()))
+        self._result = result
+
+    def result(self) -> PrimitiveResult[PubResult]:
+        return self._result
+
+    def status(self) -> JobStatus:
+        return JobStatus.DONE
+
+    def done(self) -> bool:
+        return True
+
+    def running(self) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return False
+
+    def in_final_state(self) -> bool:
+        return True
+
+    def cancel(self) -> None:
+        return None
 
 
 class ShotEstimator(BaseEstimatorV2):
@@ -71,7 +103,7 @@ class ShotEstimator(BaseEstimatorV2):
 
     def run(
         self, pubs: Iterable[EstimatorPubLike], *, precision: float | None = None
-    ) -> PrimitiveJob[PrimitiveResult[PubResult]]:
+    ) -> DoneJob:
         """Estimate every PUB ``(circuit, observables, parameter_values[, precision])``.
 
         A PUB's ``precision`` (or the call's) asks for ``ceil(1 / precision**2)`` shots per group, as in
@@ -80,10 +112,7 @@ class ShotEstimator(BaseEstimatorV2):
         coerced = [EstimatorPub.coerce(pub, precision) for pub in pubs]
         for pub in coerced:
             pub.validate()
-        result = PrimitiveResult([self._run_pub(pub) for pub in coerced], metadata={"version": 2})
-        job = PrimitiveJob(lambda: result)
-        job._submit()
-        return job
+        return DoneJob(PrimitiveResult([self._run_pub(pub) for pub in coerced], metadata={"version": 2}))
 
     def _backend(self, circuit: QuantumCircuit) -> TorchBackend | AerBackend:
         entry = self._backends.get(id(circuit))

@@ -1,0 +1,36 @@
+"""The plugin record and its experiments (run at reduced size where a full run would take too long)."""
+
+import importlib
+
+import pytest
+
+from noisygrad.plugins import get
+from noisygrad.quantum import experiments
+
+
+def test_plugin_registers_its_experiments():
+    plugin = get("quantum")
+    assert set(plugin.experiments) == set(experiments.QUANTUM_EXPERIMENTS)
+    for name, target in plugin.experiments.items():
+        module, function = target.split(":")
+        assert getattr(importlib.import_module(module), function) is experiments.QUANTUM_EXPERIMENTS[name]
+
+
+def test_shot_variance_findings_pass():
+    findings = experiments.shot_variance(seed=1)
+    assert len(findings) == 3
+    assert all(f.passed for f in findings), [f.as_dict() for f in findings if not f.passed]
+    shots, gaussian = findings[0], findings[2]
+    assert shots.predicted < 0.5 * gaussian.predicted  # real shot noise of H2 is well below the 1/S model
+
+
+@pytest.mark.slow
+def test_gradient_variance_findings_pass():
+    findings = experiments.gradient_variance(seed=0)
+    assert all(f.passed for f in findings), [f.as_dict() for f in findings if not f.passed]
+
+
+@pytest.mark.slow
+def test_spsa_h2_finding_passes():
+    (finding,) = experiments.spsa_h2(seed=0, quick=False)
+    assert finding.passed, finding.as_dict()

@@ -1,0 +1,47 @@
+"""The path users already have: qiskit_algorithms.VQE with our estimator and our SPSA as `optimizer=`."""
+
+import numpy as np
+import pytest
+from qiskit_algorithms import VQE
+
+from noisygrad.quantum import CHEMICAL_ACCURACY, SPSA, EnergyObjective, shot_estimator
+
+
+def test_qiskit_algorithms_vqe_reaches_chemical_accuracy_with_honest_nfev(hamiltonian, ansatz):
+    estimator = shot_estimator(shots=1000, seed=7)
+    initial_point = np.random.default_rng(7).uniform(-np.pi, np.pi, 8)
+    vqe = VQE(estimator, ansatz, optimizer=SPSA(maxiter=1000, seed=7), initial_point=initial_point)
+    result = vqe.compute_minimum_eigenvalue(hamiltonian)
+    exact = EnergyObjective(hamiltonian, ansatz, noise="exact").exact(result.optimal_point)[0]
+    assert exact - (-1.857275030202) < CHEMICAL_ACCURACY
+    # nfev is every energy the estimator computed: 50 calibration + 2 x 1000 + 1 final
+    assert result.cost_function_evals == estimator.evaluations == 2051
+    assert estimator.shots_used == 2051 * 2 * 1000
+    assert estimator.calls == 1 + 1000 + 1  # one batched call for calibration, one per step, one final
+
+
+def test_minimizer_batches_resamplings_and_blocking_counts():
+    calls = []
+
+    def fun(x):
+        x = np.atleast_2d(x)
+        calls.append(len(x))
+        return ((x - 1.0) ** 2).sum(1) if len(x) > 1 else float(((x - 1.0) ** 2).sum())
+
+    result = SPSA(maxiter=40, seed=0, resamplings=3, blocking=True, final_evaluations=4)(fun, np.zeros(5))
+    assert calls[0] == 50  # calibration: one call
+    assert calls[1] == 25  # blocking's noise estimate at x0 (also its reference value there): one call
+    assert calls[2:4] == [6, 1]  # per step: 2 x 3 resamplings in one call, then the candidate
+    assert result.nfev == sum(calls) == 50 + 25 + 40 * 7 + 4
+    assert np.abs(result.x - 1.0).max() < 0.05
+
+
+def test_minimizer_bad_input():
+    with pytest.raises(ValueError, match="maxiter"):
+        SPSA(maxiter=0)
+    with pytest.raises(FloatingPointError, match="x0"):
+        SPSA(maxiter=5)(lambda x: 0.0, [np.nan, 1.0])
+    with pytest.raises(ValueError, match="batch"):
+        SPSA(maxiter=5, seed=0)(lambda x: 0.0, [0.0, 1.0])  # a scalar for a batch of points
+    with pytest.raises(ValueError, match="bounds"):
+        SPSA(maxiter=5)(lambda x: np.zeros(len(np.atleast_2d(x))), [0.0, 1.0], bounds=[(0, 1)])

@@ -1,0 +1,99 @@
+"""The native VQE loop: accounting, reproducibility, optimizers, and errors at the boundary."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.optimize
+from qiskit.circuit.library import efficient_su2
+from qiskit.quantum_info import SparsePauliOp
+
+import noisygrad as ng
+from noisygrad.quantum import CHEMICAL_ACCURACY, EnergyObjective, tfim, vqe
+
+
+def test_spsa_run_counts_every_shot(hamiltonian, ansatz):
+    result = vqe(hamiltonian, ansatz, shots=500, maxiter=40, seed=3, final_shots=2000)
+    # 25 calibration pairs + 2 points per step + the final estimate
+    assert result.calibration["evaluations"] == 50
+    assert result.evaluations == 50 + 2 * 40 + 1
+    groups = 2
+    assert result.shots == (50 + 80) * 500 * groups + 2000 * groups
+    assert [h["evaluations"] for h in result.history][:2] == [52, 54]
+    assert result.history[-1]["shots"] == (50 + 80) * 500 * groups
+    assert abs(result.energy_estimate - result.energy) < 5 * result.energy_std  # the honest re-estimate
+
+
+def test_same_seed_same_run(hamiltonian, ansatz):
+    a = vqe(hamiltonian, ansatz, shots=100, maxiter=20, seed=11)
+    b = vqe(hamiltonian, ansatz, shots=100, maxiter=20, seed=11)
+    c = vqe(hamiltonian, ansatz, shots=100, maxiter=20, seed=12)
+    np.testing.assert_array_equal(a.parameters, b.parameters)
+    assert a.energy_estimate == b.energy_estimate
+    assert not np.array_equal(a.parameters, c.parameters)
+
+
+def test_adam_on_parameter_shift_reaches_chemical_accuracy(hamiltonian, ansatz):
+    result = vqe(hamiltonian, ansatz, gradient="parameter-shift", optimizer=ng.Adam(lr=0.1), shots=1000, maxiter=100)
+    assert result.evaluations == 16 * 100 + 1
+    assert result.error < CHEMICAL_ACCURACY
+
+
+def test_spsa_blocking_and_averaging_run(hamiltonian, ansatz):
+    result = vqe(hamiltonian, ansatz, shots=1000, maxiter=60, seed=1, blocking=True, average_last=10)
+    assert result.evaluations == 50 + 1 + 60 * 3 + 1  # blocking: f(x0) once, then one candidate per step
+    assert any(not h["accepted"] for h in result.history) or result.error < 0.05
+
+
+def test_tfim_parameter_shift_with_sgd():
+    from qiskit.circuit.library import real_amplitudes
+
+    result = vqe(tfim(4), real_amplitudes(4, reps=2), gradient="parameter-shift", optimizer=ng.SGD(0.1), maxiter=15)
+    assert result.reference_energy == pytest.approx(-4.758770483143633)
+    assert result.energy < result.history[0]["exact"]  # it descends
+
+
+def test_lbfgs_fails_under_shot_noise(hamiltonian, ansatz):
+    """The cautionary baseline: quasi-Newton with finite-difference gradients on shot-noise energies."""
+    objective = EnergyObjective(hamiltonian, ansatz, shots=1000)
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(-math.pi, math.pi, 8)
+    reference = -1.857275030202
+
+    def noisy(x):
+        return float(objective.sample(x, rng)[0])
+
+    def exact(x):
+        return float(objective.exact(x)[0])
+
+    noise_free = scipy.optimize.minimize(exact, x0, method="L-BFGS-B")
+    assert exact(noise_free.x) - reference < 1e-6  # the optimizer is fine without noise ...
+    for method in ("L-BFGS-B", "CG"):
+        noisy_run = scipy.optimize.minimize(noisy, x0, method=method, options={"maxiter": 50})
+        assert exact(noisy_run.x) - reference > 10 * CHEMICAL_ACCURACY  # ... and lost with shots
+
+
+def test_bad_input_names_the_argument(hamiltonian, ansatz):
+    with pytest.raises(ValueError, match="shots"):
+        vqe(hamiltonian, ansatz, shots=0)
+    with pytest.raises(ValueError, match="gradient"):
+        vqe(hamiltonian, ansatz, gradient="adjoint")
+    with pytest.raises(ValueError, match="qubits"):
+        vqe(tfim(3), ansatz)
+    with pytest.raises(ValueError, match="Hermitian"):
+        vqe(SparsePauliOp(["XX", "ZZ"], [1.0, 1j]), ansatz)
+    with pytest.raises(ValueError, match="initial_point"):
+        vqe(hamiltonian, ansatz, initial_point=[0.0] * 7)
+    with pytest.raises(ValueError, match="initial_point"):
+        vqe(hamiltonian, ansatz, initial_point=[float("nan")] * 8)
+    with pytest.raises(TypeError, match="optimizer"):
+        vqe(hamiltonian, ansatz, optimizer="adam")
+    with pytest.raises(TypeError, match="ansatz"):
+        vqe(hamiltonian, "ry")
+    objective = EnergyObjective(hamiltonian, ansatz)
+    with pytest.raises(ValueError, match="parameters"):
+        objective.sample(np.zeros((2, 9)), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="NaN"):
+        objective.sample(np.full(8, np.nan), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="at least one free parameter"):
+        EnergyObjective(hamiltonian, efficient_su2(2, reps=1).assign_parameters(np.zeros(8)))
