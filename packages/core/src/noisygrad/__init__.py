@@ -71,6 +71,10 @@ _EXPORTS = {
     # samplers
     "SGLD": "langevin",
     "BAOAB": "langevin",
+    # variance reduction
+    "SVRG": "variance_reduction",
+    "SAGA": "variance_reduction",
+    "STORM": "variance_reduction",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -103,6 +107,7 @@ if TYPE_CHECKING:
     )
     from .thermostat import Thermostat
     from .torch_adapter import TorchOptimizer
+    from .variance_reduction import SAGA, STORM, SVRG
     from .zeroth_order import SPSA, GaussianSmoothing, SPSACalibration, spsa_calibrate
 
 
