@@ -46,7 +46,8 @@ def sweep(seed=0, quick=True):
 
 def wrong(seed=0, quick=True):
     """A claim that the measurement contradicts."""
-    return [Finding("fake.wrong", "two equals three", 3.0, 2.0, 0.01, 0.05, "apples")]
+    return [Finding("fake.wrong", "two equals three", 3.0, 2.0, 0.01, 0.05, "apples"),
+            Finding("fake.wrong", "a diverged run", 1.0, float("nan"), 0.0, 0.1)]
 
 
 def broken(seed=0, quick=True):
@@ -129,7 +130,10 @@ def test_a_failed_claim_or_a_raising_experiment_exits_non_zero(fakes, tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert data["passed"] is False
     by_name = {e["experiment"]: e for e in data["experiments"]}
-    assert by_name["fake.wrong"]["findings"][0]["passed"] is False
+    wrong, diverged = by_name["fake.wrong"]["findings"]
+    assert wrong["passed"] is False
+    assert diverged["measured"] is None  # JSON has no NaN: a non-finite number is written as null
+    assert not Finding.from_dict(diverged).passed
     assert by_name["fake.broken"]["error"] == "RuntimeError: the simulator fell over"
     assert (out / "figures" / "fake.broken.png").read_bytes().startswith(PNG_MAGIC)
     assert "FAIL" in (out / "report.md").read_text()

@@ -53,7 +53,7 @@ def list_command(
     ] = False,
 ) -> None:
     """List the experiments that `noisygrad run` and `noisygrad tour` can run."""
-    table = Table(title="noisygrad experiments (`noisygrad run NAME`)")
+    table = Table(title="noisygrad experiments", caption="run one with `noisygrad run NAME`")
     table.add_column("experiment", no_wrap=True)
     table.add_column("status")
     if describe:

@@ -128,8 +128,14 @@ class Finding:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Finding:
-        """Rebuild a finding from :meth:`as_dict` output (``passed`` is recomputed, not read)."""
+        """Rebuild a finding from :meth:`as_dict` output (``passed`` is recomputed, not read).
+
+        A ``null`` number (how ``results.json`` stores NaN and Inf) comes back as NaN.
+        """
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        for name in ("predicted", "measured", "uncertainty", "tolerance"):
+            if name in fields and fields[name] is None:  # JSON writes NaN and Inf as null
+                fields[name] = math.nan
         if fields.get("curve") is not None:
             fields["curve"] = Curve.from_dict(fields["curve"])
         return cls(**fields)

@@ -130,7 +130,9 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width)) or " "
 
 
-def _draw_value(ax: Axes, panel: dict[str, Any]) -> None:
+def _draw_value(ax: Axes, panel: dict[str, Any], *, narrow: bool = False) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     predicted, tol = panel["predicted"], panel["tolerance"] or 0.0
     measured, err = panel["measured"], panel["uncertainty"] or 0.0
     color = PASS_COLOR if panel["passed"] else FAIL_COLOR
@@ -162,6 +164,7 @@ def _draw_value(ax: Axes, panel: dict[str, Any]) -> None:
     ax.set_yticks([])
     ax.set_xlabel(panel["x_label"])
     ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4), useOffset=False)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4 if narrow else 7))
     ax.legend(loc="upper center", ncol=3, fontsize=7.5, frameon=False)
 
 
@@ -271,7 +274,7 @@ def draw(data: dict[str, Any], path: str | Path, *, dpi: int = 110) -> Path:
             _draw_curve(curve_ax, panels[1])
         else:
             value_ax = fig.add_subplot(grid[i, :])
-        _draw_value(value_ax, panels[0])
+        _draw_value(value_ax, panels[0], narrow=len(panels) > 1)
         mark = "pass" if panels[0]["passed"] else "FAIL"
         value_ax.set_title(
             _wrap(f"[{mark}] {panels[0]['title']}", 70 if curves else 100),
