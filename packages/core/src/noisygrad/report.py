@@ -90,8 +90,13 @@ def figure_name(experiment: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", experiment)
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.4g}" if math.isfinite(x) else str(x)
+def _fmt(x: float, digits: int = 4) -> str:
+    return f"{x:.{digits}g}" if math.isfinite(x) else str(x)
+
+
+def _err(x: float) -> str:
+    """Uncertainties and tolerances: two significant digits."""
+    return _fmt(x, 2)
 
 
 def _verdict(passed: bool) -> str:
@@ -136,7 +141,7 @@ def _markdown(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[
         for f in e.findings:
             lines.append(
                 f"| {e.experiment} | {cell(f.claim)} | {_fmt(f.predicted)} | {_fmt(f.measured)} ± "
-                f"{_fmt(f.uncertainty)} | {_fmt(f.tolerance)} | {cell(f.unit)} | {_verdict(f.passed)} "
+                f"{_err(f.uncertainty)} | {_err(f.tolerance)} | {cell(f.unit)} | {_verdict(f.passed)} "
                 f"| {e.seconds:.1f} |"
             )
     for e in entries:
@@ -146,8 +151,8 @@ def _markdown(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[
         for f in e.findings:
             lines += [
                 f"- **{_verdict(f.passed)}**: {f.claim}  ",
-                f"  predicted {_fmt(f.predicted)} {f.unit}, measured {_fmt(f.measured)} ± {_fmt(f.uncertainty)} "
-                f"{f.unit}, |difference| {_fmt(abs(f.measured - f.predicted))} vs tolerance {_fmt(f.tolerance)}",
+                f"  predicted {_fmt(f.predicted)} {f.unit}, measured {_fmt(f.measured)} ± {_err(f.uncertainty)} "
+                f"{f.unit}, |difference| {_fmt(abs(f.measured - f.predicted))} vs tolerance {_err(f.tolerance)}",
             ]
             if f.details:
                 lines.append(f"  ({cell(_details(f))})")
@@ -203,7 +208,7 @@ def _html(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[str,
         for f in e.findings:
             out.append(
                 f"<tr><td>{link}</td><td>{esc(f.claim)}</td><td class='num'>{_fmt(f.predicted)}</td>"
-                f"<td class='num'>{_fmt(f.measured)} ± {_fmt(f.uncertainty)}</td><td class='num'>{_fmt(f.tolerance)}"
+                f"<td class='num'>{_fmt(f.measured)} ± {_err(f.uncertainty)}</td><td class='num'>{_err(f.tolerance)}"
                 f"</td><td>{esc(f.unit)}</td><td>{verdict(f.passed)}</td><td class='num'>{e.seconds:.1f}</td></tr>"
             )
     out.append("</table>")
@@ -217,8 +222,8 @@ def _html(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[str,
         for f in e.findings:
             out.append(
                 f"<li>{verdict(f.passed)}: {esc(f.claim)}<br>predicted {_fmt(f.predicted)} {esc(f.unit)}, measured "
-                f"{_fmt(f.measured)} ± {_fmt(f.uncertainty)} {esc(f.unit)}, |difference| "
-                f"{_fmt(abs(f.measured - f.predicted))} vs tolerance {_fmt(f.tolerance)}"
+                f"{_fmt(f.measured)} ± {_err(f.uncertainty)} {esc(f.unit)}, |difference| "
+                f"{_fmt(abs(f.measured - f.predicted))} vs tolerance {_err(f.tolerance)}"
                 + (f'<br><span class="details">{esc(_details(f))}</span>' if f.details else "")
                 + "</li>"
             )
