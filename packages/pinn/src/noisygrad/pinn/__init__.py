@@ -14,9 +14,7 @@ except :func:`noisygrad.pinn.problems.build`, the documented entry of the benchm
 
 from noisygrad.plugins import require as _require
 
-from ._plugin import PLUGIN as _PLUGIN
-
-_require(_PLUGIN)  # a missing field package names the extra to install
+_require("pinn")  # a missing field package names the extra to install
 
 from .batches import CollocationBatches, pool_size  # noqa: E402
 from .noise import CollocationNoise, collocation_noise, predicted_cosine  # noqa: E402

@@ -7,8 +7,8 @@ diversity ``rho = tr(S) / |g|^2``:
 
 * ``E[g_b . g] / sqrt(|g|^2 E|g_b|^2) = (1 + rho/b (1 - b/N))^(-1/2)``, the *predicted cosine* between a
   batch gradient and the full one;
-* ``lr tr(S)/b (1 - b/N)``, the *temperature*: the gradient-noise variance a step of size ``lr`` injects
-  (``eta C / B`` in the design notes).
+* ``kT = lr E|g_b - g|^2 / (2 d) = lr tr(S)(1/b - 1/N) / (2 d)`` for ``d`` parameters, the *effective
+  temperature* of constant-step SGD (Mandt et al. 2017; the core's convention).
 
 ``tr(S)`` needs per-point gradients, which DeepXDE's residuals (nested autograd through ``dde.grad``) do not
 give under ``torch.func.vmap``. :func:`collocation_noise` instead splits one random batch into ``groups``
@@ -47,7 +47,8 @@ class CollocationNoise:
         rho: gradient diversity ``tr(S) / |g|^2`` (``inf`` when ``grad_norm_sq <= 0``).
         predicted_cosine: ``(1 + rho/b (1 - b/N))^(-1/2)``.
         batch_variance: ``tr(S)/b (1 - b/N)``, the expected squared error of a batch gradient.
-        temperature: ``lr * batch_variance`` (``nan`` when no learning rate was given).
+        dim: number of trained parameters ``d``.
+        temperature: ``lr * batch_variance / (2 d)`` (``nan`` when no learning rate was given).
     """
 
     pool: int
@@ -58,6 +59,7 @@ class CollocationNoise:
     rho: float
     predicted_cosine: float
     batch_variance: float
+    dim: int
     temperature: float
 
     def as_dict(self) -> dict[str, float]:
@@ -78,14 +80,18 @@ def _flat_grad(model: Any, params: list[torch.Tensor], rows: tuple[Any, Any, Any
     return torch.cat(flat)
 
 
+def _params(model: Any) -> list[torch.Tensor]:
+    net_params, external = trainable(model)
+    return [p for p in net_params + external if p.requires_grad]
+
+
 def group_gradients(model: Any, batches: CollocationBatches, groups: int, group_size: int) -> torch.Tensor:
     """Gradients of the training loss on ``groups`` disjoint random groups of ``group_size`` PDE points.
 
     Each row is the gradient of the loss (boundary terms plus the PDE mean over the group's points). The
     model must be compiled (``model.outputs_losses_train`` set).
     """
-    net_params, external = trainable(model)
-    params = [p for p in net_params + external if p.requires_grad]
+    params = _params(model)
     index = batches.indices(groups * group_size)
     n_bc = int(sum(batches.data.num_bcs))
     boundary, points = index[:n_bc], index[n_bc:]
@@ -134,6 +140,7 @@ def collocation_noise(
     grad_norm_sq = float(mean.pow(2).sum()) - trace_s / used * (1.0 - used / n)
     rho = trace_s / grad_norm_sq if grad_norm_sq > 0 else math.inf
     batch_variance = trace_s / b * (1.0 - b / n)
-    temperature = check_positive("lr", lr) * batch_variance if lr is not None else math.nan
+    dim = sum(p.numel() for p in _params(model))
+    temperature = check_positive("lr", lr) * batch_variance / (2 * dim) if lr is not None else math.nan
     cosine = predicted_cosine(rho, b, n)
-    return CollocationNoise(n, b, used, trace_s, grad_norm_sq, rho, cosine, batch_variance, temperature)
+    return CollocationNoise(n, b, used, trace_s, grad_norm_sq, rho, cosine, batch_variance, dim, temperature)
