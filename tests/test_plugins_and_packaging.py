@@ -35,10 +35,21 @@ def test_listing_plugins_imports_no_heavy_package():
 
 
 def test_a_missing_field_package_names_the_extra_to_install():
-    plugin = plugins.Plugin(name="quantum", summary="", requires=("qiskit", "surely_not_a_real_module_xyz"))
-    assert plugin.missing() == ["surely_not_a_real_module_xyz"]
+    plugin = plugins.Plugin(
+        name="quantum", module="noisygrad.quantum", requires=("qiskit", "surely-not-a-real-distribution")
+    )
+    assert plugin.missing() == ["surely-not-a-real-distribution"]
     with pytest.raises(plugins.MissingDependencyError, match=r"pip install 'noisygrad\[quantum\]'"):
         plugins.require(plugin)
+
+
+def test_plugins_declare_their_field_packages_and_experiments_in_metadata():
+    declared = {s.plugin.name: s.plugin for s in plugins.available()}
+    assert {"qiskit", "qiskit-aer"} <= set(declared["quantum"].requires)
+    assert "deepxde" in declared["pinn"].requires
+    for name, plugin in declared.items():
+        assert plugin.module == f"noisygrad.{name}"
+        assert all(exp.startswith(f"{name}.") for exp in plugin.experiments)
 
 
 def test_an_unknown_plugin_says_what_is_installed():

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from noisygrad.bio import PruningModel, optimal_decay_length, simulate_error_curve
-from noisygrad.bio._plugin import PLUGIN
 from noisygrad.bio.plots import plot_error_curve, plot_passage_times
+from noisygrad.plugins import get
+
+PLUGIN = get("bio")
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

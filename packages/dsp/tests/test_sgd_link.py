@@ -64,10 +64,11 @@ def test_statistical_experiments_pass_at_their_quick_size(name):
 
 
 def test_plugin_declares_the_experiments():
-    from noisygrad.dsp._plugin import PLUGIN
+    from noisygrad.plugins import get
 
-    assert set(PLUGIN.experiments) == set(DSP_EXPERIMENTS)
-    for target in PLUGIN.experiments.values():
+    declared = get("dsp").experiments
+    assert set(declared) == {f"dsp.{name}" for name in DSP_EXPERIMENTS}
+    for target in declared.values():
         module, _, func = target.partition(":")
         assert module == "noisygrad.dsp.experiments"
         assert DSP_EXPERIMENTS[func.replace("_", "-")].__name__ == func

@@ -1,11 +1,16 @@
-"""Input checks for the public boundary: each error names the argument and what is allowed."""
+"""Input checks for the public boundary: each error names the argument and what is allowed.
+
+torch is imported only by the tensor checks, so numpy-only plugins can use the scalar checks cheaply.
+"""
 
 from __future__ import annotations
 
 import math
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -50,6 +55,8 @@ def check_positive_int(name: str, value: object, *, allow_zero: bool = False) ->
 
 def check_finite(name: str, tensor: torch.Tensor) -> torch.Tensor:
     """Raise :class:`NonFiniteGradientError` if ``tensor`` holds NaN or Inf."""
+    import torch
+
     finite = torch.isfinite(tensor)
     if not bool(finite.all()):
         bad = int((~finite).sum())
@@ -68,11 +75,15 @@ def check_same_shape(name: str, tensor: torch.Tensor, reference: torch.Tensor, r
         )
 
 
-def as_parameter_vector(name: str, x: object, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def as_parameter_vector(name: str, x: object, dtype: torch.dtype | None = None) -> torch.Tensor:
     """A detached 1-D floating tensor copy of ``x`` (never a view of the caller's data).
 
-    A floating tensor keeps its dtype; anything else (lists, arrays, integer tensors) becomes ``dtype``.
+    A floating tensor keeps its dtype; anything else (lists, arrays, integer tensors) becomes ``dtype``
+    (float64 by default).
     """
+    import torch
+
+    dtype = torch.float64 if dtype is None else dtype
     try:
         t = torch.as_tensor(x) if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=dtype)
     except (TypeError, ValueError, RuntimeError) as exc:

@@ -1,59 +1,77 @@
-"""Plugin discovery through the ``noisygrad.plugins`` entry-point group.
+"""Plugin discovery from installed distributions' metadata, without importing any plugin.
 
-Each plugin distribution (``noisygrad-pinn``, ``noisygrad-quantum``, ...) declares one entry point whose
-value is a :class:`Plugin` record living in a module that imports nothing heavy. Listing plugins therefore
-never imports DeepXDE or Qiskit; :func:`load` imports the plugin package only when it is asked for, and says
-which extra to install when a field package is missing.
+A plugin distribution (``noisygrad-pinn``, ``noisygrad-quantum``, ...) declares two kinds of entry point in
+its ``pyproject.toml``::
+
+    [project.entry-points."noisygrad.plugins"]
+    quantum = "noisygrad.quantum"                                  # name = the plugin's package
+
+    [project.entry-points."noisygrad.experiments"]
+    "quantum.spsa-h2" = "noisygrad.quantum.experiments:spsa_h2"    # headline experiments for the tour
+
+Everything :func:`available` reports (version, summary, field packages and whether they are installed,
+experiments) comes from the distribution's metadata, so listing plugins never imports DeepXDE or Qiskit,
+and a plugin whose field packages are missing is still listed, with the extra that installs them.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, entry_points, version
+from importlib import metadata
 from types import ModuleType
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 ENTRY_POINT_GROUP = "noisygrad.plugins"
+EXPERIMENT_GROUP = "noisygrad.experiments"
+_CORE = canonicalize_name("noisygrad-core")
 
 
 class MissingDependencyError(ImportError):
-    """A plugin's field packages (DeepXDE, Qiskit Aer, ...) are not installed."""
+    """A plugin, or a field package it needs (DeepXDE, Qiskit Aer, ...), is not installed."""
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
 class Plugin:
-    """What a plugin declares about itself, readable without importing it.
+    """What an installed plugin declares, read from its distribution's metadata.
 
     Attributes:
-        name: short name, also the subpackage (``noisygrad.<name>``) and the root distribution's extra.
+        name: short name, also the root distribution's extra (``pip install 'noisygrad[<name>]'``).
+        module: the plugin's package (``"noisygrad.quantum"``).
         summary: one line for ``noisygrad plugins``.
-        requires: import names of the field packages the plugin needs (``"qiskit_aer"``).
+        requires: distribution names of the field packages it needs (``"qiskit-aer"``).
         experiments: experiment name -> ``"module:function"``; each function takes ``seed`` and ``quick``
             keyword arguments and returns a list of :class:`noisygrad.Finding`.
     """
 
     name: str
-    summary: str
+    module: str
+    summary: str = ""
     requires: tuple[str, ...] = ()
     experiments: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def module(self) -> str:
-        return f"noisygrad.{self.name}"
 
     @property
     def extra(self) -> str:
         return f"pip install 'noisygrad[{self.name}]'"
 
     def missing(self) -> list[str]:
-        """Field packages that cannot be found (checked without importing them)."""
-        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+        """Field packages that are not installed (checked in metadata, nothing imported)."""
+        return [r for r in self.requires if not _installed(r)]
 
 
 @dataclass(frozen=True)
 class PluginStatus:
-    """An installed plugin, its distribution version and what it still lacks."""
+    """An installed plugin, its distribution and version, and what it still lacks."""
 
     plugin: Plugin
     distribution: str
@@ -65,38 +83,47 @@ class PluginStatus:
         return not self.missing
 
 
-def _plugin_from_entry_point(ep: object) -> tuple[Plugin, str, str]:
-    plugin = ep.load()  # type: ignore[attr-defined]
-    if not isinstance(plugin, Plugin):
-        raise TypeError(
-            f"entry point {ep.name!r} in group {ENTRY_POINT_GROUP!r} must point at a "  # type: ignore[attr-defined]
-            f"noisygrad.plugins.Plugin, got {type(plugin).__name__}"
-        )
-    dist = ep.dist  # type: ignore[attr-defined]
-    dist_name = dist.name if dist is not None else "?"
-    try:
-        dist_version = version(dist_name)
-    except PackageNotFoundError:
-        dist_version = "?"
-    return plugin, dist_name, dist_version
+def _field_requirements(dist: metadata.Distribution) -> tuple[str, ...]:
+    """Unconditional requirements of ``dist`` other than noisygrad-core."""
+    names = []
+    for line in dist.requires or []:
+        req = Requirement(line)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue  # test or optional extras are not field packages
+        if canonicalize_name(req.name) != _CORE:
+            names.append(req.name)
+    return tuple(names)
 
 
 def available() -> list[PluginStatus]:
     """Every installed plugin, sorted by name, with the field packages it is missing."""
+    experiments: dict[str, dict[str, str]] = {}
+    for ep in metadata.entry_points(group=EXPERIMENT_GROUP):
+        dist_name = canonicalize_name(ep.dist.name) if ep.dist is not None else ""
+        experiments.setdefault(dist_name, {})[ep.name] = ep.value
     found: dict[str, PluginStatus] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        plugin, dist_name, dist_version = _plugin_from_entry_point(ep)
-        if plugin.name in found:
-            other = found[plugin.name].distribution
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        if dist is None:
+            continue
+        if ep.name in found:
             raise RuntimeError(
-                f"two distributions register the plugin {plugin.name!r}: {other} and {dist_name}; uninstall one of them"
+                f"two distributions register the plugin {ep.name!r}: {found[ep.name].distribution} and "
+                f"{dist.name}; uninstall one of them"
             )
-        found[plugin.name] = PluginStatus(plugin, dist_name, dist_version, tuple(plugin.missing()))
+        plugin = Plugin(
+            name=ep.name,
+            module=ep.value,
+            summary=dist.metadata["Summary"] or "",
+            requires=_field_requirements(dist),
+            experiments=dict(sorted(experiments.get(canonicalize_name(dist.name), {}).items())),
+        )
+        found[ep.name] = PluginStatus(plugin, dist.name, dist.version, tuple(plugin.missing()))
     return [found[name] for name in sorted(found)]
 
 
 def get(name: str) -> Plugin:
-    """The declared :class:`Plugin` record of an installed plugin (nothing heavy is imported)."""
+    """The :class:`Plugin` record of an installed plugin (nothing is imported)."""
     statuses = {s.plugin.name: s for s in available()}
     if name not in statuses:
         known = ", ".join(statuses) or "none"
@@ -107,18 +134,21 @@ def get(name: str) -> Plugin:
     return statuses[name].plugin
 
 
-def require(plugin: Plugin) -> None:
-    """Raise :class:`MissingDependencyError` naming the extra to install if a field package is missing."""
-    missing = plugin.missing()
+def require(plugin: Plugin | str) -> None:
+    """Raise :class:`MissingDependencyError` naming the extra to install if a field package is missing.
+
+    Plugins call ``require("<name>")`` first thing in their ``__init__``.
+    """
+    record = get(plugin) if isinstance(plugin, str) else plugin
+    missing = record.missing()
     if missing:
         raise MissingDependencyError(
-            f"noisygrad.{plugin.name} needs {', '.join(missing)}, which is not installed; "
-            f"install it with: {plugin.extra}"
+            f"{record.module} needs {', '.join(missing)}, which is not installed; install it with: {record.extra}"
         )
 
 
 def load(name: str) -> ModuleType:
-    """Import ``noisygrad.<name>`` after checking that its field packages are installed."""
+    """Import a plugin's package after checking that its field packages are installed."""
     plugin = get(name)
     require(plugin)
     return importlib.import_module(plugin.module)

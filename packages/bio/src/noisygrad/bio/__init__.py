@@ -12,9 +12,7 @@
 
 from noisygrad.plugins import require as _require
 
-from ._plugin import PLUGIN as _PLUGIN
-
-_require(_PLUGIN)  # a missing field package names the extra to install
+_require("bio")  # a missing field package names the extra to install
 
 from .evolution import (  # noqa: E402
     LinearLandscape,

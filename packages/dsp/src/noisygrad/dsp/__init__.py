@@ -14,9 +14,7 @@ from typing import Any
 
 from noisygrad.plugins import require as _require
 
-from ._plugin import PLUGIN as _PLUGIN
-
-_require(_PLUGIN)  # a missing field package names the extra to install
+_require("dsp")  # a missing field package names the extra to install
 
 from . import theory  # noqa: E402
 from .filters import LMS, NLMS, RLS, StabilityWarning, tapped_delay_line  # noqa: E402
