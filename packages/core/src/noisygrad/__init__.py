@@ -75,6 +75,10 @@ _EXPORTS = {
     "SVRG": "variance_reduction",
     "SAGA": "variance_reduction",
     "STORM": "variance_reduction",
+    # quasi-Newton under noise
+    "LBFGS": "lbfgs",
+    "LBFGSResult": "lbfgs",
+    "minimize_lbfgs": "lbfgs",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -84,6 +88,7 @@ if TYPE_CHECKING:
     from .estimators import CentralDifference, Cost, Estimate, Estimator, FullBatch, MiniBatch
     from .findings import Finding
     from .langevin import BAOAB, SGLD
+    from .lbfgs import LBFGS, LBFGSResult, minimize_lbfgs
     from .loop import MinimizeResult, StepInfo, minimize
     from .minimizer import Minimizer
     from .noise import (
