@@ -1,11 +1,12 @@
-"""Input checks for the dsp boundary: each error names the argument and what is allowed."""
+"""Input checks for the dsp boundary: arrays and dtypes here, scalars from the core (each error names the argument)."""
 
 from __future__ import annotations
 
-import math
-from numbers import Integral, Real
-
 import numpy as np
+
+from noisygrad._validation import check_in_range, check_positive, check_positive_int
+
+__all__ = ["as_array", "as_dtype", "check_in_range", "check_positive", "check_positive_int"]
 
 _DTYPES = {np.dtype(np.float64): np.float64, np.dtype(np.float32): np.float32}
 
@@ -44,41 +45,3 @@ def as_array(
         bad = int(out.size - finite.sum())
         raise ValueError(f"{name} has {bad} non-finite value{'s' if bad != 1 else ''} (NaN or Inf) out of {out.size}")
     return out
-
-
-# The scalar checks below mirror noisygrad._validation (same messages) without importing torch, which
-# that module imports at its top: the filters need only numpy and numba, and torch costs seconds to import.
-
-
-def check_positive(name: str, value: object) -> float:
-    """``value`` as a float if it is a finite real > 0."""
-    x = _real(name, value)
-    if not (math.isfinite(x) and x > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return x
-
-
-def check_in_range(name: str, value: object, low: float, high: float, *, low_open: bool, high_open: bool) -> float:
-    """``value`` as a float if it lies in the interval from ``low`` to ``high``."""
-    x = _real(name, value)
-    above = x > low if low_open else x >= low
-    below = x < high if high_open else x <= high
-    if not (math.isfinite(x) and above and below):
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
-    return x
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """``value`` as an int if it is an integer > 0."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if int(value) < 1:
-        raise ValueError(f"{name} must be an integer > 0, got {int(value)}")
-    return int(value)
-
-
-def _real(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
