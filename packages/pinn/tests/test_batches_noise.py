@@ -43,7 +43,8 @@ def test_batches_keep_boundary_rows_and_draw_distinct_fresh_pde_rows(model):
     assert not np.array_equal(first[0], second[0])
     held = ngp.CollocationBatches(data, 8, every=3, generator=torch.Generator().manual_seed(0))
     draws = [held.next()[0] for _ in range(6)]
-    assert all(d is draws[0] for d in draws[:3]) and all(d is draws[3] for d in draws[3:])
+    assert all(d is draws[0] for d in draws[:3])
+    assert all(d is draws[3] for d in draws[3:])
     assert held.draws == 2
 
 
@@ -51,8 +52,10 @@ def test_training_on_batches_restores_the_data_and_counts_draws(model):
     full = model.data.train_x
     result = ngp.train(model, "adam", lr=1e-3, iterations=25, batch_size=8, batch_every=5, seed=1)
     assert model.data.train_x is full
-    assert result.batch_draws == 5 and result.batch_size == 8
-    assert np.isfinite(result.losses).all() and len(result.losses) == 25
+    assert result.batch_draws == 5
+    assert result.batch_size == 8
+    assert np.isfinite(result.losses).all()
+    assert len(result.losses) == 25
     again = tiny_poisson(0)
     repeat = ngp.train(again, "adam", lr=1e-3, iterations=25, batch_size=8, batch_every=5, seed=1)
     assert np.array_equal(result.losses, repeat.losses)  # reproducible from the seed alone
@@ -108,7 +111,9 @@ def test_group_estimate_of_the_noise_is_unbiased():
     assert abs(traces.mean() - exact_trace) <= Z * traces.std(ddof=1) / math.sqrt(reps)
     assert abs(norms.mean() - exact_norm) <= Z * norms.std(ddof=1) / math.sqrt(reps)
     one = est[0]
-    assert one.pool == 26 and one.points == 16 and one.dim == sum(p.numel() for p in model.net.parameters())
+    assert one.pool == 26
+    assert one.points == 16
+    assert one.dim == sum(p.numel() for p in model.net.parameters())
     assert one.batch_variance == pytest.approx(one.trace_cov * (1 / 8 - 1 / 26))
     assert one.temperature == pytest.approx(1e-3 * one.batch_variance / (2 * one.dim))
 
@@ -117,6 +122,7 @@ def test_noise_is_measured_during_training(model):
     result = ngp.train(model, "sgd", lr=1e-3, iterations=20, batch_size=8, noise_every=10, noise_groups=4)
     assert [step for step, _ in result.noise] == [10, 20]
     for _, stats in result.noise:
-        assert stats.batch_size == 8 and stats.trace_cov > 0
+        assert stats.batch_size == 8
+        assert stats.trace_cov > 0
         assert 0.0 <= stats.predicted_cosine <= 1.0
         assert stats.temperature == pytest.approx(1e-3 * stats.batch_variance / (2 * stats.dim))
