@@ -16,6 +16,14 @@ from .findings import Finding
 from .objectives import FiniteSum
 from .optimizers import SGD
 from .schedules import RobbinsMonro
+from .science_experiments import (
+    cosine_alignment,
+    lbfgs_noise,
+    lyapunov,
+    sgld_boltzmann,
+    spsa_variance,
+    variance_reduction,
+)
 
 _Z = 4.0  # tolerances are 4 standard errors: a correct implementation fails about 1 run in 15,000
 
@@ -100,4 +108,10 @@ def noise_ball(seed: int = 0, quick: bool = True) -> list[Finding]:
 CORE_EXPERIMENTS = {
     "core.minibatch-variance": minibatch_variance,
     "core.noise-ball": noise_ball,
+    "core.cosine-alignment": cosine_alignment,
+    "core.spsa-variance": spsa_variance,
+    "core.lyapunov": lyapunov,
+    "core.sgld-boltzmann": sgld_boltzmann,
+    "core.variance-reduction": variance_reduction,
+    "core.lbfgs-noise": lbfgs_noise,
 }
