@@ -24,7 +24,7 @@ import padasip as pa
 from filterpy.kalman import KalmanFilter
 from scipy.signal import lfilter
 
-from noisygrad.dsp import LMS, NLMS, RLS, rls_to_kalman, tapped_delay_line
+from noisygrad.dsp import LMS, NLMS, RLS, Kalman, rls_to_kalman, tapped_delay_line
 
 
 def rate(fn: Callable[[], object], items: int, repeats: int = 3) -> tuple[float, float]:
@@ -116,10 +116,25 @@ def main() -> None:
 
     gap = float(np.abs(kf_ref() - kf_ours().means).max())
     row("Kalman (RLS as KF) vs filterpy", rate(kf_ref, m, 1), rate(kf_ours, m), f"max|x - x_filterpy| = {gap:.1e}")
+    # a dense transition matrix: O(n^3) per step on both sides (filterpy's products are BLAS calls)
+    f_dense = np.eye(taps) + 1e-3 * rng.standard_normal((taps, taps))
+
+    def dense_ref() -> None:
+        kf = KalmanFilter(dim_x=taps, dim_z=1)
+        kf.F, kf.Q, kf.R = f_dense, 1e-4 * np.eye(taps), np.eye(1)
+        for t in range(m):
+            kf.predict()
+            kf.update(d[t], H=u[t][None])
+
+    def dense_ours() -> None:
+        kf = Kalman(f_dense, np.zeros((1, taps)), 1e-4 * np.eye(taps), 1.0, np.zeros(taps), np.eye(taps))
+        kf.run(d[:m], H=u[:m])
+
+    dense_ours()
+    row(f"Kalman dim_x={taps}, dense F vs filterpy", rate(dense_ref, m, 1), rate(dense_ours, m))
     F = np.array([[1.0, 1.0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 1.0], [0, 0, 0, 1.0]])
     H = np.array([[1.0, 0, 0, 0], [0, 0, 1.0, 0]])
     z = rng.standard_normal((n, 2))
-    from noisygrad.dsp import Kalman
 
     def small_ref() -> None:
         kf = KalmanFilter(dim_x=4, dim_z=2)

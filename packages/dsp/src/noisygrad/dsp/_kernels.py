@@ -141,8 +141,11 @@ def rls_regressors(w, p, u, d, lam, inv_lam, y, e, hist):  # pragma: no cover - 
 
 
 @njit(cache=True)
-def kalman_predict(x, p, f, q, inflation, identity):  # pragma: no cover - compiled
-    """``x <- F x``, ``P <- inflation F P F^T + Q`` (``identity``: F = I, skip the products)."""
+def kalman_predict(x, p, f, ft, q, inflation, identity):  # pragma: no cover - compiled
+    """``x <- F x``, ``P <- inflation F P F^T + Q`` (``identity``: F = I, skip the products).
+
+    ``ft`` is ``F^T`` (C-contiguous), so both products run as row updates. Dense ``F`` costs O(n^3) per step.
+    """
     n = x.shape[0]
     if not identity:
         fx = np.zeros(n)
@@ -156,10 +159,11 @@ def kalman_predict(x, p, f, q, inflation, identity):  # pragma: no cover - compi
         for i in range(n):
             x[i] = fx[i]
             for j in range(n):
-                acc = 0.0
-                for k in range(n):
-                    acc += fp[i, k] * f[j, k]
-                p[i, j] = acc
+                p[i, j] = 0.0
+            for k in range(n):
+                c = fp[i, k]
+                for j in range(n):
+                    p[i, j] += c * ft[k, j]
         for i in range(n):  # F P F^T is symmetric only up to rounding: symmetrise it
             for j in range(i + 1, n):
                 v = 0.5 * (p[i, j] + p[j, i])
@@ -239,7 +243,7 @@ def kalman_update(x, p, z, h, r):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def kalman_run(x, p, f, q, inflation, identity, zs, hs, r, means, covs, lls):  # pragma: no cover - compiled
+def kalman_run(x, p, f, ft, q, inflation, identity, zs, hs, r, means, covs, lls):  # pragma: no cover - compiled
     """Predict then update for each of ``zs``: (N, m); ``hs``: (N or 1, m, n). Writes the filtered
     means (N, n), covariances (N, n, n) when ``covs.shape[0] == N``, and per-step log-likelihoods (N,)."""
     n_steps = zs.shape[0]
@@ -247,7 +251,7 @@ def kalman_run(x, p, f, q, inflation, identity, zs, hs, r, means, covs, lls):  #
     varying = hs.shape[0] == n_steps and n_steps > 1
     keep = covs.shape[0] == n_steps
     for t in range(n_steps):
-        kalman_predict(x, p, f, q, inflation, identity)
+        kalman_predict(x, p, f, ft, q, inflation, identity)
         lls[t] = kalman_update(x, p, zs[t], hs[t] if varying else hs[0], r)
         for i in range(n):
             means[t, i] = x[i]

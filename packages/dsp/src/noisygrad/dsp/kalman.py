@@ -77,6 +77,7 @@ class Kalman:
         self.P = _covariance("P0", P0, n)
         self.identity = F is None
         self.F = np.eye(n) if F is None else _matrix("F", F, (n, n))
+        self._ft = np.ascontiguousarray(self.F.T)
         self.H = _matrix("H", H, (None, n))
         m = self.H.shape[0]
         self.Q = _covariance("Q", Q, n)
@@ -95,7 +96,7 @@ class Kalman:
 
     def predict(self) -> None:
         """``x <- F x``, ``P <- inflation F P F^T + Q``."""
-        _kernels.kalman_predict(self.x, self.P, self.F, self.Q, self.inflation, self.identity)
+        _kernels.kalman_predict(self.x, self.P, self.F, self._ft, self.Q, self.inflation, self.identity)
 
     def update(self, z: Any, H: Any = None, R: Any = None) -> float:
         """Condition on one measurement ``z`` (``(m,)``, or a scalar when ``m = 1``); returns its log-likelihood.
@@ -147,7 +148,7 @@ class Kalman:
         covs = np.empty((n_steps if covariances else 0, self.dim_x, self.dim_x))
         lls = np.empty(n_steps)
         _kernels.kalman_run(
-            self.x, self.P, self.F, self.Q, self.inflation, self.identity, zs, hs, self.R, means, covs, lls
+            self.x, self.P, self.F, self._ft, self.Q, self.inflation, self.identity, zs, hs, self.R, means, covs, lls
         )
         if not (np.isfinite(self.x).all() and np.isfinite(self.P).all()):
             raise FloatingPointError("Kalman state became NaN or Inf: check that Q, R and P0 are well scaled")
