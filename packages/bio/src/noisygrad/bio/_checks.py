@@ -1,38 +1,18 @@
-"""Boundary checks shared by the bio modules; each error names the argument and what is allowed.
+"""Boundary checks of the bio modules beyond the core's; each error names the argument and what is allowed.
 
-``check_positive`` and ``check_positive_int`` keep the contract and messages of the core's
-:mod:`noisygrad._validation`, which imports torch at module level (about 3 s of CPU): the bio plugin runs on
-numpy and scipy alone and should import in well under a second. Once the core's torch import is lazy these
-two can be imported from there instead.
+The scalar checks are the core's own (:mod:`noisygrad._validation` imports torch only for tensor checks).
 """
 
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 
+from noisygrad._validation import check_positive, check_positive_int
 
-def check_positive(name: str, value: object, *, allow_zero: bool = False) -> float:
-    """Return ``value`` as a float if it is a finite real > 0 (>= 0 with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    x = float(value)
-    bound = "a finite number >= 0" if allow_zero else "a finite number > 0"
-    if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-    return x
-
-
-def check_positive_int(name: str, value: object, *, allow_zero: bool = False) -> int:
-    """Return ``value`` as an int if it is an integer > 0 (>= 0 with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    n = int(value)
-    if n < 0 or (n == 0 and not allow_zero):
-        raise ValueError(f"{name} must be an integer {'>= 0' if allow_zero else '> 0'}, got {n}")
-    return n
+__all__ = ["check_generator", "check_positive", "check_positive_array", "check_positive_int", "check_real"]
 
 
 def check_generator(rng: object) -> np.random.Generator:
