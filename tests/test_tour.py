@@ -53,6 +53,13 @@ def wrong(seed=0, quick=True):
 def broken(seed=0, quick=True):
     """An experiment that raises."""
     raise RuntimeError("the simulator fell over")
+
+
+def crash(seed=0, quick=True):
+    """An experiment whose process dies (as a segfault in compiled code would)."""
+    import os
+
+    os._exit(3)
 '''
 
 
@@ -157,6 +164,30 @@ def test_the_same_seed_reproduces_the_results_exactly(tmp_path):
     assert runs["a"] == runs["b"]
     measured = [[f["measured"] for f in runs[k]["experiments"][0]["findings"]] for k in "ac"]
     assert measured[0] != measured[1]
+
+
+def test_parallel_jobs_give_the_same_results_in_the_same_order(fakes, tmp_path):
+    fakes("coin", "sweep", "wrong", "broken")
+    runs = {}
+    for jobs in ("1", "3"):
+        result = _tour(tmp_path / jobs, "--seed", "11", "--jobs", jobs)
+        assert result.exit_code == 1, result.output  # fake.wrong fails, fake.broken raises
+        runs[jobs] = _without_timings(json.loads((tmp_path / jobs / "results.json").read_text()))
+    assert runs["1"] == runs["3"]
+    assert [e["experiment"] for e in runs["3"]["experiments"]] == [
+        "fake.coin",
+        "fake.sweep",
+        "fake.wrong",
+        "fake.broken",
+    ]
+
+
+def test_a_dying_worker_becomes_a_failed_entry(fakes, tmp_path):
+    fakes("crash", "coin")
+    result = _tour(tmp_path / "r", "--jobs", "2")
+    assert result.exit_code == 1
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert data["experiments"][0]["error"].startswith("worker process failed")
 
 
 def test_json_output_matches_results_file(fakes, tmp_path):

@@ -140,14 +140,18 @@ def _progress(total: int, enabled: bool) -> Iterator[tuple[Callable[[Experiment]
         transient=True,
     ) as progress:
         task = progress.add_task("starting", total=total)
+        running: list[str] = []
 
         def on_start(exp: Experiment) -> None:
-            progress.update(task, description=exp.name)
+            running.append(exp.name)
+            progress.update(task, description=", ".join(running))
 
         def on_done(entry: TourEntry) -> None:
+            if entry.experiment in running:
+                running.remove(entry.experiment)
             mark = "[green]pass" if entry.passed else ("[red]ERROR" if entry.error else "[red]FAIL")
             progress.console.print(f"{mark}[/] {entry.experiment} ({entry.seconds:.1f} s)")
-            progress.advance(task)
+            progress.update(task, advance=1, description=", ".join(running) or "writing the report")
 
         yield on_start, on_done
 
@@ -176,6 +180,12 @@ def _write_report(entries: Sequence[TourEntry], out: Path, seed: int, quick: boo
 Seed = Annotated[int, typer.Option(help="seed of every random choice; the same seed reproduces the same results")]
 Full = Annotated[bool, typer.Option("--full", help="publication-size runs instead of the quick ones")]
 AsJson = Annotated[bool, typer.Option("--json", help="print machine-readable results on stdout")]
+Jobs = Annotated[
+    int,
+    typer.Option(
+        "--jobs", "-j", min=1, help="experiments run at once, each in its own process (results do not change)"
+    ),
+]
 
 
 @app.command("run")
@@ -191,6 +201,7 @@ def run_command(
         typer.Option("--param", "-p", help="NAME=VALUE for the experiment's own parameters (`list --describe`)"),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="also write a report folder here")] = None,
+    jobs: Jobs = 1,
 ) -> None:
     """Run experiments and print their findings; exit 1 if a claim fails, 2 if a name is unknown.
 
@@ -216,7 +227,7 @@ def run_command(
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     with quiet, _progress(len(selected), enabled=not as_json) as (on_start, on_done):
         entries = run_experiments(
-            selected, seed=seed, quick=not full, params=params, on_start=on_start, on_done=on_done
+            selected, seed=seed, quick=not full, params=params, jobs=jobs, on_start=on_start, on_done=on_done
         )
     if out is not None:
         _write_report(entries, out, seed, not full, quiet=as_json)
@@ -240,6 +251,7 @@ def tour_command(
     only: Annotated[
         list[str] | None, typer.Option(help="run only these experiments (names, plugin names or wildcards)")
     ] = None,
+    jobs: Jobs = 1,
 ) -> None:
     """Run every installed headline experiment, write the report; exit 1 if a claim fails.
 
@@ -253,7 +265,7 @@ def tour_command(
         raise typer.Exit(2) from None
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     with quiet, _progress(len(selected), enabled=True) as (on_start, on_done):
-        entries = run_experiments(selected, seed=seed, quick=not full, on_start=on_start, on_done=on_done)
+        entries = run_experiments(selected, seed=seed, quick=not full, jobs=jobs, on_start=on_start, on_done=on_done)
     _write_report(entries, out, seed, not full, quiet=False)
     summary = errors if as_json else console
     summary.print(_summary_table(entries))

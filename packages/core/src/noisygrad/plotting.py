@@ -23,6 +23,7 @@ from .findings import Finding
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
     from .tour import TourEntry
 
@@ -190,7 +191,7 @@ def _draw_curve(ax: Axes, panel: dict[str, Any]) -> None:
     ax.legend(fontsize=7.5)
 
 
-def _draw_overview(fig: Any, data: dict[str, Any]) -> None:
+def _draw_overview(fig: Figure, data: dict[str, Any]) -> None:
     rows = data["rows"]
     ax = fig.add_subplot(1, 1, 1)
     clip = data["clip"]

@@ -10,8 +10,10 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
+import multiprocessing
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,39 +139,87 @@ class TourEntry:
         }
 
 
+def run_one(exp: Experiment, *, seed: int = 0, quick: bool = True, params: dict[str, Any] | None = None) -> TourEntry:
+    """Run one experiment; an exception becomes an entry with ``error`` set instead of propagating."""
+    start = time.perf_counter()
+    try:
+        findings, error = exp.run(seed=seed, quick=quick, **(params or {})), None
+    except Exception as exc:  # a broken experiment is reported, the others still run
+        findings, error = [], f"{type(exc).__name__}: {exc}"
+    return TourEntry(exp.name, findings, time.perf_counter() - start, error)
+
+
 def run_experiments(
     selected: Iterable[Experiment],
     *,
     seed: int = 0,
     quick: bool = True,
     params: dict[str, Any] | None = None,
+    jobs: int = 1,
     on_start: Callable[[Experiment], None] | None = None,
     on_done: Callable[[TourEntry], None] | None = None,
 ) -> list[TourEntry]:
     """Run each experiment; an exception becomes a failed entry instead of ending the tour.
+
+    Every experiment draws its randomness from ``seed`` alone, so running several at once (``jobs > 1``,
+    each in its own fresh interpreter) gives the same findings as running them one after another.
 
     Args:
         selected: the experiments to run, in order.
         seed: passed to every experiment; the same seed reproduces the same findings.
         quick: the tour's size (``True``) or the publication size (``False``).
         params: experiment parameters passed to every experiment (for a single ``noisygrad run``).
-        on_start: called with each experiment before it runs (progress display).
-        on_done: called with each finished :class:`TourEntry`.
+        jobs: how many experiments run at once, each in its own process (1: one by one, in this process).
+        on_start: called with each experiment as it is started (progress display).
+        on_done: called with each finished :class:`TourEntry`, in the order they finish.
 
     Returns:
-        One :class:`TourEntry` per experiment.
+        One :class:`TourEntry` per experiment, in the order of ``selected``.
     """
-    entries = []
-    for exp in selected:
-        if on_start is not None:
-            on_start(exp)
-        start = time.perf_counter()
-        try:
-            findings, error = exp.run(seed=seed, quick=quick, **(params or {})), None
-        except Exception as exc:  # a broken experiment is reported, the others still run
-            findings, error = [], f"{type(exc).__name__}: {exc}"
-        entry = TourEntry(exp.name, findings, time.perf_counter() - start, error)
-        entries.append(entry)
-        if on_done is not None:
-            on_done(entry)
-    return entries
+    selected = list(selected)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    if jobs == 1 or len(selected) <= 1:
+        entries = []
+        for exp in selected:
+            if on_start is not None:
+                on_start(exp)
+            entries.append(run_one(exp, seed=seed, quick=quick, params=params))
+            if on_done is not None:
+                on_done(entries[-1])
+        return entries
+    return _run_in_processes(selected, seed, quick, params, jobs, on_start, on_done)
+
+
+def _run_in_processes(
+    selected: list[Experiment],
+    seed: int,
+    quick: bool,
+    params: dict[str, Any] | None,
+    jobs: int,
+    on_start: Callable[[Experiment], None] | None,
+    on_done: Callable[[TourEntry], None] | None,
+) -> list[TourEntry]:
+    # "spawn": a fresh interpreter per worker; forking a process that already holds torch's threads can hang
+    context = multiprocessing.get_context("spawn")
+    results: dict[int, TourEntry] = {}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(selected)), mp_context=context) as pool:
+        futures: dict[Future[TourEntry], int] = {}
+        for i, exp in enumerate(selected):
+            futures[pool.submit(run_one, exp, seed=seed, quick=quick, params=params)] = i
+            if on_start is not None and i < jobs:
+                on_start(exp)
+        started = min(jobs, len(selected))
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                entry = future.result()
+            except Exception as exc:  # the worker itself died (a crash in compiled code, out of memory)
+                entry = TourEntry(selected[i].name, [], 0.0, f"worker process failed: {type(exc).__name__}: {exc}")
+            results[i] = entry
+            if on_done is not None:
+                on_done(entry)
+            if on_start is not None and started < len(selected):
+                on_start(selected[started])
+                started += 1
+    return [results[i] for i in range(len(selected))]
