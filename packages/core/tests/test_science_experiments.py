@@ -6,7 +6,7 @@ import pytest
 
 from noisygrad.experiments import CORE_EXPERIMENTS
 
-FAST = ["core.spsa-variance", "core.lyapunov", "core.sgld-boltzmann"]
+FAST = ["core.spsa-variance", "core.lyapunov", "core.sgld-boltzmann", "core.heavy-tails"]
 SLOW = ["core.cosine-alignment", "core.variance-reduction", "core.lbfgs-noise"]
 
 

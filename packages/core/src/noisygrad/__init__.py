@@ -79,6 +79,10 @@ _EXPORTS = {
     "LBFGS": "lbfgs",
     "LBFGSResult": "lbfgs",
     "minimize_lbfgs": "lbfgs",
+    # heavy tails
+    "Clipped": "heavy_tails",
+    "hill_tail_index": "heavy_tails",
+    "kesten_tail_index": "heavy_tails",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -87,6 +91,7 @@ if TYPE_CHECKING:
     from ._validation import NonFiniteGradientError
     from .estimators import CentralDifference, Cost, Estimate, Estimator, FullBatch, MiniBatch
     from .findings import Finding
+    from .heavy_tails import Clipped, hill_tail_index, kesten_tail_index
     from .langevin import BAOAB, SGLD
     from .lbfgs import LBFGS, LBFGSResult, minimize_lbfgs
     from .loop import MinimizeResult, StepInfo, minimize

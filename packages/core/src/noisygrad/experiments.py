@@ -18,6 +18,7 @@ from .optimizers import SGD
 from .schedules import RobbinsMonro
 from .science_experiments import (
     cosine_alignment,
+    heavy_tails,
     lbfgs_noise,
     lyapunov,
     sgld_boltzmann,
@@ -114,4 +115,5 @@ CORE_EXPERIMENTS = {
     "core.sgld-boltzmann": sgld_boltzmann,
     "core.variance-reduction": variance_reduction,
     "core.lbfgs-noise": lbfgs_noise,
+    "core.heavy-tails": heavy_tails,
 }

@@ -1,0 +1,103 @@
+"""Heavy tails: Kesten's tail index, Hill's estimator, equal-variance noise balls and clipping.
+
+Fixed seeds; tolerances are 4 standard errors of the quantity measured (Hill: alpha / sqrt(k); a mean: the
+spread of per-chain averages over sqrt(chains)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from noisygrad import FiniteSum, MiniBatch
+from noisygrad.heavy_tails import Clipped, hill_tail_index, kesten_tail_index
+
+
+@pytest.mark.parametrize(("lr", "alpha"), [(0.05, 35.2), (0.4, 3.81), (0.62, 2.20)])
+def test_kesten_index_matches_the_measured_table(lr: float, alpha: float) -> None:
+    # the research table's values, themselves solved numerically to 3 significant digits
+    assert kesten_tail_index(lr) == pytest.approx(alpha, abs=0.006 * alpha)
+
+
+def test_larger_batches_thin_the_tails() -> None:
+    assert kesten_tail_index(0.4, 4) > 3 * kesten_tail_index(0.4, 1)
+    with pytest.raises(ValueError, match="too large"):
+        kesten_tail_index(3.0)
+
+
+def test_hill_recovers_a_pareto_index() -> None:
+    rng = np.random.default_rng(0)
+    samples = rng.pareto(3.0, 200_000) + 1.0  # exact Pareto tail, alpha = 3
+    alpha, se = hill_tail_index(samples, fraction=0.01)
+    assert abs(alpha - 3.0) <= 4 * se
+
+
+def test_sgd_on_gaussian_least_squares_has_kesten_tails() -> None:
+    # w' - w* = (1 - lr x^2)(w - w*) + 0.5 lr x eps, x, eps ~ N(0, 1): 20,000 chains x 250 samples after burn-in.
+    # Hill on the top 0.1% (k = 5000): s.e. alpha / sqrt(k) ~ 0.054; measured 3.83 vs 3.81 in the research.
+    gen = torch.Generator().manual_seed(50)
+    lr, chains = 0.4, 20_000
+    e = torch.zeros(chains, dtype=torch.float64)
+    draws = []
+    for t in range(300):
+        x = torch.randn(chains, generator=gen, dtype=torch.float64)
+        eps = torch.randn(chains, generator=gen, dtype=torch.float64)
+        e = (1 - lr * x * x) * e + 0.5 * lr * x * eps
+        if t >= 50:
+            draws.append(e)
+    alpha, se = hill_tail_index(torch.cat(draws), fraction=0.001)
+    assert abs(alpha - kesten_tail_index(lr)) <= 4 * se + 0.05  # 0.05: Hill's bias at this threshold (measured)
+
+
+def _noise_ball(noise: torch.Tensor, lr: float, clip: float | None) -> torch.Tensor:
+    """SGD on f = x^2/2 with additive noise rows noise[t]; returns the stationary draws (after 100 steps)."""
+    x = torch.zeros(noise.shape[1], dtype=torch.float64)
+    out = []
+    for t in range(noise.shape[0]):
+        g = x + noise[t]
+        if clip is not None:
+            g = g.clamp(-clip, clip)
+        x = x - lr * g
+        if t >= 100:
+            out.append(x)
+    return torch.stack(out)
+
+
+def test_equal_variance_heavy_tails_keep_the_mean_square_ball_but_grow_its_tail() -> None:
+    rng = np.random.default_rng(51)
+    lr, steps, chains = 0.1, 400, 10_000
+    predicted = lr / (2 - lr)  # Var = lr sigma^2 / (a (2 - lr a)) with a = sigma = 1
+    gaussian = torch.from_numpy(rng.standard_normal((steps, chains)))
+    student5 = torch.from_numpy(rng.standard_t(5.0, (steps, chains))) / math.sqrt(5 / 3)
+    for noise in (gaussian, student5):  # Student-t with 5 degrees of freedom: finite fourth moment
+        ball = _noise_ball(noise, lr, None)
+        per_chain = ball.pow(2).mean(0)
+        se = float(per_chain.std()) / math.sqrt(chains)
+        assert abs(float(per_chain.mean()) - predicted) <= 4 * se
+    student3 = torch.from_numpy(rng.standard_t(3.0, (steps, chains))) / math.sqrt(3.0)
+    q = 0.9999
+    tail_gauss = float(_noise_ball(gaussian, lr, None).abs().quantile(q))
+    tail_t3 = float(_noise_ball(student3, lr, None).abs().quantile(q))
+    tail_t3_clipped = float(_noise_ball(student3, lr, 2.0).abs().quantile(q))
+    assert tail_t3 > 2 * tail_gauss  # research: 2.9x
+    assert tail_t3_clipped < 1.2 * tail_gauss  # clipping restores a light-tailed ball
+
+
+def test_clipped_estimator_bounds_the_norm_and_passes_state() -> None:
+    X = torch.randn(50, 3, dtype=torch.float64)
+    objective = FiniteSum(lambda w, X: ((X @ w) ** 2).mean(), X)
+    clipped = Clipped(MiniBatch(objective, 10), max_norm=0.5)
+    est = clipped.estimate(torch.full((3,), 10.0, dtype=torch.float64), torch.Generator().manual_seed(0))
+    assert float(est.grad.norm()) == pytest.approx(0.5)
+    assert est.stats["clipped"] == 1.0
+    assert est.stats["raw_grad_norm"] > 0.5
+    assert clipped.state_dict() == {}
+    with pytest.raises(ValueError, match="max_norm"):
+        Clipped(MiniBatch(objective, 10), max_norm=0.0)
+    with pytest.raises(ValueError, match="fraction"):
+        hill_tail_index(np.ones(100), fraction=0.0)
+    with pytest.raises(ValueError, match=">= 20"):
+        hill_tail_index(np.ones(100), fraction=0.01)
