@@ -132,13 +132,19 @@ def test_adam_then_lbfgs_switches_on_a_plateau(model):
     assert model.train_state.step == adam.iterations + lbfgs.iterations
 
 
-def test_minibatch_lbfgs_reports_curvature_pairs(model):
+def test_minibatch_lbfgs_is_the_core_noise_robust_one_and_reports_pairs(model):
     ngp.train(model, "adam", lr=1e-3, iterations=20)
-    with pytest.warns(ngp.PinnWarning, match="float32"):
-        result = ngp.train(model, "lbfgs", iterations=30, batch_size=8, seed=2)
+    result = ngp.train(model, "lbfgs", iterations=30, batch_size=8, seed=2)  # no line search: no float32 warning
+    assert isinstance(model.opt, ng.LBFGS)
+    assert result.resets is not None
     assert result.iterations == 30
-    assert result.pairs_tried == 29
-    assert 0 <= result.skipped_pairs <= 29
+    assert result.pairs_tried == 30  # the noise-robust L-BFGS forms a pair every step (same batch twice)
+    assert 0 <= result.skipped_pairs <= 30
+    assert result.evaluations == 60
     assert np.isfinite(result.losses).all()
     assert math.isfinite(result.final_loss)
-    assert result.evaluations >= 30
+    torch_opt = ngp.lbfgs(list(model.net.parameters()), max_iter=1)
+    with pytest.warns(ngp.PinnWarning, match="float32"):
+        plain = ngp.train(model, torch_opt, iterations=10, batch_size=8, seed=3)
+    assert plain.pairs_tried == 9  # torch's first iteration forms no pair
+    assert 0 <= plain.skipped_pairs <= 9

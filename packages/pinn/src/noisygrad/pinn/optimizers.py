@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from noisygrad import SGD, Adam, Optimizer, TorchOptimizer
+from noisygrad import LBFGS, SGD, Adam, Optimizer, TorchOptimizer
 from noisygrad._validation import check_positive, check_positive_int
 
 FIRST_ORDER_NAMES = ("adam", "adamw", "sgd")
@@ -66,6 +66,11 @@ def is_lbfgs(optimizer: torch.optim.Optimizer) -> bool:
     return isinstance(optimizer, torch.optim.LBFGS)
 
 
+def is_robust_lbfgs(optimizer: torch.optim.Optimizer) -> bool:
+    """True for the core's noise-robust :class:`noisygrad.LBFGS` (same-batch curvature pairs)."""
+    return isinstance(optimizer, LBFGS)
+
+
 def lbfgs(
     params: Sequence[torch.Tensor],
     *,
@@ -93,7 +98,13 @@ def lbfgs(
     )
 
 
-def build_optimizer(model: Any, optimizer: object, *, lr: float | None = None, lbfgs_max_iter: int = 1000) -> Built:
+ROBUST_LBFGS_LR = 0.5  # fixed step of the noise-robust L-BFGS on mini-batches (it has no line search)
+ROBUST_LBFGS_HISTORY = 10
+
+
+def build_optimizer(
+    model: Any, optimizer: object, *, lr: float | None = None, lbfgs_max_iter: int = 1000, minibatch: bool = False
+) -> Built:
     """A torch optimizer over ``model``'s trainable tensors, from a name, a noisygrad rule or a torch optimizer.
 
     Args:
@@ -104,6 +115,9 @@ def build_optimizer(model: Any, optimizer: object, *, lr: float | None = None, l
         lr: learning rate for a named optimizer (Adam 1e-3, SGD 1e-2 by default; L-BFGS's step scale, 1 by
             default). An optimizer instance carries its own rate, so ``lr`` must then be None.
         lbfgs_max_iter: L-BFGS iterations per ``step`` call.
+        minibatch: the optimizer will see a fresh collocation batch each step. ``"lbfgs"`` is then the core's
+            noise-robust :class:`noisygrad.LBFGS` (same-batch curvature pairs, fixed step ``lr``, default 0.5,
+            history 10); on the full set it is ``torch.optim.LBFGS`` with a strong-Wolfe line search.
 
     ``net.regularizer=("l2", c)`` becomes ``weight_decay=c`` for named first-order optimizers; an instance
     is used as given (a warning says so when a regularizer is set).
@@ -113,7 +127,7 @@ def build_optimizer(model: Any, optimizer: object, *, lr: float | None = None, l
     if lr is not None:
         lr = check_positive("lr", lr)
     if isinstance(optimizer, str):
-        return _from_name(model, optimizer, lr, l2, net_params, external, lbfgs_max_iter)
+        return _from_name(model, optimizer, lr, l2, net_params, external, lbfgs_max_iter, minibatch)
     if lr is not None:
         raise ValueError("lr must be None when optimizer is an instance: the instance carries its own learning rate")
     if l2 > 0:
@@ -125,6 +139,8 @@ def build_optimizer(model: Any, optimizer: object, *, lr: float | None = None, l
         )
     if isinstance(optimizer, torch.optim.Optimizer):
         _check_covers(optimizer, net_params + external)
+        if is_robust_lbfgs(optimizer):
+            return Built(optimizer, True, "noisygrad.LBFGS")
         if is_lbfgs(optimizer):
             check_lbfgs_options(optimizer, stacklevel=4)
             return Built(optimizer, True, type(optimizer).__name__)
@@ -148,6 +164,7 @@ def _from_name(
     net_params: list[torch.Tensor],
     external: list[torch.Tensor],
     lbfgs_max_iter: int,
+    minibatch: bool,
 ) -> Built:
     if name in LBFGS_NAMES:
         if name == "L-BFGS-B":
@@ -162,6 +179,11 @@ def _from_name(
                 f"L-BFGS does not take weight decay, but net.regularizer=('l2', {l2}); remove the regularizer "
                 "or train with a first-order optimizer"
             )
+        if minibatch:
+            robust = LBFGS(
+                net_params + external, lr=ROBUST_LBFGS_LR if lr is None else lr, history_size=ROBUST_LBFGS_HISTORY
+            )
+            return Built(robust, True, "lbfgs (noise-robust)")
         check_positive_int("lbfgs_max_iter", lbfgs_max_iter)
         built = lbfgs(net_params + external, max_iter=lbfgs_max_iter, lr=1.0 if lr is None else lr)
         return Built(built, True, "lbfgs")

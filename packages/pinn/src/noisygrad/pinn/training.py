@@ -32,7 +32,7 @@ from noisygrad._validation import check_positive_int
 from ._deepxde import deepxde, quiet
 from .batches import CollocationBatches
 from .noise import CollocationNoise, collocation_noise
-from .optimizers import Built, build_optimizer, check_precision, check_sampling
+from .optimizers import Built, build_optimizer, check_precision, check_sampling, is_robust_lbfgs
 
 StopRule = Callable[[Sequence[float]], bool]
 _COMPILE_ARGS = ("loss", "loss_weights", "metrics", "external_trainable_variables")
@@ -80,9 +80,11 @@ class TrainResult:
         batch_size: PDE points per batch (None: the full set every step).
         batch_draws: how many batches were drawn.
         noise: ``(step, CollocationNoise)`` pairs measured every ``noise_every`` steps.
-        skipped_pairs: curvature pairs an L-BFGS step rejected (``s.y <= 1e-10`` in torch, which drops them
-            silently); None where it cannot be seen (several iterations per ``step`` call).
-        pairs_tried: curvature pairs an L-BFGS step formed (the denominator of ``skipped_pairs``).
+        skipped_pairs: curvature pairs L-BFGS rejected: the core's noise-robust L-BFGS reports its own count
+            (``s.y <= eps |s| |y|``); for ``torch.optim.LBFGS`` (``s.y <= 1e-10``, dropped silently) it is
+            counted only with one iteration per step, else None.
+        pairs_tried: curvature pairs formed (the denominator of ``skipped_pairs``).
+        resets: memory resets of the noise-robust L-BFGS (its direction was not a descent direction).
     """
 
     optimizer: str
@@ -97,6 +99,7 @@ class TrainResult:
     noise: list[tuple[int, CollocationNoise]] = field(default_factory=list)
     skipped_pairs: int | None = None
     pairs_tried: int | None = None
+    resets: int | None = None
 
 
 @dataclass
@@ -210,8 +213,21 @@ class _Stepper:
             return self.opt.step(self.closure_for(rows))
         return self._lbfgs_step(rows)
 
+    def _robust_step(self, rows: tuple[Any, Any, Any]) -> torch.Tensor:
+        """The core's noise-robust L-BFGS: one iteration, the closure evaluated twice on the same batch."""
+        loss = self.opt.step(self.closure_for(rows))
+        report = self.opt.report()
+        self.result.iterations += 1
+        self.result.evaluations += 2
+        self.result.skipped_pairs = report["skipped"]
+        self.result.pairs_tried = report["skipped"] + report["accepted"]
+        self.result.resets = report["resets"]
+        return loss
+
     def _lbfgs_step(self, rows: tuple[Any, Any, Any]) -> torch.Tensor:
         opt = self.opt
+        if is_robust_lbfgs(opt):
+            return self._robust_step(rows)
         group = opt.param_groups[0]
         if self.owns_max_iter:  # our own L-BFGS: never run past the budget
             group["max_iter"] = min(self.chunk, self.iterations - self.result.iterations)
@@ -274,8 +290,9 @@ def train(
             optimizers, default 15000 for L-BFGS (DeepXDE's default).
         batch_size: PDE collocation points per step, drawn uniformly without replacement from the training
             set (boundary points are always all used); None trains on the full set every step. With
-            ``"lbfgs"``, each step is one L-BFGS iteration (strong-Wolfe line search, ``max_eval=25``) on its
-            own batch.
+            ``"lbfgs"``, each step is one iteration of the core's noise-robust :class:`noisygrad.LBFGS`
+            (curvature pairs from the same batch; skipped pairs reported) on its own batch; a
+            ``torch.optim.LBFGS`` instance instead runs its line search on each step's batch.
         batch_every: draw a fresh batch every this many steps.
         seed: seeds the batch and noise-estimate generators (an int or a ``torch.Generator``).
         stop: optional rule ``stop(losses) -> bool`` ending the phase early, e.g. :class:`Plateau`.
@@ -310,14 +327,14 @@ def train(
     if external is not None:  # the optimizer must hold them before compile sees them
         model.external_trainable_variables = list(external) if isinstance(external, list | tuple) else [external]
     per_step = 1 if batch_size is not None else chunk
-    built = build_optimizer(model, optimizer, lr=lr, lbfgs_max_iter=per_step)
+    built = build_optimizer(model, optimizer, lr=lr, lbfgs_max_iter=per_step, minibatch=batch_size is not None)
     if iterations is None:
         if not built.second_order:
             raise ValueError(f"iterations must be given for {built.name} (an integer > 0)")
         iterations = DEFAULT_LBFGS_ITERATIONS
     iterations = check_positive_int("iterations", iterations)
     check_sampling(model, callbacks, stacklevel=3)
-    if built.second_order:
+    if built.second_order and not is_robust_lbfgs(built.optimizer):  # a line search is what float32 stalls
         check_precision(model, stacklevel=3)
 
     batches = None
