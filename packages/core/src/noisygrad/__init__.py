@@ -67,6 +67,7 @@ _EXPORTS = {
     "langevin_stationary_covariance": "theory",
     "noise_ball": "theory",
     "NoiseBall": "theory",
+    "mean_first_passage_time": "theory",
     "Thermostat": "thermostat",
     # samplers
     "SGLD": "langevin",
@@ -112,6 +113,7 @@ if TYPE_CHECKING:
         NoiseBall,
         langevin_stationary_covariance,
         least_squares_stationary_covariance,
+        mean_first_passage_time,
         noise_ball,
         sgd_stationary_covariance,
     )

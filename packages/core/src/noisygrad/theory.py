@@ -23,9 +23,11 @@ covariance ``C``. Each function states the sampling scheme it assumes:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.integrate
 import scipy.linalg
 import torch
 
@@ -35,6 +37,7 @@ __all__ = [
     "NoiseBall",
     "langevin_stationary_covariance",
     "least_squares_stationary_covariance",
+    "mean_first_passage_time",
     "noise_ball",
     "sgd_stationary_covariance",
 ]
@@ -194,3 +197,30 @@ def noise_ball(hessian: ArrayLike, noise_cov: ArrayLike, lr: float, batch_size: 
     a = _matrix("hessian", hessian)
     trace = float(np.trace(sigma))
     return NoiseBall(sigma, trace, math.sqrt(max(trace, 0.0)), 0.5 * float(np.trace(a @ sigma)))
+
+
+def mean_first_passage_time(potential: Callable[[float], float], start: float, end: float, temperature: float) -> float:
+    """Mean time for overdamped Langevin ``dx = -U'(x) dt + sqrt(2T) dW`` to first reach ``end > start``.
+
+    The exact one-dimensional formula (reflecting at ``-inf``, absorbing at ``end``):
+    ``tau = (1/T) int_start^end dy e^{U(y)/T} int_{-inf}^y dz e^{-U(z)/T}``. For a barrier ``Delta U`` much
+    larger than ``T`` it tends to Kramers' ``2 pi / sqrt(U''(a)|U''(b)|) e^{Delta U / T}``: escape from a
+    shallow well is exponentially faster at higher temperature. In SGD terms, one unit of time is ``1 / lr``
+    steps and ``T`` the effective temperature (:func:`noisygrad.noise.effective_temperature`). ``U`` must grow
+    fast enough as ``x -> -inf`` for the inner integral to converge.
+    """
+    if not callable(potential):
+        raise TypeError(f"potential must be callable as potential(x) -> float, got {type(potential).__name__}")
+    t = check_positive("temperature", temperature)
+    if not (math.isfinite(start) and math.isfinite(end) and end > start):
+        raise ValueError(f"end must be finite and larger than start, got start={start!r}, end={end!r}")
+    shift = float(potential(start))  # keeps the exponentials in range
+
+    def inner(y: float) -> float:
+        value, _ = scipy.integrate.quad(lambda z: math.exp(-(float(potential(z)) - shift) / t), -np.inf, y, limit=200)
+        return float(value)
+
+    outer, _ = scipy.integrate.quad(
+        lambda y: math.exp((float(potential(y)) - shift) / t) * inner(y), start, end, limit=200
+    )
+    return float(outer) / t
