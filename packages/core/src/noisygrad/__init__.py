@@ -6,6 +6,11 @@ is guessed and what the guess costs), optimizers (update rules with serialisable
 ``noisygrad.pinn``, ``noisygrad.quantum``, ``noisygrad.dsp`` and ``noisygrad.bio`` (separate
 distributions, found through :mod:`noisygrad.plugins`).
 
+The science: zeroth-order estimators (SPSA, Gaussian smoothing), noise statistics (gradient diversity, the
+cosine law, the two-batch noise scale, temperature), closed forms (stationary covariance, noise ball, first
+passage) and a thermostat, Langevin samplers (SGLD, BAOAB), variance reduction (SVRG, SAGA, STORM), a
+noise-robust L-BFGS, and heavy-tail tools (clipping, tail indices).
+
 Public names are imported on first use, so ``import noisygrad`` stays cheap until torch is needed.
 """
 
