@@ -16,9 +16,9 @@ def _exact(ansatz, hamiltonian, theta):
     return Statevector(ansatz.assign_parameters(theta)).expectation_value(hamiltonian).real
 
 
-@pytest.mark.parametrize("backend", ["torch", "aer"])
+@pytest.mark.parametrize("backend", ["torch", "aer", "aer-sampler"])
 def test_variance_of_repeated_estimates_is_the_shot_noise_formula(hamiltonian, ansatz, theta, backend):
-    repeats, shots = 2000 if backend == "torch" else 600, 1000
+    repeats, shots = {"torch": 2000, "aer": 600, "aer-sampler": 500}[backend], 1000
     estimator = shot_estimator(shots=shots, seed=3, backend=backend)
     evs = estimator.run([(ansatz, hamiltonian, np.repeat(theta[None], repeats, 0))]).result()[0].data.evs
     predicted = EnergyObjective(hamiltonian, ansatz, shots=shots).predicted_std(theta)[0] ** 2  # sum_g Var_g / S

@@ -1,11 +1,12 @@
 """Where the circuits run: a batched torch statevector for small circuits, Qiskit Aer for the rest.
 
 Both give, for a batch of parameter sets and a :class:`~noisygrad.quantum.measurement.MeasurementPlan`,
-the exact outcome probabilities of every measurement group and shot counts of every group. The torch
-backend draws the counts from the exact distributions (multinomial); the Aer backend lets Aer sample the
-measured circuits (``AerSimulator.run`` with ``shots`` and a fresh ``seed_simulator`` drawn from the caller's
-generator for every call, so successive calls differ and a seeded run reproduces). Every point of a call goes
-to the simulator in one call (one batch of parameter bindings).
+the exact outcome probabilities of every measurement group and shot counts of every group, drawn from those
+distributions (multinomial, from the caller's generator). With ``sampler=True`` the Aer backend instead lets
+Aer measure the circuits and sample the shots itself (``AerSimulator.run`` with ``shots`` and a fresh
+``seed_simulator`` drawn from the caller's generator for every call, so successive calls differ and a seeded
+run reproduces); the statistics are the same, and it was measured about 10x slower (Aer builds every shot's
+outcome string). Every point of a call goes to the simulator in one call (one batch of parameter bindings).
 """
 
 from __future__ import annotations
@@ -59,11 +60,13 @@ class AerBackend:
     Args:
         circuit: the ansatz (no measurements).
         device: ``"CPU"`` or ``"GPU"`` (needs ``qiskit-aer-gpu`` in place of ``qiskit-aer``).
+        sampler: let Aer sample the shots of measured circuits (else: multinomial draws from Aer's exact
+            outcome probabilities, the same statistics).
     """
 
     name = "aer"
 
-    def __init__(self, circuit: QuantumCircuit, device: str = "CPU") -> None:
+    def __init__(self, circuit: QuantumCircuit, device: str = "CPU", *, sampler: bool = False) -> None:
         from qiskit_aer import AerSimulator
 
         if device not in ("CPU", "GPU"):
@@ -79,6 +82,7 @@ class AerBackend:
         threads = {"max_parallel_threads": 1} if device == "CPU" and circuit.num_qubits < SMALL_CIRCUIT_QUBITS else {}
         self.simulator = AerSimulator(method="statevector", device=device, **threads)
         self.circuit = circuit
+        self.sampler = bool(sampler)
         self._cache: dict[tuple[str, bool], QuantumCircuit] = {}
 
     def _measured(self, basis: str, sample: bool) -> QuantumCircuit:
@@ -106,7 +110,7 @@ class AerBackend:
         if not circuits:
             return []
         params = list(self.circuit.parameters)
-        binds = [{p: values[:, i].tolist() for i, p in enumerate(params)}] * len(circuits) if params else None
+        binds = [{p: values[:, i] for i, p in enumerate(params)}] * len(circuits) if params else None
         if params:
             result = self.simulator.run(circuits, parameter_binds=binds, **options).result()
         else:
@@ -123,6 +127,8 @@ class AerBackend:
         return out
 
     def counts(self, values: np.ndarray, plan: MeasurementPlan, shots: int, rng: np.random.Generator) -> np.ndarray:
+        if not self.sampler:
+            return plan.sample_counts(self.probabilities(values, plan), shots, rng)
         k, n = len(values), plan.num_qubits
         out = np.zeros((k, plan.num_groups, 2**n), dtype=np.int64)
         seed = int(rng.integers(_SEED_RANGE))
@@ -135,15 +141,25 @@ class AerBackend:
         return out
 
 
-def make_backend(circuit: QuantumCircuit, backend: str = "auto", device: str = "CPU") -> TorchBackend | AerBackend:
-    """``"torch"``, ``"aer"``, or ``"auto"``: torch for supported circuits up to 12 qubits on the CPU, else Aer."""
-    if backend not in ("auto", "torch", "aer"):
-        raise ValueError(f"backend must be 'auto', 'torch' or 'aer', got {backend!r}")
+BACKENDS = ("auto", "torch", "aer", "aer-sampler")
+
+
+def check_backend(backend: str, device: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if device not in ("CPU", "GPU"):
         raise ValueError(f"device must be 'CPU' or 'GPU', got {device!r}")
     if backend == "torch" and device != "CPU":
         raise ValueError("backend='torch' runs on the CPU here; use backend='aer' with device='GPU'")
+
+
+def make_backend(circuit: QuantumCircuit, backend: str = "auto", device: str = "CPU") -> TorchBackend | AerBackend:
+    """``"auto"`` (torch for supported circuits up to 12 qubits on the CPU, else Aer), ``"torch"``, ``"aer"``, or
+    ``"aer-sampler"`` (Aer samples the shots itself)."""
+    check_backend(backend, device)
     if backend == "auto":
         small = circuit.num_qubits <= TORCH_MAX_QUBITS and unsupported(circuit) is None
         backend = "torch" if small and device == "CPU" else "aer"
-    return TorchBackend(circuit) if backend == "torch" else AerBackend(circuit, device)
+    if backend == "torch":
+        return TorchBackend(circuit)
+    return AerBackend(circuit, device, sampler=backend == "aer-sampler")

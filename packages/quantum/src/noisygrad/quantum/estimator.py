@@ -31,7 +31,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from noisygrad._validation import check_positive_int
 
-from .backends import AerBackend, TorchBackend, make_backend
+from .backends import AerBackend, TorchBackend, check_backend, make_backend
 from .measurement import MeasurementPlan
 from .sampling import check_noise, sample_energies
 
@@ -86,10 +86,7 @@ class ShotEstimator(BaseEstimatorV2):
     ) -> None:
         self.shots = check_positive_int("shots", shots)
         self.noise = check_noise(noise)
-        if backend not in ("auto", "torch", "aer"):
-            raise ValueError(f"backend must be 'auto', 'torch' or 'aer', got {backend!r}")
-        if device not in ("CPU", "GPU"):
-            raise ValueError(f"device must be 'CPU' or 'GPU', got {device!r}")
+        check_backend(backend, device)
         self.backend = backend
         self.device = device
         self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -101,9 +98,7 @@ class ShotEstimator(BaseEstimatorV2):
         if device == "GPU":  # fail at construction, not at the first run
             make_backend(QuantumCircuit(1), "aer", "GPU")
 
-    def run(
-        self, pubs: Iterable[EstimatorPubLike], *, precision: float | None = None
-    ) -> DoneJob:
+    def run(self, pubs: Iterable[EstimatorPubLike], *, precision: float | None = None) -> DoneJob:
         """Estimate every PUB ``(circuit, observables, parameter_values[, precision])``.
 
         A PUB's ``precision`` (or the call's) asks for ``ceil(1 / precision**2)`` shots per group, as in
@@ -168,7 +163,8 @@ def shot_estimator(
             ``N(0, 1/shots)``, the model of Aer's ``EstimatorV2``; named so nobody mistakes it for shots) or
             ``"exact"``.
         backend: ``"auto"`` (a batched torch statevector for supported circuits of up to 12 qubits, else
-            Aer), ``"torch"`` or ``"aer"`` (Aer's ``AerSimulator`` samples the measured circuits itself).
+            Aer), ``"torch"``, ``"aer"`` (shots drawn from Aer's exact outcome probabilities) or ``"aer-sampler"``
+            (Aer measures the circuits and samples the shots itself: same statistics, slower).
         device: ``"CPU"`` or ``"GPU"``; ``"GPU"`` runs Aer on the GPU and raises a ``RuntimeError`` saying what
             to install when this Aer build has no GPU support.
     """

@@ -1,7 +1,7 @@
 """The quantum plugin's headline experiments, each a measured claim beside its prediction.
 
 * ``quantum.shot-variance``: repeated energy estimates scatter with ``sum_g Var_g / S`` (state-dependent),
-  for the torch backend and for Aer's own shot sampling; the Gaussian-precision model uses ``1 / S``.
+  for the torch backend and for Aer sampling the shots itself; the Gaussian-precision model uses ``1 / S``.
 * ``quantum.gradient-variance``: parameter shift, central differences and SPSA gradients scatter as their
   formulas say (exact for the first two; SPSA against the exact average over all 2^P perturbations, and
   against Spall's ``sum_{j != i} g_j^2 + sigma^2 / (2 c^2 S)``).
@@ -55,9 +55,9 @@ def shot_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
     shots = 1000
     findings = []
     rng = np.random.default_rng(seed)
-    for backend, noise in (("torch", "shots"), ("aer", "shots"), ("torch", "gaussian-precision")):
-        # Aer returns one counts dictionary per point and group: a quarter of the repeats keeps it quick.
-        n = repeats // 4 if backend == "aer" else repeats
+    for backend, noise in (("torch", "shots"), ("aer-sampler", "shots"), ("torch", "gaussian-precision")):
+        # Aer sampling its own shots builds every shot's outcome: a quarter of the repeats keeps it quick.
+        n = repeats // 4 if backend == "aer-sampler" else repeats
         objective = _h2_objective(shots, backend=backend, noise=noise)
         theta = _theta(seed, objective.num_parameters)
         estimates = objective.sample(np.repeat(theta[None], n, 0), rng)

@@ -40,7 +40,8 @@ class EnergyObjective(NoisyBlackBox):
         shots: shots per measurement group per evaluation, an integer > 0.
         noise: ``"shots"`` (real sampling), ``"gaussian-precision"`` or ``"exact"`` (see
             :mod:`noisygrad.quantum.sampling`).
-        backend: ``"auto"`` (torch statevector for small circuits, else Aer), ``"torch"`` or ``"aer"``.
+        backend: ``"auto"`` (torch statevector for small circuits, else Aer), ``"torch"``, ``"aer"`` or
+            ``"aer-sampler"`` (see :func:`~noisygrad.quantum.shot_estimator`).
         device: ``"CPU"`` or ``"GPU"`` (Aer with ``qiskit-aer-gpu``).
     """
 

@@ -51,8 +51,9 @@ class SPSA:
         blocking: reject steps whose value rose beyond twice the standard error of the difference
             (one extra evaluation per step, plus ``calibration_samples`` evaluations at ``x0`` to measure the
             noise, all counted).
-        average_last: return the mean of the last ``average_last`` accepted iterates (default: 10% of
-            ``maxiter``; ``1`` is Qiskit's default ``last_avg=1``). Averaging damps the final noise ball.
+        average_last: return the mean of the last ``average_last`` accepted iterates (default: a quarter of
+            ``maxiter``; ``1`` is Qiskit's default ``last_avg=1``). Averaging damps the final noise ball (see
+            :func:`~noisygrad.quantum.vqe` for measurements).
         final_evaluations: fresh evaluations averaged for ``result.fun`` (> 0).
         batch: ``fun`` takes a ``(K, P)`` array and returns ``K`` values (``qiskit_algorithms.VQE``'s energy
             function does); ``False`` calls ``fun`` once per point.
@@ -87,7 +88,7 @@ class SPSA:
         self.resamplings = check_positive_int("resamplings", resamplings)
         self.blocking = bool(blocking)
         self.average_last = (
-            max(1, self.maxiter // 10) if average_last is None else check_positive_int("average_last", average_last)
+            max(1, self.maxiter // 4) if average_last is None else check_positive_int("average_last", average_last)
         )
         self.calibration_samples = check_positive_int("calibration_samples", calibration_samples)
         self.final_evaluations = check_positive_int("final_evaluations", final_evaluations)

@@ -95,6 +95,7 @@ def vqe(
     device: str = "CPU",
     perturbation: float = 0.2,
     stability: float | None = None,
+    target_step: float = 2 * math.pi / 10,
     resamplings: int = 1,
     blocking: bool = False,
     average_last: int | None = None,
@@ -119,12 +120,15 @@ def vqe(
         noise, backend, device: see :class:`~noisygrad.quantum.EnergyObjective`.
         perturbation: SPSA's ``c`` of ``c_k = c / (k + 1)^0.101``.
         stability: Spall's ``A`` (``None``: 10% of ``maxiter``, Spall's recommendation).
+        target_step: the calibrated size of SPSA's first step per parameter (Qiskit's ``2 pi / 10``).
         resamplings: SPSA perturbations averaged per step (one call).
         blocking: reject steps whose measured energy rose by more than twice its standard error
             (one more evaluation per step).
         average_last: report the mean of the last ``average_last`` accepted iterates (Polyak-Ruppert
-            averaging). Default: 10% of ``maxiter`` for SPSA (on H2 at 1000 shots and 1000 iterations it took the
-            median exact error from 2.8 to 0.34 mHa), 1 for the other gradients.
+            averaging). Default: a quarter of ``maxiter`` for SPSA, 1 for the other gradients. Measured on H2
+            (1000 shots, 10 seeds): 1000 iterations, median exact error 2.8 mHa without averaging, 0.34 averaging
+            the last 100; 300 iterations, 1.49 / 0.86 / 0.78 mHa averaging the last 30 / 75 / 150. Averaging
+            more iterates risks averaging over a still-moving trajectory.
         step: the finite-difference step.
         final_shots: shots per group for the final estimate (default ``10 * shots``).
         track_exact: record each iterate's exact energy in the history (free on a simulator).
@@ -156,7 +160,9 @@ def vqe(
         estimator = SPSAEstimator(objective, c=c, gamma=SPALL_GAMMA, resamplings=resamplings)
         if optimizer is None:
             before = (objective.evaluations, objective.shots_used)
-            cal = spsa_calibrate(objective, x0, generator=generator, c=c, alpha=SPALL_ALPHA, stability=a_stab)
+            cal = spsa_calibrate(
+                objective, x0, generator=generator, c=c, target_step=target_step, alpha=SPALL_ALPHA, stability=a_stab
+            )
             optimizer = SGD(cal.learning_rate)
             calibration = {
                 "a": cal.a,
@@ -171,7 +177,7 @@ def vqe(
     if optimizer is None:
         optimizer = Adam(lr=0.1)
     if average_last is None:
-        average = max(1, maxiter // 10) if gradient == "spsa" else 1
+        average = max(1, maxiter // 4) if gradient == "spsa" else 1
     else:
         average = check_positive_int("average_last", average_last)
 
