@@ -49,7 +49,8 @@ def adam_identity(seed: int = 0, quick: bool = True) -> list[Finding]:
     with quiet():
         ours.compile(TorchOptimizer(ours.net.parameters(), Adam(lr=1e-3)), verbose=0)
         ours.train(iterations=steps, verbose=0)
-    gap = max(float((a - b).abs().max()) for a, b in zip(ref.net.parameters(), ours.net.parameters(), strict=True))
+    pairs = zip(ref.net.parameters(), ours.net.parameters(), strict=True)
+    gap = max(float((a - b).detach().abs().max()) for a, b in pairs)
     return [
         Finding(
             experiment="pinn.adam-identity",
