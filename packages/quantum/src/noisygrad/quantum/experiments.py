@@ -81,7 +81,7 @@ def shot_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
 
 def gradient_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
     """Gradient estimators scatter as their formulas say (H2, efficient_su2 reps=1, P = 8, S = 1000)."""
-    draws = 1500 if quick else 15000
+    draws = 1000 if quick else 15000
     shots, c, step = 1000, 0.05, 0.2
     objective = _h2_objective(shots)
     p = objective.num_parameters
@@ -189,7 +189,7 @@ def spsa_h2(seed: int = 0, quick: bool = True) -> list[Finding]:
             unit="Ha",
             details={
                 "seeds": list(seeds),
-                "errors_mHa": [round(e * 1000, 3) for e in errors],
+                "errors_mHa": [round(float(e) * 1000, 3) for e in errors],
                 "within_chemical_accuracy": int((errors < CHEMICAL_ACCURACY).sum()),
                 "evaluations_per_run": runs[0].evaluations,
                 "shots_per_run": runs[0].shots,
