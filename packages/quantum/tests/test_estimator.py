@@ -89,6 +89,12 @@ def test_bad_input_names_the_argument(hamiltonian, ansatz, theta):
     estimator = shot_estimator(shots=10, seed=0)
     with pytest.raises(ValueError, match="inconsistent"):  # a parameter missing: Qiskit's PUB validation
         estimator.run([(ansatz, hamiltonian, theta[:-1])])
+    with pytest.raises(ValueError, match="inconsistent"):  # an extra parameter
+        estimator.run([(ansatz, hamiltonian, np.append(theta, 0.0))])
+    with pytest.raises(ValueError, match="number of parameters"):  # unbound parameters
+        estimator.run([(ansatz, hamiltonian)])
+    with pytest.raises(ValueError, match="NaN"):
+        estimator.run([(ansatz, hamiltonian, np.full(8, np.nan))])
     with pytest.raises(ValueError, match="qubits"):
         estimator.run([(ansatz, SparsePauliOp("ZZZ"), theta)])
     with pytest.raises(ValueError, match="Hermitian"):

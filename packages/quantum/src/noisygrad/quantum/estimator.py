@@ -129,6 +129,8 @@ class ShotEstimator(BaseEstimatorV2):
         p_shape, o_shape = pub.parameter_values.shape, pub.observables.shape
         shape = np.broadcast_shapes(p_shape, o_shape)
         values = pub.parameter_values.as_array(circuit.parameters).reshape(-1, circuit.num_parameters)
+        if not np.all(np.isfinite(values)):
+            raise ValueError("parameter_values contain NaN or Inf; every parameter of the PUB must be a finite number")
         p_index = np.broadcast_to(np.arange(max(values.shape[0], 1)).reshape(p_shape), shape).ravel()
         o_index = np.broadcast_to(np.arange(int(np.prod(o_shape))).reshape(o_shape), shape).ravel()
         observables = [pub.observables[idx] for idx in np.ndindex(o_shape)]
