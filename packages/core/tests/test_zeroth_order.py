@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 
-import noisygrad
 import pytest
 import torch
+
+import noisygrad
 from noisygrad import SGD, Energy, NoisyBlackBox, RobbinsMonro, minimize
 from noisygrad.zeroth_order import SPSA, GaussianSmoothing, evaluate_points, spsa_calibrate
 
@@ -26,7 +27,8 @@ def _noisy_quadratic(A: torch.Tensor, b: torch.Tensor, sigma: float, calls: list
     def fn(points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if calls is not None:
             calls.append(points.shape[0])
-        clean = 0.5 * ((points @ A) * points).sum(1) + points @ b
+        # broadcast products, not matmul: tiny BLAS calls are slow with several threads on a loaded machine
+        clean = 0.5 * ((points.unsqueeze(2) * A).sum(1) * points).sum(1) + (points * b).sum(1)
         return clean + sigma * torch.randn(points.shape[0], generator=generator, dtype=points.dtype)
 
     return NoisyBlackBox(fn, cost_per_evaluation=100, cost_unit="shots")

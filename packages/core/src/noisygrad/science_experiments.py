@@ -119,7 +119,7 @@ def spsa_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
     b = torch.randn(d, generator=gen, dtype=_F64)
 
     def fn(points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        clean = 0.5 * ((points @ A) * points).sum(1) + points @ b
+        clean = 0.5 * (_rows_times(points, A) * points).sum(1) + (points * b).sum(1)
         return clean + sigma * torch.randn(points.shape[0], generator=generator, dtype=points.dtype)
 
     x = torch.randn(d, generator=gen, dtype=_F64)
