@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from ._validation import check_finite, check_positive, check_positive_int
-from .objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, NoisyBlackBox, Objective
+from .objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, NoisyBlackBox, Objective, require_kind
 
 
 @dataclass(frozen=True)
@@ -79,19 +79,11 @@ class _Stateless:
             raise ValueError(f"{type(self).__name__} keeps no state, got keys {sorted(state)}")
 
 
-def _require_kind(name: str, objective: object, allowed: tuple[Kind, ...]) -> None:
-    kind = getattr(objective, "kind", None)
-    if kind not in allowed:
-        names = ", ".join(k.value for k in allowed)
-        got = kind.value if isinstance(kind, Kind) else type(objective).__name__
-        raise TypeError(f"{name} needs an objective of kind {names}; got {got}")
-
-
 class FullBatch(_Stateless):
     """The exact gradient: every example of a :class:`FiniteSum`, or an :class:`Energy`'s autograd gradient."""
 
     def __init__(self, objective: FiniteSum | Energy) -> None:
-        _require_kind("FullBatch", objective, (Kind.FINITE_SUM, Kind.ENERGY))
+        require_kind("FullBatch", objective, (Kind.FINITE_SUM, Kind.ENERGY))
         self.objective = objective
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
@@ -126,7 +118,7 @@ class MiniBatch(_Stateless):
                 "objective is a holistic Energy: its mini-batches would be biased, so it cannot be "
                 "mini-batched; use FullBatch, or write it as a FiniteSum if it truly is a mean over examples"
             )
-        _require_kind("MiniBatch", objective, (Kind.FINITE_SUM,))
+        require_kind("MiniBatch", objective, (Kind.FINITE_SUM,))
         self.objective = objective
         n = objective.n_examples
         self.batch_size = check_positive_int("batch_size", batch_size)
@@ -149,9 +141,10 @@ class MiniBatch(_Stateless):
         idx = self.sample_indices(generator)
         stats: dict[str, float] = {}
         if self.noise_stats:
-            per_example = self.objective.per_example_grads(params, idx).reshape(len(idx), -1)
+            values, per_example = self.objective.per_example_values_and_grads(params, idx)
+            per_example = per_example.reshape(len(idx), -1)
             grad = per_example.mean(0).reshape(params.shape)
-            value = self.objective.value(params, idx)
+            value = float(values.mean())  # the batch loss is the mean of the per-example losses
             b, n = self.batch_size, self.objective.n_examples
             trace_s = float(per_example.var(0, unbiased=True).sum())
             # Var of a without-replacement mean: (S/b)(1 - b/N); with replacement S_pop/b, S_pop = S(N-1)/N
@@ -172,7 +165,7 @@ class CentralDifference(_Stateless):
     """
 
     def __init__(self, objective: NoisyBlackBox | Energy, *, step: float = 1e-6) -> None:
-        _require_kind("CentralDifference", objective, (Kind.BLACK_BOX, Kind.ENERGY))
+        require_kind("CentralDifference", objective, (Kind.BLACK_BOX, Kind.ENERGY))
         self.objective = objective
         self.step = check_positive("step", step)
 

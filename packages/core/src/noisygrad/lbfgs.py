@@ -41,8 +41,8 @@ from typing import Any
 import torch
 
 from ._validation import as_parameter_vector, check_finite, check_in_range, check_positive, check_positive_int
-from .estimators import Cost, _require_kind
-from .objectives import FiniteSum, Kind
+from .estimators import Cost
+from .objectives import FiniteSum, Kind, require_kind
 
 __all__ = ["LBFGS", "LBFGSResult", "minimize_lbfgs"]
 
@@ -195,7 +195,7 @@ def minimize_lbfgs(
     Each step costs ``2 * batch_size`` examples (the batch at ``x`` and at ``x + s``). ``record_every > 0``
     records the exact objective every that many steps in ``history`` (not counted in the cost).
     """
-    _require_kind("minimize_lbfgs", objective, (Kind.FINITE_SUM,))
+    require_kind("minimize_lbfgs", objective, (Kind.FINITE_SUM,))
     b = check_positive_int("batch_size", batch_size)
     if b > objective.n_examples:
         raise ValueError(f"batch_size must be <= the number of examples ({objective.n_examples}), got {batch_size}")

@@ -25,8 +25,7 @@ from typing import Any
 import torch
 
 from ._validation import check_finite, check_in_range, check_positive_int
-from .estimators import _require_kind
-from .objectives import FiniteSum, Kind
+from .objectives import FiniteSum, Kind, require_kind
 
 __all__ = [
     "NoiseScaleMeter",
@@ -153,7 +152,7 @@ def gradient_noise(
     The per-example gradients come from ``torch.func.vmap(grad)`` in chunks of ``chunk_size`` examples;
     one pass costs about one full-batch gradient plus the vmap overhead.
     """
-    _require_kind("gradient_noise", objective, (Kind.FINITE_SUM,))
+    require_kind("gradient_noise", objective, (Kind.FINITE_SUM,))
     chunk_size = check_positive_int("chunk_size", chunk_size)
     idx = torch.arange(objective.n_examples) if indices is None else torch.as_tensor(indices)
     if idx.ndim != 1 or idx.dtype not in (torch.int64, torch.int32):

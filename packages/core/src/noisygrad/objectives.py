@@ -33,6 +33,15 @@ class BatchingNotAllowedError(ValueError):
     """Mini-batching was asked of an objective whose mini-batches would be biased."""
 
 
+def require_kind(name: str, objective: object, allowed: tuple[Kind, ...]) -> None:
+    """Raise ``TypeError`` unless ``objective`` is of one of the ``allowed`` kinds (``name`` is the caller)."""
+    kind = getattr(objective, "kind", None)
+    if kind not in allowed:
+        names = ", ".join(k.value for k in allowed)
+        got = kind.value if isinstance(kind, Kind) else type(objective).__name__
+        raise TypeError(f"{name} needs an objective of kind {names}; got {got}")
+
+
 LossFn = Callable[..., torch.Tensor]
 
 
@@ -90,15 +99,21 @@ class FiniteSum:
             (grad,) = torch.autograd.grad(loss, x)
         return float(loss.detach()), grad
 
-    def per_example_grads(self, params: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        """Gradients of each example's loss, shape ``(len(indices), *params.shape)`` (torch.func.vmap)."""
+    def per_example_values_and_grads(
+        self, params: torch.Tensor, indices: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each example's loss, shape ``(B,)``, and gradient, shape ``(B, *params.shape)``, in one vmap."""
 
         def one(p: torch.Tensor, *example: torch.Tensor) -> torch.Tensor:
             return self.loss(p, *(e.unsqueeze(0) for e in example))
 
-        grad_fn = torch.func.vmap(torch.func.grad(one), in_dims=(None, *([0] * len(self.data))))
-        grads: torch.Tensor = grad_fn(params.detach(), *self.batch(indices))
-        return grads
+        fn = torch.func.vmap(torch.func.grad_and_value(one), in_dims=(None, *([0] * len(self.data))))
+        grads, values = fn(params.detach(), *self.batch(indices))
+        return values, grads
+
+    def per_example_grads(self, params: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Gradients of each example's loss, shape ``(len(indices), *params.shape)`` (torch.func.vmap)."""
+        return self.per_example_values_and_grads(params, indices)[1]
 
 
 class NoisyBlackBox:

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from ._validation import check_finite, check_in_range, check_positive_int
-from .estimators import Cost, Estimate, _require_kind
-from .objectives import BatchingNotAllowedError, FiniteSum, Kind
+from .estimators import Cost, Estimate
+from .objectives import BatchingNotAllowedError, FiniteSum, Kind, require_kind
 
 __all__ = ["SAGA", "STORM", "SVRG"]
 
@@ -32,7 +32,7 @@ def _check_finite_sum(name: str, objective: object, batch_size: int) -> int:
         raise BatchingNotAllowedError(
             f"{name} needs a FiniteSum: an Energy is holistic, so its mini-batch gradients would be biased"
         )
-    _require_kind(name, objective, (Kind.FINITE_SUM,))
+    require_kind(name, objective, (Kind.FINITE_SUM,))
     assert isinstance(objective, FiniteSum)
     b = check_positive_int("batch_size", batch_size)
     if b > objective.n_examples:

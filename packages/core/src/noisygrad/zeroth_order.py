@@ -30,8 +30,8 @@ from typing import Any
 import torch
 
 from ._validation import check_finite, check_in_range, check_positive, check_positive_int
-from .estimators import Cost, Estimate, _require_kind
-from .objectives import Energy, Kind, NoisyBlackBox
+from .estimators import Cost, Estimate
+from .objectives import Energy, Kind, NoisyBlackBox, require_kind
 from .schedules import RobbinsMonro
 
 __all__ = ["SPSA", "GaussianSmoothing", "SPSACalibration", "evaluate_points", "spsa_calibrate"]
@@ -48,7 +48,7 @@ def evaluate_points(
     evaluations and, when ``cost_unit == "shots"``, ``K * cost_per_evaluation`` shots. An :class:`Energy`
     is evaluated point by point without autograd (``K`` evaluations, no shots).
     """
-    _require_kind("evaluate_points", objective, (Kind.BLACK_BOX, Kind.ENERGY))
+    require_kind("evaluate_points", objective, (Kind.BLACK_BOX, Kind.ENERGY))
     if not isinstance(points, torch.Tensor) or points.ndim != 2:
         raise ValueError(f"points must be a tensor of shape (K, d), got {getattr(points, 'shape', type(points))}")
     k = points.shape[0]
@@ -113,7 +113,7 @@ class SPSA:
         resamplings: int = 1,
         perturbation: str = "rademacher",
     ) -> None:
-        _require_kind("SPSA", objective, (Kind.BLACK_BOX, Kind.ENERGY))
+        require_kind("SPSA", objective, (Kind.BLACK_BOX, Kind.ENERGY))
         self.objective = objective
         self.c = check_positive("c", c)
         self.gamma = check_in_range("gamma", gamma, 0.0, 1.0, high_open=False)
@@ -170,7 +170,7 @@ class GaussianSmoothing:
     """
 
     def __init__(self, objective: NoisyBlackBox | Energy, *, sigma: float = 0.1, samples: int = 1) -> None:
-        _require_kind("GaussianSmoothing", objective, (Kind.BLACK_BOX, Kind.ENERGY))
+        require_kind("GaussianSmoothing", objective, (Kind.BLACK_BOX, Kind.ENERGY))
         self.objective = objective
         self.sigma = check_positive("sigma", sigma)
         self.samples = check_positive_int("samples", samples)
@@ -250,7 +250,7 @@ def spsa_calibrate(
     Raises:
         ValueError: if every measured difference is zero (a flat objective: no gain can be calibrated).
     """
-    _require_kind("spsa_calibrate", objective, (Kind.BLACK_BOX, Kind.ENERGY))
+    require_kind("spsa_calibrate", objective, (Kind.BLACK_BOX, Kind.ENERGY))
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     flat = _flat(torch.as_tensor(x0))
