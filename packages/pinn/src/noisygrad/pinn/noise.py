@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 from noisygrad._validation import check_positive, check_positive_int
+from noisygrad.noise import effective_temperature
+from noisygrad.noise import predicted_cosine as core_predicted_cosine
 
 from .batches import CollocationBatches
 from .optimizers import trainable
@@ -67,10 +69,10 @@ class CollocationNoise:
 
 
 def predicted_cosine(rho: float, batch_size: int, pool: int) -> float:
-    """``(1 + rho/b (1 - b/N))^(-1/2)``: expected alignment of a batch gradient with the full gradient."""
+    """``(1 + rho/b (1 - b/N))^(-1/2)`` (the core's :func:`noisygrad.predicted_cosine`), 0 when ``rho`` is inf."""
     if not math.isfinite(rho):
         return 0.0
-    return (1.0 + rho / batch_size * (1.0 - batch_size / pool)) ** -0.5
+    return core_predicted_cosine(rho, batch_size, pool)
 
 
 def _flat_grad(model: Any, params: list[torch.Tensor], rows: tuple[Any, Any, Any]) -> torch.Tensor:
@@ -141,6 +143,6 @@ def collocation_noise(
     rho = trace_s / grad_norm_sq if grad_norm_sq > 0 else math.inf
     batch_variance = trace_s / b * (1.0 - b / n)
     dim = sum(p.numel() for p in _params(model))
-    temperature = check_positive("lr", lr) * batch_variance / (2 * dim) if lr is not None else math.nan
+    temperature = effective_temperature(check_positive("lr", lr), batch_variance, dim) if lr is not None else math.nan
     cosine = predicted_cosine(rho, b, n)
     return CollocationNoise(n, b, used, trace_s, grad_norm_sq, rho, cosine, batch_variance, dim, temperature)
