@@ -145,7 +145,8 @@ class TorchStatevector:
         state[(slice(None),) + (0,) * n] = 1.0
         pending: dict[int, torch.Tensor] = {}  # consecutive one-qubit gates, multiplied before applying
         for op in self._ops:
-            matrix = op.matrix if op.rotation is None else op.rotation(theta[:, op.index])
+            matrix = op.rotation(theta[:, op.index]) if op.rotation is not None else op.matrix
+            assert matrix is not None  # every op is a constant gate or a rotation
             if len(op.qubits) == 1:
                 q = op.qubits[0]
                 pending[q] = matrix if q not in pending else matrix @ pending[q]

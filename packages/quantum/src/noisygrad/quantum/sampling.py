@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from .backends import AerBackend, TorchBackend
 from .measurement import MeasurementPlan
@@ -54,8 +55,6 @@ def sample_energies(
     return exact + rng.normal(0.0, precision, size=k), np.full(k, precision)
 
 
-def generator_seed(generator: object) -> int:
-    """A 63-bit seed drawn from a ``torch.Generator`` (to derive a numpy generator reproducibly)."""
-    import torch
-
-    return int(torch.randint(0, 2**62, (1,), generator=generator))  # type: ignore[arg-type]
+def generator_seed(generator: torch.Generator) -> int:
+    """A 62-bit seed drawn from a ``torch.Generator`` (to derive a numpy generator reproducibly)."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator))

@@ -89,7 +89,7 @@ def vqe(
     shots: int = 1000,
     maxiter: int = 300,
     seed: int = 0,
-    initial_point: object = None,
+    initial_point: np.ndarray | list[float] | None = None,
     noise: str = "shots",
     backend: str = "auto",
     device: str = "CPU",
