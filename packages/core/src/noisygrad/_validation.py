@@ -53,8 +53,11 @@ def check_positive_int(name: str, value: object, *, allow_zero: bool = False) ->
     return n
 
 
-def check_finite(name: str, tensor: torch.Tensor) -> torch.Tensor:
-    """Raise :class:`NonFiniteGradientError` if ``tensor`` holds NaN or Inf."""
+_STEP_HINT = "lower the learning rate, check the objective for overflow, or clip gradients"
+
+
+def check_finite(name: str, tensor: torch.Tensor, *, hint: str = _STEP_HINT) -> torch.Tensor:
+    """Raise :class:`NonFiniteGradientError` if ``tensor`` holds NaN or Inf; ``hint`` says what to do."""
     import torch
 
     finite = torch.isfinite(tensor)
@@ -62,7 +65,7 @@ def check_finite(name: str, tensor: torch.Tensor) -> torch.Tensor:
         bad = int((~finite).sum())
         raise NonFiniteGradientError(
             f"{name} has {bad} non-finite entr{'y' if bad == 1 else 'ies'} (NaN or Inf) out of "
-            f"{tensor.numel()}; lower the learning rate, check the objective for overflow, or clip gradients"
+            f"{tensor.numel()}; {hint}"
         )
     return tensor
 
@@ -93,5 +96,5 @@ def as_parameter_vector(name: str, x: object, dtype: torch.dtype | None = None) 
     if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
         raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
     out = t.detach().to(dtype if not t.is_floating_point() else t.dtype).clone()
-    check_finite(name, out)
+    check_finite(name, out, hint=f"pass finite numbers as {name}")
     return out
