@@ -13,8 +13,10 @@ state with ``seed`` (the documented entry).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -29,6 +31,23 @@ from .training import train
 
 _Z = 4.0  # Monte-Carlo tolerances are 4 standard errors
 
+
+def _one_thread(fn: Callable[..., list[Finding]]) -> Callable[..., list[Finding]]:
+    """Run an experiment on one torch thread (restored afterwards): these networks are tiny, and on a shared
+    machine intra-op threads made the runs several times slower (measured)."""
+
+    @functools.wraps(fn)
+    def run(seed: int = 0, quick: bool = True) -> list[Finding]:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(seed=seed, quick=quick)
+        finally:
+            torch.set_num_threads(threads)
+
+    return run
+
+
 # relative L2 bounds: the issue's floors at full size; at the quick size, bounds measured with margin
 BOUNDS = {
     "poisson1d": (1e-5, 2e-5),
@@ -37,6 +56,7 @@ BOUNDS = {
 }
 
 
+@_one_thread
 def adam_identity(seed: int = 0, quick: bool = True) -> list[Finding]:
     """Max |w_noisygrad - w_deepxde| after Adam steps on poisson1d: exactly 0."""
     steps = 200 if quick else 2000
@@ -64,6 +84,7 @@ def adam_identity(seed: int = 0, quick: bool = True) -> list[Finding]:
     ]
 
 
+@_one_thread
 def collocation_noise(seed: int = 0, quick: bool = True) -> list[Finding]:
     """E[g_b . g] / sqrt(|g|^2 E|g_b|^2) against (1 + rho/b (1 - b/N))^(-1/2), rho from per-point gradients."""
     draws = 300 if quick else 3000
@@ -124,16 +145,19 @@ def _accuracy(name: str, seed: int, quick: bool) -> list[Finding]:
     ]
 
 
+@_one_thread
 def poisson1d(seed: int = 0, quick: bool = True) -> list[Finding]:
     """Relative L2 error of Adam then L-BFGS on the 1-D Poisson problem."""
     return _accuracy("poisson1d", seed, quick)
 
 
+@_one_thread
 def helmholtz2d(seed: int = 0, quick: bool = True) -> list[Finding]:
     """Relative L2 error of Adam then L-BFGS on the 2-D Helmholtz problem."""
     return _accuracy("helmholtz2d", seed, quick)
 
 
+@_one_thread
 def burgers(seed: int = 0, quick: bool = True) -> list[Finding]:
     """Relative L2 error of Adam then L-BFGS on viscous Burgers (Cole-Hopf reference)."""
     return _accuracy("burgers", seed, quick)
