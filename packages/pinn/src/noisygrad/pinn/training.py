@@ -76,7 +76,8 @@ class TrainResult:
             before the update (L-BFGS: at the start of each ``step`` call).
         final_loss: the training loss on the full training set after the phase.
         seconds: wall-clock time of the phase.
-        stopped: ``"iterations"``, ``"converged"`` (L-BFGS) or ``"plateau"`` (the ``stop`` rule).
+        stopped: ``"iterations"``, ``"converged"`` (L-BFGS), ``"plateau"`` (the ``stop`` rule) or
+            ``"callback"`` (a DeepXDE callback such as ``EarlyStopping`` ended training).
         batch_size: PDE points per batch (None: the full set every step).
         batch_draws: how many batches were drawn.
         noise: ``(step, CollocationNoise)`` pairs measured every ``noise_every`` steps.
@@ -163,7 +164,8 @@ class _Stepper:
         noise_every: int | None,
         noise_args: dict[str, Any],
     ) -> None:
-        self.model, self.opt, self.result = model, built.optimizer, result
+        self.model, self.result = model, result
+        self.opt: Any = built.optimizer  # torch.optim.LBFGS, noisygrad.LBFGS or a first-order optimizer
         self.second_order = built.second_order
         self.batches, self.iterations, self.stop = batches, iterations, stop
         self.noise_every, self.noise_args = noise_every, noise_args
