@@ -182,9 +182,7 @@ Full = Annotated[bool, typer.Option("--full", help="publication-size runs instea
 AsJson = Annotated[bool, typer.Option("--json", help="print machine-readable results on stdout")]
 Jobs = Annotated[
     int,
-    typer.Option(
-        "--jobs", "-j", min=1, help="experiments run at once, each in its own process (results do not change)"
-    ),
+    typer.Option("--jobs", "-j", min=1, help="experiments run at once, each in its own process (1: all in this one)"),
 ]
 
 
