@@ -64,8 +64,7 @@ def check_finite(name: str, tensor: torch.Tensor, *, hint: str = _STEP_HINT) -> 
     if not bool(finite.all()):
         bad = int((~finite).sum())
         raise NonFiniteGradientError(
-            f"{name} has {bad} non-finite entr{'y' if bad == 1 else 'ies'} (NaN or Inf) out of "
-            f"{tensor.numel()}; {hint}"
+            f"{name} has {bad} non-finite entr{'y' if bad == 1 else 'ies'} (NaN or Inf) out of {tensor.numel()}; {hint}"
         )
     return tensor
 

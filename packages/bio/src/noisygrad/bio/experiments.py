@@ -165,7 +165,8 @@ def _competition(rng: np.random.Generator, quick: bool) -> list[Finding]:
 
 def _histogram_curve(times: np.ndarray, model: PruningModel) -> Curve:
     """Histogram density of passage times beside the inverse-Gaussian density, with Poisson error bars."""
-    edges = np.linspace(*np.quantile(times, [0.001, 0.999]), 41)
+    low, high = np.quantile(times, [0.001, 0.999])
+    edges = np.linspace(low, high, 41)
     counts, _ = np.histogram(times, bins=edges)
     width = np.diff(edges)
     centres = 0.5 * (edges[:-1] + edges[1:])
@@ -195,7 +196,11 @@ def _error_curve(curve: ErrorCurve) -> Curve:
 def _error_ratio(x_t: float, reference: float, best: float, constraint: str) -> float:
     """sigma_x at Gregor's lambda = 0.2 EL over sigma_x at the optimum (the count scale cancels)."""
     err = positional_error(
-        x_t, [reference, best], constraint=constraint, count_at_reference=1.0, reference_decay_length=reference
+        x_t,
+        np.array([reference, best]),
+        constraint=constraint,
+        count_at_reference=1.0,
+        reference_decay_length=reference,
     )
     return float(err[0] / err[1])
 
@@ -309,7 +314,7 @@ def evolution(seed: int = 0, quick: bool = True) -> list[Finding]:
     rng = np.random.default_rng(seed)
     name = "bio.evolution"
     replicates, generations, n = (32, 40, 1000) if quick else (256, 100, 1000)
-    landscape = LinearLandscape([1.0, 0.5])
+    landscape = LinearLandscape(np.array([1.0, 0.5]))
     unit = landscape.slope / np.linalg.norm(landscape.slope)
     findings = []
     start = 0.3 * rng.standard_normal((replicates, n, 2))

@@ -8,7 +8,7 @@ from noisygrad._validation import check_in_range, check_positive, check_positive
 
 __all__ = ["as_array", "as_dtype", "check_in_range", "check_positive", "check_positive_int"]
 
-_DTYPES = {np.dtype(np.float64): np.float64, np.dtype(np.float32): np.float32}
+_DTYPES: dict[np.dtype, type[np.floating]] = {np.dtype(np.float64): np.float64, np.dtype(np.float32): np.float32}
 
 
 def as_dtype(dtype: object) -> type[np.floating]:

@@ -78,7 +78,7 @@ class _AdaptiveFilter:
         """The current weights, shape ``(taps,)`` or ``(B, taps)`` (a copy)."""
         if self._w is None:
             return np.zeros(self.taps, self.dtype) if self._w0 is None else self._w0.copy()
-        return self._w.reshape((*self._batch, self.taps)).copy()
+        return self._w.reshape((*(self._batch or ()), self.taps)).copy()
 
     def run(self, x: Any, d: Any) -> tuple[np.ndarray, np.ndarray]:
         """Filter ``x`` towards ``d`` (same shape, ``(N,)`` or ``(B, N)``); returns ``(y, e)``, shaped like ``x``."""
