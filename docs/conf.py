@@ -126,7 +126,6 @@ _write_api_pages()
 # still runs in tests/test_examples.py.
 NOT_EXECUTED = {
     r"bio_pruning\.py": "reads __doc__, which sphinx-gallery blanks while it runs an example",
-    r"pinn_.*\.py": "DeepXDE training takes minutes on 2 cores; the docs build stays within a few minutes",
 }
 
 
