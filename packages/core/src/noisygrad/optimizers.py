@@ -50,7 +50,11 @@ class _Rule:
         check_same_shape("grad", grad, params, "params")
         check_finite("grad", grad)
         step_lr = self.lr(int(state["step"])) if lr is None else check_positive("lr", lr)
-        new_params, new_state = self._step(params.detach(), grad.detach(), dict(state), step_lr)
+        return self._advance(params.detach(), grad.detach(), state, step_lr)
+
+    def _advance(self, params: torch.Tensor, grad: torch.Tensor, state: State, lr: float) -> tuple[torch.Tensor, State]:
+        """``update`` without its checks, for callers that have validated (the torch adapter's hot path)."""
+        new_params, new_state = self._step(params, grad, dict(state), lr)
         new_state["step"] = int(state["step"]) + 1
         return new_params, new_state
 

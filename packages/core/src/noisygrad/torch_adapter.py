@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ._validation import check_finite
-from .optimizers import Optimizer, is_constant_rate
+from ._validation import check_finite, check_positive
+from .optimizers import Optimizer, _Rule, is_constant_rate
 
 
 class TorchOptimizer(torch.optim.Optimizer):
@@ -48,18 +48,24 @@ class TorchOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         follow_schedule = not is_constant_rate(self.rule)
+        # noisygrad's own rules skip the per-call checks of ``update``: the adapter checks each gradient once
+        # here, shapes match by construction, and the group's rate is checked once per group.
+        advance = self.rule._advance if isinstance(self.rule, _Rule) else None
         for group in self.param_groups:
-            lr = group["lr"]
-            for p in group["params"]:
+            lr = check_positive("lr", group["lr"])
+            for index, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
                     raise RuntimeError("TorchOptimizer does not support sparse gradients")
-                check_finite("gradient of a parameter", p.grad)
+                check_finite(f"gradient of parameter {index} of its group", p.grad)
                 state = self.state[p]
                 if not state:
                     state.update(self.rule.init(p))
-                new_p, new_state = self.rule.update(p, p.grad, dict(state), lr=lr)
+                if advance is not None:
+                    new_p, new_state = advance(p.detach(), p.grad, state, lr)
+                else:
+                    new_p, new_state = self.rule.update(p, p.grad, dict(state), lr=lr)
                 p.copy_(new_p)
                 state.update(new_state)
             if follow_schedule:
