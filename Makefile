@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy packages/core/src/noisygrad
+	for plugin in pinn quantum dsp bio; do $(BIN)/mypy packages/$$plugin/src/noisygrad/$$plugin || exit 1; done
 
 ## wheels-check: build every wheel, install noisygrad[quantum] from them into a fresh venv, import it
 wheels-check: $(STAMP)

@@ -55,10 +55,7 @@ autodoc_typehints = "description"
 autodoc_typehints_format = "short"
 
 # Modules left out of the API reference (their docstrings do not yet build without warnings).
-EXCLUDED_MODULES = {
-    "noisygrad.bio.morphogen",  # "|dc/dx|" in its docstring reads as an undefined substitution
-    "noisygrad.pinn.experiments",  # "|w_noisygrad - w_deepxde|" likewise
-}
+EXCLUDED_MODULES: set[str] = set()
 
 
 def _public_modules() -> list[str]:
@@ -124,9 +121,7 @@ _write_api_pages()
 
 # Examples the gallery shows without running them (a regular expression on the file name), and why; each
 # still runs in tests/test_examples.py.
-NOT_EXECUTED = {
-    r"bio_pruning\.py": "reads __doc__, which sphinx-gallery blanks while it runs an example",
-}
+NOT_EXECUTED: dict[str, str] = {}
 
 
 def _execute_pattern() -> str:

@@ -18,7 +18,7 @@ from noisygrad.bio import PruningModel, simulate_competition
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", help="folder for the passage-time figure (PNG)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -53,6 +53,7 @@ _EXPORTS = {
     # errors and reporting
     "NonFiniteGradientError": "_validation",
     "Finding": "findings",
+    "Curve": "findings",
     # zeroth-order estimators
     "SPSA": "zeroth_order",
     "GaussianSmoothing": "zeroth_order",
@@ -96,7 +97,7 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:
     from ._validation import NonFiniteGradientError
     from .estimators import CentralDifference, Cost, Estimate, Estimator, FullBatch, MiniBatch
-    from .findings import Finding
+    from .findings import Curve, Finding
     from .heavy_tails import Clipped, hill_tail_index, kesten_tail_index
     from .langevin import BAOAB, SGLD
     from .lbfgs import LBFGS, LBFGSResult, minimize_lbfgs

@@ -3,7 +3,7 @@
 The gradient is ``c(x) = c0 exp(-x / lambda)`` (``x`` from the anterior pole, in egg lengths, EL). A nucleus
 counts ``n ~ Poisson(A c(x))`` molecules (``A`` is volume times integration time, or ``pi D a T`` for
 Berg-Purcell diffusive counting: the variance is proportional to ``c`` either way) and infers its position
-as ``x_hat = lambda ln(A c0 / n)``. The delta method gives the positional error
+as ``x_hat = lambda ln(A c0 / n)``. The delta method gives the positional error::
 
     sigma_x = sigma_c / |dc/dx| = lambda / sqrt(A c(x)) = lambda exp(x / (2 lambda)) / sqrt(A c0).
 

@@ -58,7 +58,7 @@ BOUNDS = {
 
 @_one_thread
 def adam_identity(seed: int = 0, quick: bool = True) -> list[Finding]:
-    """Max |w_noisygrad - w_deepxde| after Adam steps on poisson1d: exactly 0."""
+    """``max |w_noisygrad - w_deepxde|`` after Adam steps on poisson1d: exactly 0."""
     steps = 200 if quick else 2000
     start = time.perf_counter()
     ref = problems.build("poisson1d", seed=seed).model
