@@ -86,7 +86,7 @@ def adam_identity(seed: int = 0, quick: bool = True) -> list[Finding]:
 
 @_one_thread
 def collocation_noise(seed: int = 0, quick: bool = True) -> list[Finding]:
-    """E[g_b . g] / sqrt(|g|^2 E|g_b|^2) against (1 + rho/b (1 - b/N))^(-1/2), rho from per-point gradients."""
+    """``E[g_b . g] / sqrt(|g|^2 E|g_b|^2)`` against ``(1 + rho/b (1 - b/N))^(-1/2)``, rho from per-point gradients."""
     draws = 300 if quick else 3000
     b = 16
     problem = problems.build("poisson1d", seed=seed)
