@@ -147,8 +147,9 @@ def test_minimizer_projects_onto_bounds():
     np.testing.assert_allclose(result.x, [0.5, 1.0], atol=1e-6)
 
 
-def test_minimizer_runs_qiskit_algorithms_style_call():
-    scipy_optimize = pytest.importorskip("scipy.optimize")
+def test_minimizer_returns_a_scipy_optimize_result():
+    import scipy.optimize as scipy_optimize
+
     result = ng.Minimizer(ng.Adam(0.05), maxiter=300)(
         scipy_optimize.rosen, x0=np.zeros(2), jac=scipy_optimize.rosen_der
     )
