@@ -26,15 +26,6 @@ from noisygrad.langevin import BAOAB, SGLD
 from noisygrad.theory import langevin_stationary_covariance
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Small batched matmuls are ~100x slower with 2 threads on a loaded 2-core machine; use one here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _run_chains(
     step: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, *, burn_in: int, samples: int, every: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

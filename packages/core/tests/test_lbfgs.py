@@ -19,15 +19,6 @@ from noisygrad.lbfgs import LBFGS, minimize_lbfgs
 N, D, B, STEPS = 2000, 10, 16, 300
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Small matmuls are far slower with 2 threads on a loaded 2-core machine; use one here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _loss(w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 0.5 * ((X @ w - y) ** 2).mean()
 

@@ -24,16 +24,6 @@ from noisygrad.theory import (
 )
 from noisygrad.thermostat import Thermostat
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Small batched matmuls are ~100x slower with 2 threads on a loaded 2-core machine; use one here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 A = np.array([[1.0, 0.3], [0.3, 0.2]])  # eigenvalues 0.1 and 1.1
 C = np.array([[1.0, -0.2], [-0.2, 0.5]])
 

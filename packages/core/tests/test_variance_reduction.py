@@ -20,15 +20,6 @@ from noisygrad.variance_reduction import SAGA, STORM, SVRG
 N, D, LAM = 2000, 10, 1e-3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Small matmuls are far slower with 2 threads on a loaded 2-core machine; use one here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _loss(w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.softplus(-y * (X @ w)).mean() + 0.5 * LAM * (w @ w)
 

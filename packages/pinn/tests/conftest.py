@@ -35,16 +35,6 @@ def tiny_poisson(seed: int = 0, *, num_domain: int = 24, external: object = None
     return dde.Model(data, net)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These networks are tiny: intra-op threads only add contention (measured: 14 min for this package's
-    default tests with torch's default threads on the shared 2-core machine, about 3 min with one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def model():
     return tiny_poisson(0)
