@@ -156,6 +156,33 @@ class MiniBatch(_Stateless):
         return Estimate(check_finite("gradient", grad), value, Cost(examples=self.batch_size), stats)
 
 
+def evaluate_points(
+    objective: NoisyBlackBox | Energy,
+    points: torch.Tensor,
+    generator: torch.Generator,
+    shape: torch.Size | tuple[int, ...] | None = None,
+) -> tuple[torch.Tensor, Cost]:
+    """Values of ``objective`` at the rows of ``points`` (shape ``(K, d)``) and what they cost.
+
+    A :class:`NoisyBlackBox` gets all ``K`` points in one ``evaluate`` call; its cost counts ``K``
+    evaluations and, when ``cost_unit == "shots"``, ``K * cost_per_evaluation`` shots. An :class:`Energy`
+    is evaluated point by point without autograd (``K`` evaluations, no shots), each row reshaped to
+    ``shape`` (the parameters' shape) when given.
+    """
+    require_kind("evaluate_points", objective, (Kind.BLACK_BOX, Kind.ENERGY))
+    if not isinstance(points, torch.Tensor) or points.ndim != 2:
+        raise ValueError(f"points must be a tensor of shape (K, d), got {getattr(points, 'shape', type(points))}")
+    k = points.shape[0]
+    if isinstance(objective, NoisyBlackBox):
+        values = objective.evaluate(points, generator)
+        shots = round(objective.cost_per_evaluation * k) if objective.cost_unit == "shots" else 0
+        return values, Cost(evaluations=k, shots=shots)
+    rows = points if shape is None else points.reshape(k, *shape)
+    with torch.no_grad():
+        values = torch.stack([torch.as_tensor(objective.fn(p), dtype=points.dtype).reshape(()) for p in rows])
+    return check_finite("energy values", values), Cost(evaluations=k)
+
+
 class CentralDifference(_Stateless):
     """Central finite differences ``(f(x + h e_i) - f(x - h e_i)) / 2h``: ``2d`` evaluations per estimate.
 
@@ -174,13 +201,6 @@ class CentralDifference(_Stateless):
         eye = torch.eye(d, dtype=params.dtype, device=params.device) * self.step
         flat = params.detach().reshape(1, d)
         points = torch.cat([flat + eye, flat - eye])
-        if isinstance(self.objective, NoisyBlackBox):
-            values = self.objective.evaluate(points, generator)
-            cost = self.objective.cost_per_evaluation * 2 * d
-            spent = Cost(evaluations=2 * d, shots=int(cost) if self.objective.cost_unit == "shots" else 0)
-        else:
-            with torch.no_grad():
-                values = torch.stack([self.objective.fn(p.reshape(params.shape)) for p in points])
-            spent = Cost(evaluations=2 * d)
+        values, spent = evaluate_points(self.objective, points, generator, params.shape)
         grad = ((values[:d] - values[d:]) / (2 * self.step)).reshape(params.shape)
         return Estimate(check_finite("gradient", grad), None, spent)

@@ -49,7 +49,7 @@ class _Sampler(_Rule):
     def _normal(state: State, like: torch.Tensor) -> torch.Tensor:
         gen = torch.Generator()
         gen.set_state(state["generator"])
-        noise = torch.randn(like.shape, generator=gen, dtype=like.dtype)
+        noise = torch.randn(like.shape, generator=gen, dtype=like.dtype).to(like.device)  # CPU generator
         state["generator"] = gen.get_state()
         return noise
 

@@ -61,8 +61,8 @@ def predicted_cosine(rho: float, batch_size: int, n_examples: int | None = None,
         replace: batches drawn with replacement (i.i.d. examples): the noise is ``tr(S)(N - 1) / (N b)``
             instead of ``tr(S)(1/b - 1/N)``.
 
-    Returns ``(1 + rho_b)^(-1/2)`` with ``rho_b = rho (1/b - 1/N) * b`` without replacement and
-    ``rho (N - 1) / N`` with it.
+    Returns ``(1 + rho (1/b - 1/N))^(-1/2)`` without replacement and ``(1 + rho (N - 1) / (N b))^(-1/2)``
+    with it.
     """
     if isinstance(rho, bool) or not isinstance(rho, int | float) or not math.isfinite(rho) or rho < 0:
         raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")

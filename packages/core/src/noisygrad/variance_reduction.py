@@ -150,12 +150,13 @@ class SAGA:
             examples += n
         assert self._table_mean is not None
         idx = _batch(self.objective, self.batch_size, generator)
-        fresh = self.objective.per_example_grads(params, idx).reshape(len(idx), flat)
+        values, fresh = self.objective.per_example_values_and_grads(params, idx)
+        fresh = fresh.reshape(len(idx), flat)
         old = self._table[idx]
         grad = (fresh - old).mean(0) + self._table_mean
-        self._table = self._table.index_copy(0, idx, fresh)
+        self._table.index_copy_(0, idx, fresh)  # O(b d): the table is owned (cloned on creation and on load)
         self._table_mean = self._table_mean + (fresh - old).sum(0) / n
-        value = self.objective.value(params, idx)
+        value = float(values.mean())
         return Estimate(check_finite("gradient", grad.reshape(params.shape)), value, Cost(examples=examples + len(idx)))
 
     def state_dict(self) -> dict[str, Any]:

@@ -30,35 +30,13 @@ from typing import Any
 import torch
 
 from ._validation import check_finite, check_in_range, check_positive, check_positive_int
-from .estimators import Cost, Estimate
+from .estimators import Cost, Estimate, evaluate_points
 from .objectives import Energy, Kind, NoisyBlackBox, require_kind
 from .schedules import RobbinsMonro
 
 __all__ = ["SPSA", "GaussianSmoothing", "SPSACalibration", "evaluate_points", "spsa_calibrate"]
 
 _PERTURBATIONS = ("rademacher",)
-
-
-def evaluate_points(
-    objective: NoisyBlackBox | Energy, points: torch.Tensor, generator: torch.Generator
-) -> tuple[torch.Tensor, Cost]:
-    """Values of ``objective`` at the rows of ``points`` (shape ``(K, d)``) and what they cost.
-
-    A :class:`NoisyBlackBox` gets all ``K`` points in one ``evaluate`` call; its cost counts ``K``
-    evaluations and, when ``cost_unit == "shots"``, ``K * cost_per_evaluation`` shots. An :class:`Energy`
-    is evaluated point by point without autograd (``K`` evaluations, no shots).
-    """
-    require_kind("evaluate_points", objective, (Kind.BLACK_BOX, Kind.ENERGY))
-    if not isinstance(points, torch.Tensor) or points.ndim != 2:
-        raise ValueError(f"points must be a tensor of shape (K, d), got {getattr(points, 'shape', type(points))}")
-    k = points.shape[0]
-    if isinstance(objective, NoisyBlackBox):
-        values = objective.evaluate(points, generator)
-        shots = round(objective.cost_per_evaluation * k) if objective.cost_unit == "shots" else 0
-        return values, Cost(evaluations=k, shots=shots)
-    with torch.no_grad():
-        values = torch.stack([torch.as_tensor(objective.fn(p), dtype=points.dtype).reshape(()) for p in points])
-    return check_finite("energy values", values), Cost(evaluations=k)
 
 
 def _flat(params: torch.Tensor) -> torch.Tensor:
@@ -133,9 +111,9 @@ class SPSA:
         flat = _flat(params)
         d, s = flat.shape[1], self.resamplings
         ck = self.perturbation_size(self.k)
-        deltas = (2 * torch.randint(0, 2, (s, d), generator=generator) - 1).to(flat.dtype)
+        deltas = (2 * torch.randint(0, 2, (s, d), generator=generator) - 1).to(flat.dtype).to(flat.device)
         points = torch.cat([flat + ck * deltas, flat - ck * deltas])
-        values, cost = evaluate_points(self.objective, points, generator)
+        values, cost = evaluate_points(self.objective, points, generator, params.shape)
         per_draw = ((values[:s] - values[s:]) / (2 * ck)).unsqueeze(1) * deltas
         grad = per_draw.mean(0).reshape(params.shape)
         stats = {"c_k": ck, "k": float(self.k), **_spread_stats(per_draw)}
@@ -178,9 +156,9 @@ class GaussianSmoothing:
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
         flat = _flat(params)
         d, s = flat.shape[1], self.samples
-        u = torch.randn(s, d, generator=generator, dtype=flat.dtype)
+        u = torch.randn(s, d, generator=generator, dtype=flat.dtype).to(flat.device)
         points = torch.cat([flat + self.sigma * u, flat - self.sigma * u])
-        values, cost = evaluate_points(self.objective, points, generator)
+        values, cost = evaluate_points(self.objective, points, generator, params.shape)
         per_draw = ((values[:s] - values[s:]) / (2 * self.sigma)).unsqueeze(1) * u
         grad = per_draw.mean(0).reshape(params.shape)
         return Estimate(check_finite("smoothing gradient", grad), float(values.mean()), cost, _spread_stats(per_draw))
@@ -260,8 +238,9 @@ def spsa_calibrate(
     alpha = check_in_range("alpha", alpha, 0.5, 1.0, low_open=True, high_open=False)
     stability = check_positive("stability", stability, allow_zero=True)
     samples = check_positive_int("samples", samples)
-    deltas = (2 * torch.randint(0, 2, (samples, flat.shape[1]), generator=generator) - 1).to(flat.dtype)
-    values, cost = evaluate_points(objective, torch.cat([flat + c * deltas, flat - c * deltas]), generator)
+    deltas = (2 * torch.randint(0, 2, (samples, flat.shape[1]), generator=generator) - 1).to(flat.dtype).to(flat.device)
+    points = torch.cat([flat + c * deltas, flat - c * deltas])
+    values, cost = evaluate_points(objective, points, generator, torch.as_tensor(x0).shape)
     magnitude = float(((values[:samples] - values[samples:]) / (2 * c)).abs().mean())
     if magnitude == 0.0:
         raise ValueError(
