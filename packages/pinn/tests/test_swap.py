@@ -119,3 +119,20 @@ def test_regularizer_and_external_variables_are_wired():
     assert any(p is c for p in held)
     assert c.detach().item() != 2.0  # the unknown coefficient was trained
     assert result.iterations == 20
+
+
+def test_train_works_on_data_that_is_not_a_pde():
+    """Plain function regression (dde.data.Function): no collocation points, yet Adam through ngp.train runs."""
+    import numpy as np
+
+    import noisygrad.pinn as ngp
+    from noisygrad.pinn._deepxde import deepxde, quiet
+
+    dde = deepxde()
+    with quiet():
+        dde.config.set_random_seed(0)  # a test is a run entry
+    data = dde.data.Function(dde.geometry.Interval(0.0, 1.0), lambda x: np.sin(np.pi * x), 16, 16)
+    model = dde.Model(data, dde.nn.FNN([1, 8, 1], "tanh", "Glorot uniform"))
+    result = ngp.train(model, "adam", lr=1e-2, iterations=5, verbose=0)
+    assert result.iterations == 5
+    assert len(result.losses) == 5

@@ -131,7 +131,9 @@ def _generators(seed: int | torch.Generator) -> tuple[torch.Generator, torch.Gen
 
 
 def _full_rows(model: Any) -> tuple[Any, Any, Any]:
-    return model.data.train_next_batch(model.batch_size)
+    """``(inputs, targets, auxiliary)`` of the full training set; data without auxiliary rows gives ``None``."""
+    rows = tuple(model.data.train_next_batch(model.batch_size))
+    return (*rows, None) if len(rows) == 2 else rows  # type: ignore[return-value]
 
 
 def training_loss(model: Any) -> float:
@@ -342,14 +344,14 @@ def train(
     batches = None
     if batch_size is not None:
         batches = CollocationBatches(model.data, batch_size, every=batch_every, generator=batch_gen)
+    noise_args: dict[str, Any] = {}
+    if noise_every is not None:  # collocation noise needs PDE data: checked before the model is touched
+        noise_args = {"batch_size": batch_size or _pool(model), "generator": noise_gen, "groups": noise_groups}
+        if not built.second_order:
+            noise_args["lr"] = built.optimizer.param_groups[0]["lr"]
     _compile(model, built, compile_args)
 
     result = TrainResult(built.name, batch_size=batch_size)
-    noise_args = {"batch_size": batch_size or _pool(model), "generator": noise_gen, "groups": noise_groups}
-    if not built.second_order and lr is not None:
-        noise_args["lr"] = lr
-    elif not built.second_order:
-        noise_args["lr"] = built.optimizer.param_groups[0]["lr"]
     stepper = _Stepper(model, built, result, batches, iterations, stop, noise_every, noise_args)
     deepxde_step = model.train_step
     model.train_step = stepper
