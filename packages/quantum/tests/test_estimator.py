@@ -108,3 +108,16 @@ def test_gpu_device_without_gpu_build_raises_clearly():
         pytest.skip("this Aer build has a GPU: benchmarks/quantum_gpu_check.py measures it")
     with pytest.raises(RuntimeError, match="qiskit-aer-gpu"):
         shot_estimator(device="GPU")
+
+
+@pytest.mark.parametrize("backend", ["torch", "aer"])
+def test_a_bound_circuit_gives_its_exact_energy(hamiltonian, ansatz, theta, backend):
+    """A circuit with no free parameters (all bound) runs, and every measurement group is read in order."""
+    from noisygrad.quantum import shot_estimator
+
+    bound = ansatz.assign_parameters(theta)
+    exact = shot_estimator(1000, seed=0, noise="exact", backend=backend).run([(bound, hamiltonian)]).result()[0]
+    reference = (
+        shot_estimator(1000, seed=0, noise="exact", backend=backend).run([(ansatz, hamiltonian, theta)]).result()[0]
+    )
+    assert float(exact.data.evs) == pytest.approx(float(reference.data.evs), abs=1e-10)

@@ -23,7 +23,8 @@ Bounds = Sequence[tuple[float | None, float | None]]
 EstimatorFactory = Callable[[NoisyBlackBox], Estimator]
 
 
-def _box(bounds: Bounds | None, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+def box_from_bounds(bounds: Bounds | None, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(low, high)`` tensors from scipy-style ``(low, high)`` pairs (``None`` unbounded), checked against ``x0``."""
     if bounds is None:
         return None
     pairs = list(bounds)
@@ -79,7 +80,7 @@ class Minimizer:
         if not callable(fun):
             raise TypeError(f"fun must be callable as fun(x) -> float, got {type(fun).__name__}")
         x = as_parameter_vector("x0", np.asarray(x0, dtype=np.float64))
-        box = _box(bounds, x)
+        box = box_from_bounds(bounds, x)
         counts = {"nfev": 0, "njev": 0}
 
         def call_fun(point: np.ndarray) -> float:

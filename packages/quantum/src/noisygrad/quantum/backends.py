@@ -114,7 +114,8 @@ class AerBackend:
         if params:
             result = self.simulator.run(circuits, parameter_binds=binds, **options).result()
         else:
-            result = self.simulator.run(circuits * len(values), **options).result()
+            # group-major, as the readers below index results (experiment j * k + i)
+            result = self.simulator.run([c for c in circuits for _ in range(len(values))], **options).result()
         return [result.results[i] for i in range(len(circuits) * len(values))]
 
     def probabilities(self, values: np.ndarray, plan: MeasurementPlan) -> np.ndarray:

@@ -128,7 +128,9 @@ class ShotEstimator(BaseEstimatorV2):
         backend = self._backend(circuit)
         p_shape, o_shape = pub.parameter_values.shape, pub.observables.shape
         shape = np.broadcast_shapes(p_shape, o_shape)
-        values = pub.parameter_values.as_array(circuit.parameters).reshape(-1, circuit.num_parameters)
+        values = pub.parameter_values.as_array(circuit.parameters).reshape(
+            int(np.prod(p_shape)), circuit.num_parameters
+        )
         if not np.all(np.isfinite(values)):
             raise ValueError("parameter_values contain NaN or Inf; every parameter of the PUB must be a finite number")
         p_index = np.broadcast_to(np.arange(max(values.shape[0], 1)).reshape(p_shape), shape).ravel()

@@ -27,6 +27,7 @@ from scipy.optimize import OptimizeResult
 from noisygrad import SGD, NoisyBlackBox, RobbinsMonro, spsa_calibrate
 from noisygrad import SPSA as SPSAEstimator
 from noisygrad._validation import as_parameter_vector, check_positive, check_positive_int
+from noisygrad.minimizer import box_from_bounds
 
 from . import _loop
 
@@ -106,7 +107,7 @@ class SPSA:
         if not callable(fun):
             raise TypeError(f"fun must be callable, got {type(fun).__name__}")
         x = as_parameter_vector("x0", np.asarray(x0, dtype=np.float64))
-        box = _box(bounds, x)
+        box = box_from_bounds(bounds, x)
         nfev = 0
 
         def evaluate(points: torch.Tensor) -> torch.Tensor:
@@ -190,18 +191,3 @@ class SPSA:
             learning_rate=schedule,
             history=result.history,
         )
-
-
-def _box(
-    bounds: Sequence[tuple[float | None, float | None]] | None, x0: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    if bounds is None:
-        return None
-    pairs = list(bounds)
-    if len(pairs) != x0.numel():
-        raise ValueError(f"bounds must give one (low, high) pair per parameter ({x0.numel()}), got {len(pairs)}")
-    low = torch.tensor([-math.inf if lo is None else float(lo) for lo, _ in pairs], dtype=x0.dtype)
-    high = torch.tensor([math.inf if hi is None else float(hi) for _, hi in pairs], dtype=x0.dtype)
-    if bool((low > high).any()):
-        raise ValueError("bounds must satisfy low <= high for every parameter (None means unbounded)")
-    return low, high
