@@ -90,7 +90,8 @@ class _AdaptiveFilter:
         channels = self._start(x.shape[:-1])
         xp = np.concatenate([self._tail, x.reshape(channels, n)], axis=1)
         new = xp[:, self.taps - 1 :]
-        self._warn_if_unstable(np.einsum("bn,bn->b", new, new) * (self.taps / n))
+        if self._has_step_bound:  # the input power costs a pass over the data: only where it is used
+            self._warn_if_unstable(np.einsum("bn,bn->b", new, new) * (self.taps / n))
         y, e, hist = self._outputs(channels, n)
         self._signal_kernel(xp, d.reshape(channels, n), y, e, hist)
         self._tail = np.ascontiguousarray(xp[:, n:])
@@ -112,7 +113,8 @@ class _AdaptiveFilter:
         n = _check_length(d.shape[-1])
         channels = self._start(d.shape[:-1])
         u3 = u.reshape(channels, n, self.taps)
-        self._warn_if_unstable(np.einsum("bnl,bnl->b", u3, u3) / n)
+        if self._has_step_bound:
+            self._warn_if_unstable(np.einsum("bnl,bnl->b", u3, u3) / n)
         y, e, hist = self._outputs(channels, n)
         self._regressor_kernel(u3, d.reshape(channels, n), y, e, hist)
         return self._finish(d.shape, y, e, hist)
@@ -153,6 +155,8 @@ class _AdaptiveFilter:
             raise FloatingPointError(f"{self.name} weights became NaN or Inf: {self._divergence_hint()}")
         self.history = hist.reshape((*shape, self.taps)) if self.record_history else None
         return y.reshape(shape), e.reshape(shape)
+
+    _has_step_bound = False  # whether the stability of the step depends on the input power
 
     def _warn_if_unstable(self, trace_r: np.ndarray) -> None:
         pass
@@ -214,6 +218,8 @@ class LMS(_AdaptiveFilter):
         dt = self.dtype
         _kernels.lms_regressors(self._w, u, d, dt(self.mu), dt(self._eps()), self._normalized, y, e, hist)
 
+    _has_step_bound = True
+
     def _bound(self, trace_r: float) -> float:
         return 2.0 * self.taps / ((self.taps + 2) * trace_r) if trace_r > 0 else np.inf
 
@@ -264,8 +270,7 @@ class NLMS(LMS):
     def _eps(self) -> float:
         return self.eps
 
-    def _warn_if_unstable(self, trace_r: np.ndarray) -> None:
-        pass  # 0 < mu < 2 (checked at construction) is the stability range
+    _has_step_bound = False  # 0 < mu < 2 (checked at construction) is the stability range
 
     def _divergence_hint(self) -> str:
         return "the input or desired signal overflows the dtype"
