@@ -156,21 +156,18 @@ def rls_optimal_forgetting(taps: int, noise_var: float, trace_rq: float) -> floa
 def noise_ball_covariance(mu: float, hessian: Any, noise_cov: Any) -> np.ndarray:
     """Stationary weight-error covariance of constant-step SGD on a quadratic with gradient noise.
 
-    Solves ``K = (I - mu H) K (I - mu H) + mu^2 Sigma`` (exact for noise uncorrelated with the error).
-    For LMS, ``H = R`` and ``Sigma`` is the covariance of ``-e_k u_k - R (w_k - w_o)``.
+    Solves ``K = (I - mu H) K (I - mu H) + mu^2 Sigma`` (exact for noise uncorrelated with the error) with the
+    core's :func:`noisygrad.theory.sgd_stationary_covariance`. For LMS, ``H = R`` and ``Sigma`` is the
+    covariance of ``-e_k u_k - R (w_k - w_o)``.
     """
+    from noisygrad.theory import sgd_stationary_covariance  # on first use: the core's theory loads torch
+
     mu = check_positive("mu", mu)
     h = as_array("hessian", hessian, np.float64, ndim=(2,))
     sigma = as_array("noise_cov", noise_cov, np.float64, ndim=(2,))
     if h.shape != sigma.shape or h.shape[0] != h.shape[1]:
         raise ValueError(f"hessian and noise_cov must be square of the same shape, got {h.shape} and {sigma.shape}")
-    a = np.eye(h.shape[0]) - mu * h
-    if np.max(np.abs(np.linalg.eigvals(a))) >= 1.0:
-        raise ValueError(f"mu must be below 2 / l_max(hessian) = {2 / np.linalg.eigvalsh(h).max():.6g}, got {mu!r}")
-    from scipy.linalg import solve_discrete_lyapunov
-
-    k = solve_discrete_lyapunov(a, mu**2 * sigma)
-    return 0.5 * (k + k.T)
+    return sgd_stationary_covariance(h, sigma, mu)
 
 
 def noise_ball_misadjustment(mu: float, R: Any, noise_cov: Any, noise_var: float) -> float:
