@@ -121,3 +121,12 @@ def test_a_bound_circuit_gives_its_exact_energy(hamiltonian, ansatz, theta, back
         shot_estimator(1000, seed=0, noise="exact", backend=backend).run([(ansatz, hamiltonian, theta)]).result()[0]
     )
     assert float(exact.data.evs) == pytest.approx(float(reference.data.evs), abs=1e-10)
+
+
+def test_sparse_ground_energy_equals_dense_diagonalisation():
+    import numpy as np
+
+    from noisygrad.quantum.hamiltonians import exact_ground_energy, tfim
+
+    op = tfim(10)  # above 8 qubits the sparse solver is used
+    assert exact_ground_energy(op) == pytest.approx(float(np.linalg.eigvalsh(op.to_matrix())[0]), abs=1e-10)
