@@ -132,7 +132,10 @@ class WrightFisher:
 
     def parent_weights(self, population: np.ndarray) -> np.ndarray:
         """Selection probabilities ``W_i / sum W``, shape ``(R, N)`` for populations of shape ``(R, N, d)``."""
-        logw = self.selection * self.landscape.value(population)
+        return self._weights(self.landscape.value(population))
+
+    def _weights(self, fitness: np.ndarray) -> np.ndarray:
+        logw = self.selection * fitness
         w = np.exp(logw - logw.max(axis=-1, keepdims=True))
         return np.asarray(w / w.sum(axis=-1, keepdims=True))
 
@@ -146,8 +149,11 @@ class WrightFisher:
             )
         if not np.all(np.isfinite(pop)):
             raise ValueError("population must hold finite genotypes (found NaN or Inf)")
+        return self._reproduce(pop, self.parent_weights(pop), rng)
+
+    def _reproduce(self, pop: np.ndarray, probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Children of ``pop`` drawn with selection probabilities ``probs`` (checked inputs)."""
         r, n, d = pop.shape
-        probs = self.parent_weights(pop)
         rows = np.arange(r)[:, None]
         first = _sample_parents(probs, rng)
         child = pop[rows, first]
@@ -185,9 +191,10 @@ class WrightFisher:
             dev = pop - means[t][:, None, :]
             covs[t] = np.einsum("rni,rnj->rij", dev, dev) / (self.population_size - 1)
             mean_f[t], var_f[t] = f.mean(axis=1), f.var(axis=1, ddof=1)
-            if t < t_max:
-                selected_mean[t] = np.einsum("rn,rni->ri", self.parent_weights(pop), pop)
-                pop = self.step(pop, rng)
+            if t < t_max:  # one fitness evaluation per generation serves the records and the selection
+                probs = self._weights(f)
+                selected_mean[t] = np.einsum("rn,rni->ri", probs, pop)
+                pop = self._reproduce(pop, probs, rng)
         return WrightFisherHistory(means, covs, mean_f, var_f, selected_mean, pop)
 
 
