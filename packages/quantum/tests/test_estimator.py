@@ -101,15 +101,6 @@ def test_bad_input_names_the_argument(hamiltonian, ansatz, theta):
         estimator.run([(ansatz, SparsePauliOp("XX", 1j), theta)])
 
 
-def test_gpu_device_without_gpu_build_raises_clearly():
-    from noisygrad.quantum import gpu_available
-
-    if gpu_available():
-        pytest.skip("this Aer build has a GPU: benchmarks/quantum_gpu_check.py measures it")
-    with pytest.raises(RuntimeError, match="qiskit-aer-gpu"):
-        shot_estimator(device="GPU")
-
-
 @pytest.mark.parametrize("backend", ["torch", "aer"])
 def test_a_bound_circuit_gives_its_exact_energy(hamiltonian, ansatz, theta, backend):
     """A circuit with no free parameters (all bound) runs, and every measurement group is read in order."""

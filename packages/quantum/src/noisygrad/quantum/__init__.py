@@ -13,7 +13,7 @@ from noisygrad.plugins import require as _require
 
 _require("quantum")  # a missing field package names the extra to install
 
-from .backends import gpu_available  # noqa: E402
+from .backends import DeviceFallbackWarning, gpu_available  # noqa: E402
 from .estimator import ShotEstimator, shot_estimator  # noqa: E402
 from .gradients import ParameterShift, finite_difference  # noqa: E402
 from .hamiltonians import CHEMICAL_ACCURACY, H2_NUCLEAR_REPULSION, exact_ground_energy, h2, tfim  # noqa: E402
@@ -27,6 +27,7 @@ __all__ = [
     "GRADIENTS",
     "H2_NUCLEAR_REPULSION",
     "SPSA",
+    "DeviceFallbackWarning",
     "EnergyObjective",
     "MeasurementPlan",
     "ParameterShift",

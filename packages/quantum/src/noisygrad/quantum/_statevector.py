@@ -5,7 +5,8 @@ arithmetic; this simulator runs ``K`` parameter sets of one circuit at once as a
 It reads the circuit's instructions once: gates without parameters become constant matrices (from
 Qiskit's own ``to_matrix``), rotation gates whose angle is a plain circuit parameter (or a constant) get
 their matrices built per parameter set in closed form. Anything else is refused by :func:`unsupported`,
-and the caller uses Aer instead.
+and the caller uses Aer instead. The state lives on any torch device: on a CUDA GPU the same code runs
+circuits far larger than the CPU path is meant for.
 
 Qubit order is Qiskit's: qubit ``q`` is bit ``q`` of the basis-state index (little-endian).
 """
@@ -31,11 +32,17 @@ _PAULI = {
 
 
 def _rotation(generator: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``exp(-i t G / 2) = cos(t/2) I - i sin(t/2) G`` for a Pauli (product) ``G``, batched over ``t``."""
-    identity = torch.eye(generator.shape[0], dtype=_CDTYPE)
-    minus_i_g = -1j * generator
+    """``exp(-i t G / 2) = cos(t/2) I - i sin(t/2) G`` for a Pauli (product) ``G``, batched over ``t``.
+
+    The gate is built on the device of ``t``; its two constant matrices are copied there once per device.
+    """
+    constants: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def gate(t: torch.Tensor) -> torch.Tensor:
+        if t.device not in constants:
+            identity = torch.eye(generator.shape[0], dtype=_CDTYPE, device=t.device)
+            constants[t.device] = (identity, (-1j * generator).to(t.device))
+        identity, minus_i_g = constants[t.device]
         half = (t / 2)[:, None, None]
         return torch.cos(half) * identity + torch.sin(half) * minus_i_g
 
@@ -54,7 +61,7 @@ def _controlled(u: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Te
     """Qiskit's controlled gate on qargs (control, target): the control is the low bit of the 4x4 index."""
 
     def gate(t: torch.Tensor) -> torch.Tensor:
-        m = torch.zeros((*t.shape, 4, 4), dtype=_CDTYPE)
+        m = torch.zeros((*t.shape, 4, 4), dtype=_CDTYPE, device=t.device)
         m[..., 0, 0] = 1.0
         m[..., 2, 2] = 1.0
         block = u(t)
@@ -115,12 +122,14 @@ class TorchStatevector:
     Args:
         circuit: a circuit of gates (see :func:`unsupported`); its parameters, in ``circuit.parameters``
             order, are the columns of the values passed to :meth:`states`.
+        device: the torch device that holds the states (``"cpu"``, ``"cuda"``, ...).
     """
 
-    def __init__(self, circuit: QuantumCircuit) -> None:
+    def __init__(self, circuit: QuantumCircuit, device: str | torch.device = "cpu") -> None:
         reason = unsupported(circuit)
         if reason is not None:
             raise ValueError(f"the torch simulator cannot run this circuit: {reason}")
+        self.device = torch.device(device)
         self.num_qubits = circuit.num_qubits
         self.num_parameters = circuit.num_parameters
         position = {p: i for i, p in enumerate(circuit.parameters)}
@@ -134,14 +143,15 @@ class TorchStatevector:
             if symbolic:
                 ops.append(_Op(qubits, None, ROTATIONS[op.name], position[op.params[0]]))
             else:
-                ops.append(_Op(qubits, torch.tensor(np.array(op.to_matrix()), dtype=_CDTYPE)))
+                matrix = torch.tensor(np.array(op.to_matrix()), dtype=_CDTYPE, device=self.device)
+                ops.append(_Op(qubits, matrix))
         self._ops = ops
 
     def states(self, values: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """States ``(K, 2**n)`` (complex128) for parameter values of shape ``(K, P)``."""
-        theta = torch.as_tensor(values, dtype=torch.float64)
+        """States ``(K, 2**n)`` (complex128, on :attr:`device`) for parameter values of shape ``(K, P)``."""
+        theta = torch.as_tensor(values, dtype=torch.float64, device=self.device)
         k, n = theta.shape[0], self.num_qubits
-        state = torch.zeros((k,) + (2,) * n, dtype=_CDTYPE)
+        state = torch.zeros((k,) + (2,) * n, dtype=_CDTYPE, device=self.device)
         state[(slice(None),) + (0,) * n] = 1.0
         pending: dict[int, torch.Tensor] = {}  # consecutive one-qubit gates, multiplied before applying
         for op in self._ops:

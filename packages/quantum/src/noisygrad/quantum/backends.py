@@ -7,13 +7,19 @@ Aer measure the circuits and sample the shots itself (``AerSimulator.run`` with 
 ``seed_simulator`` drawn from the caller's generator for every call, so successive calls differ and a seeded
 run reproduces); the statistics are the same, and it was measured about 10x slower (Aer builds every shot's
 outcome string). Every point of a call goes to the simulator in one call (one batch of parameter bindings).
+
+``device="GPU"`` runs the torch simulator on a CUDA GPU when torch sees one (any circuit it supports), else
+Aer's GPU build (``qiskit-aer-gpu``); where neither is present it warns with a
+:class:`DeviceFallbackWarning` that says what to install, and runs on the CPU.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol
 
 import numpy as np
+import torch
 from qiskit import QuantumCircuit, transpile
 
 from ._statevector import TorchStatevector, unsupported
@@ -32,13 +38,23 @@ class Backend(Protocol):
     def counts(self, values: np.ndarray, plan: MeasurementPlan, shots: int, rng: np.random.Generator) -> np.ndarray: ...
 
 
+class DeviceFallbackWarning(UserWarning):
+    """``device="GPU"`` was asked for but no GPU simulator is installed; the circuits run on the CPU."""
+
+
 class TorchBackend:
-    """Exact probabilities from :class:`TorchStatevector`; counts drawn from them (multinomial)."""
+    """Exact probabilities from :class:`TorchStatevector`; counts drawn from them (multinomial).
+
+    Args:
+        circuit: the ansatz (no measurements).
+        device: ``"CPU"`` or ``"GPU"`` (the current CUDA device of torch).
+    """
 
     name = "torch"
 
-    def __init__(self, circuit: QuantumCircuit) -> None:
-        self.simulator = TorchStatevector(circuit)
+    def __init__(self, circuit: QuantumCircuit, device: str = "CPU") -> None:
+        self.device = device
+        self.simulator = TorchStatevector(circuit, "cuda" if device == "GPU" else "cpu")
 
     def probabilities(self, values: np.ndarray, plan: MeasurementPlan) -> np.ndarray:
         return plan.probabilities(self.simulator.states(values))
@@ -72,11 +88,7 @@ class AerBackend:
         if device not in ("CPU", "GPU"):
             raise ValueError(f"device must be 'CPU' or 'GPU', got {device!r}")
         if device == "GPU" and not gpu_available():
-            raise RuntimeError(
-                "device='GPU' needs Qiskit Aer built with GPU support, but this qiskit-aer only offers "
-                f"{AerSimulator().available_devices()}. Install the GPU build, which replaces qiskit-aer: "
-                "pip uninstall -y qiskit-aer && pip install qiskit-aer-gpu (CUDA 12, x86_64 Linux), or use device='CPU'"
-            )
+            raise RuntimeError(f"device='GPU': {_NO_AER_GPU}; use make_backend, which falls back to the CPU")
         self.device = device
         # For small circuits on a CPU, Aer's thread start-up costs more than the simulation (measured 6x here).
         threads = {"max_parallel_threads": 1} if device == "CPU" and circuit.num_qubits < SMALL_CIRCUIT_QUBITS else {}
@@ -143,24 +155,69 @@ class AerBackend:
 
 
 BACKENDS = ("auto", "torch", "aer", "aer-sampler")
+DEVICES = ("CPU", "GPU")
+_NO_AER_GPU = (
+    "this qiskit-aer has no GPU support (install the GPU build, which replaces it: "
+    "pip uninstall -y qiskit-aer && pip install qiskit-aer-gpu; CUDA 12, x86_64 Linux)"
+)
+_NO_TORCH_GPU = "torch sees no CUDA GPU (torch.cuda.is_available() is False)"
 
 
 def check_backend(backend: str, device: str) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if device not in ("CPU", "GPU"):
-        raise ValueError(f"device must be 'CPU' or 'GPU', got {device!r}")
-    if backend == "torch" and device != "CPU":
-        raise ValueError("backend='torch' runs on the CPU here; use backend='aer' with device='GPU'")
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+
+
+def resolve_device(backend: str, device: str) -> str:
+    """The device the circuits of ``backend`` will run on: ``device``, or ``"CPU"`` with a warning.
+
+    ``"GPU"`` is kept when a GPU simulator for ``backend`` is installed: torch with CUDA for ``"torch"``, Aer's
+    GPU build for ``"aer"`` and ``"aer-sampler"``, either for ``"auto"``. Otherwise a
+    :class:`DeviceFallbackWarning` says what is missing and how to get it, and ``"CPU"`` is returned.
+    """
+    check_backend(backend, device)
+    if device == "CPU":
+        return "CPU"
+    torch_gpu, aer_gpu = torch.cuda.is_available(), gpu_available()
+    if {"torch": torch_gpu, "auto": torch_gpu or aer_gpu}.get(backend, aer_gpu):
+        return "GPU"
+    reasons = {"torch": [_NO_TORCH_GPU], "auto": [_NO_TORCH_GPU, _NO_AER_GPU]}.get(backend, [_NO_AER_GPU])
+    warnings.warn(
+        f"device='GPU' with backend={backend!r}: {'; and '.join(reasons)}. Running on the CPU.",
+        DeviceFallbackWarning,
+        stacklevel=3,
+    )
+    return "CPU"
 
 
 def make_backend(circuit: QuantumCircuit, backend: str = "auto", device: str = "CPU") -> TorchBackend | AerBackend:
-    """``"auto"`` (torch for supported circuits up to 12 qubits on the CPU, else Aer), ``"torch"``, ``"aer"``, or
-    ``"aer-sampler"`` (Aer samples the shots itself)."""
-    check_backend(backend, device)
+    """The simulator for ``circuit``: ``"auto"``, ``"torch"``, ``"aer"``, or ``"aer-sampler"`` (Aer samples the
+    shots itself), on ``device`` (``"CPU"`` or ``"GPU"``; see :func:`resolve_device` for the fallback).
+
+    ``"auto"`` on the CPU takes torch for supported circuits up to :data:`TORCH_MAX_QUBITS` qubits, else Aer. On
+    the GPU it takes torch (CUDA) for every supported circuit, else Aer's GPU build, else Aer on the CPU.
+    """
+    device = resolve_device(backend, device)
     if backend == "auto":
-        small = circuit.num_qubits <= TORCH_MAX_QUBITS and unsupported(circuit) is None
-        backend = "torch" if small and device == "CPU" else "aer"
+        supported = unsupported(circuit) is None
+        if device == "GPU":
+            if supported and torch.cuda.is_available():
+                backend = "torch"
+            elif gpu_available():
+                backend = "aer"
+            else:
+                warnings.warn(
+                    f"device='GPU': the torch simulator cannot run this circuit ({unsupported(circuit)}) "
+                    f"and {_NO_AER_GPU}. "
+                    "Running on the CPU with Aer.",
+                    DeviceFallbackWarning,
+                    stacklevel=2,
+                )
+                backend, device = "aer", "CPU"
+        else:
+            backend = "torch" if supported and circuit.num_qubits <= TORCH_MAX_QUBITS else "aer"
     if backend == "torch":
-        return TorchBackend(circuit)
+        return TorchBackend(circuit, device)
     return AerBackend(circuit, device, sampler=backend == "aer-sampler")

@@ -31,7 +31,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from noisygrad._validation import check_positive_int
 
-from .backends import AerBackend, TorchBackend, check_backend, make_backend
+from .backends import AerBackend, TorchBackend, make_backend, resolve_device
 from .measurement import MeasurementPlan
 from .sampling import check_noise, sample_energies
 
@@ -86,17 +86,14 @@ class ShotEstimator(BaseEstimatorV2):
     ) -> None:
         self.shots = check_positive_int("shots", shots)
         self.noise = check_noise(noise)
-        check_backend(backend, device)
         self.backend = backend
-        self.device = device
+        self.device = resolve_device(backend, device)  # "CPU", with a DeviceFallbackWarning, if no GPU is here
         self._rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self._backends: dict[int, tuple[QuantumCircuit, TorchBackend | AerBackend]] = {}
         self._plans: dict[tuple[tuple[str, float], ...], MeasurementPlan] = {}
         self.shots_used = 0
         self.evaluations = 0
         self.calls = 0
-        if device == "GPU":  # fail at construction, not at the first run
-            make_backend(QuantumCircuit(1), "aer", "GPU")
 
     def run(self, pubs: Iterable[EstimatorPubLike], *, precision: float | None = None) -> DoneJob:
         """Estimate every PUB ``(circuit, observables, parameter_values[, precision])``.
@@ -169,7 +166,8 @@ def shot_estimator(
         backend: ``"auto"`` (a batched torch statevector for supported circuits of up to 12 qubits, else
             Aer), ``"torch"``, ``"aer"`` (shots drawn from Aer's exact outcome probabilities) or ``"aer-sampler"``
             (Aer measures the circuits and samples the shots itself: same statistics, slower).
-        device: ``"CPU"`` or ``"GPU"``; ``"GPU"`` runs Aer on the GPU and raises a ``RuntimeError`` saying what
-            to install when this Aer build has no GPU support.
+        device: ``"CPU"`` or ``"GPU"``; ``"GPU"`` runs the torch simulator on a CUDA GPU, or Aer's GPU build, and
+            falls back to the CPU with a :class:`~noisygrad.quantum.backends.DeviceFallbackWarning` saying what to
+            install when neither is present.
     """
     return ShotEstimator(shots=shots, seed=seed, noise=noise, backend=backend, device=device)

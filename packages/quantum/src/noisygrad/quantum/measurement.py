@@ -99,8 +99,8 @@ class MeasurementPlan:
             rotated = tensor
             for i, ch in enumerate(group.basis):
                 if ch in _ROTATION:
-                    rotated = apply(rotated, torch.as_tensor(_ROTATION[ch]), (n - 1 - i,))
-            out[:, j] = (rotated.abs() ** 2).reshape(k, 2**n).numpy()
+                    rotated = apply(rotated, torch.as_tensor(_ROTATION[ch], device=states.device), (n - 1 - i,))
+            out[:, j] = (rotated.abs() ** 2).reshape(k, 2**n).cpu().numpy()
         return out
 
     def exact(self, probabilities: np.ndarray) -> np.ndarray:

@@ -42,7 +42,8 @@ class EnergyObjective(NoisyBlackBox):
             :mod:`noisygrad.quantum.sampling`).
         backend: ``"auto"`` (torch statevector for small circuits, else Aer), ``"torch"``, ``"aer"`` or
             ``"aer-sampler"`` (see :func:`~noisygrad.quantum.shot_estimator`).
-        device: ``"CPU"`` or ``"GPU"`` (Aer with ``qiskit-aer-gpu``).
+        device: ``"CPU"`` or ``"GPU"`` (torch on a CUDA GPU, else Aer with ``qiskit-aer-gpu``, else the CPU with
+            a warning; see :func:`~noisygrad.quantum.backends.make_backend`).
     """
 
     def __init__(
