@@ -71,3 +71,29 @@ def test_h2_groups_and_reference_energies():
     assert exact_ground_energy(h2()) == pytest.approx(-1.857275030202, abs=1e-11)
     # TFIM at h = J, open chain of 4: the known value from dense diagonalisation of the Pauli sum
     assert exact_ground_energy(tfim(4)) == pytest.approx(-4.758770483143633, abs=1e-9)
+
+
+def test_many_outcome_sampling_has_the_multinomial_law():
+    """Above MULTINOMIAL_MAX_OUTCOMES the shots are drawn by inverse-CDF lookup; the law must stay multinomial.
+
+    13 qubits (8192 outcomes), 400 points of 200 shots. Pooled counts: Pearson's chi-square with 8191 degrees of
+    freedom has s.d. sqrt(2 * 8191) = 128; held to 5 s.d. A linear functional's variance across points against
+    Var(v) / shots: relative s.e. of a 400-sample variance is sqrt(2 / 399) = 7%; held to 25% (3.5 s.e.).
+    """
+    from noisygrad.quantum.measurement import MULTINOMIAL_MAX_OUTCOMES
+
+    outcomes, points, shots = 2**13, 400, 200
+    assert outcomes > MULTINOMIAL_MAX_OUTCOMES
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(np.full(outcomes, 0.5))
+    plan = MeasurementPlan(SparsePauliOp("Z" * 13))
+    counts = plan.sample_counts(np.broadcast_to(p, (points, 1, outcomes)), shots, np.random.default_rng(6))
+    assert counts.shape == (points, 1, outcomes)
+    np.testing.assert_array_equal(counts.sum(-1), shots)
+    pooled, expected = counts.sum((0, 1)), points * shots * p
+    chi2 = float((((pooled - expected) ** 2) / expected).sum())
+    assert abs(chi2 - (outcomes - 1)) < 5 * np.sqrt(2 * (outcomes - 1))
+    v = rng.normal(size=outcomes)
+    means = counts[:, 0] @ v / shots
+    assert means.mean() == pytest.approx(p @ v, abs=4 * np.sqrt((p @ v**2 - (p @ v) ** 2) / shots / points))
+    assert means.var(ddof=1) == pytest.approx((p @ v**2 - (p @ v) ** 2) / shots, rel=0.25)
