@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ._validation import check_positive, check_positive_int
@@ -62,24 +63,99 @@ class SGLD(_Sampler):
     Hessian ``A`` the stationary covariance per eigenvalue ``lambda`` is ``T / (lambda (1 - h lambda / 2))``:
     an ``O(h)`` bias that a decreasing schedule (``RobbinsMonro``) removes asymptotically.
 
+    ``noise_correction=C`` injects ``N(0, 2 h T I - h^2 C)`` instead of ``N(0, 2 h T I)``. On a Gaussian target
+    with ``C = T A + V`` (``V`` the covariance of the gradient noise at stationarity) the chain's stationary
+    covariance is *exactly* ``T A^-1`` for every stable step: ``T A`` cancels the discretisation bias (the chain
+    is then the exact discretisation of the Ornstein-Uhlenbeck law), ``V`` the heating by mini-batch noise (the
+    subtraction of SGHMC's ``B-hat``, Chen et al. 2014, and ``posteriors``' ``lr (2 - lr beta) T``).
+    :func:`noisygrad.theory.least_squares_sgld_noise_correction` computes ``C`` for a Bayesian linear regression,
+    control variates included. Away from Gaussian targets ``C`` from the mode's Hessian and noise is an
+    approximation. It needs ``2 h T I - h^2 C`` positive semi-definite (a step raises otherwise).
+
     Args:
         lr: the step ``h``, a float > 0 or a schedule.
         temperature: ``T`` > 0 (``1 / N`` for a posterior written as a mean loss over ``N`` examples).
         seed: seeds the noise (see the module docstring for how several tensors are seeded).
+        noise_correction: ``None``; a number ``c`` (``C = c I``); or a symmetric ``(k, k)`` matrix acting on the
+            last dimension of the parameters (``k`` their last size; the rows of a ``(..., k)`` tensor get
+            independent draws). In units of the gradient ``g`` squared (for ``f = U / N``, ``C_f = C_U / N^2``).
     """
 
-    def __init__(self, lr: float | Schedule = 1e-3, *, temperature: float = 1.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        lr: float | Schedule = 1e-3,
+        *,
+        temperature: float = 1.0,
+        seed: int = 0,
+        noise_correction: float | torch.Tensor | np.ndarray | None = None,
+    ) -> None:
         self.lr = as_schedule("lr", lr)
         self.temperature = check_positive("temperature", temperature)
         self.seed = check_positive_int("seed", seed, allow_zero=True)
+        self.noise_correction = _correction(noise_correction)
         self._inits = 0
+        self._factor_cache: tuple[float, torch.Tensor] | None = None
 
     def _init(self, params: torch.Tensor) -> State:
+        c = self.noise_correction
+        if isinstance(c, torch.Tensor) and (params.ndim == 0 or params.shape[-1] != c.shape[0]):
+            raise ValueError(
+                f"noise_correction has shape {tuple(c.shape)} but the parameters' last dimension is "
+                f"{tuple(params.shape)[-1:] or 'absent'}; they must match"
+            )
         return {"generator": self._new_generator_state()}
+
+    def _noise_factor(self, lr: float) -> float | torch.Tensor:
+        """``L`` with ``L L^T = 2 h T I - h^2 C`` (a number when ``C`` is ``None`` or a number)."""
+        c, t = self.noise_correction, self.temperature
+        if c is None:
+            return math.sqrt(2.0 * lr * t)
+        if not isinstance(c, torch.Tensor):
+            variance = 2.0 * lr * t - lr**2 * c
+            if variance < 0:
+                raise ValueError(f"noise_correction={c} is too large for lr={lr}: 2 lr T - lr^2 c < 0; lower lr")
+            return math.sqrt(variance)
+        if self._factor_cache is not None and self._factor_cache[0] == lr:
+            return self._factor_cache[1]
+        cov = 2.0 * lr * t * torch.eye(c.shape[0], dtype=c.dtype) - lr**2 * c
+        values, vectors = torch.linalg.eigh(cov)
+        if float(values.min()) < -1e-12 * 2.0 * lr * t:
+            raise ValueError(
+                f"noise_correction is too large for lr={lr}: 2 lr T I - lr^2 C is not positive semi-definite "
+                f"(smallest eigenvalue {float(values.min()):.3g}); lower lr"
+            )
+        factor: torch.Tensor = vectors * values.clamp(min=0.0).sqrt()  # L L^T = cov
+        self._factor_cache = (lr, factor)
+        return factor
 
     def _step(self, params: torch.Tensor, grad: torch.Tensor, state: State, lr: float) -> tuple[torch.Tensor, State]:
         noise = self._normal(state, params)
-        return params.add(grad, alpha=-lr).add(noise, alpha=math.sqrt(2.0 * lr * self.temperature)), state
+        factor = self._noise_factor(lr)
+        if isinstance(factor, torch.Tensor):
+            return params.add(grad, alpha=-lr).add(noise @ factor.to(noise).T), state
+        return params.add(grad, alpha=-lr).add(noise, alpha=factor), state
+
+
+def _correction(value: float | torch.Tensor | np.ndarray | None) -> float | torch.Tensor | None:
+    """Check ``noise_correction``: ``None``, a finite number >= 0, or a finite symmetric square matrix."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return check_positive("noise_correction", value, allow_zero=True)
+    try:
+        c = torch.as_tensor(np.asarray(value, dtype=np.float64) if isinstance(value, np.ndarray) else value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"noise_correction must be a number or a square matrix, got {type(value).__name__}") from exc
+    c = c.detach().to(torch.float64).cpu().clone()
+    if c.ndim == 0:
+        return check_positive("noise_correction", float(c), allow_zero=True)
+    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] == 0:
+        raise ValueError(f"noise_correction must be a number or a square (k, k) matrix, got shape {tuple(c.shape)}")
+    if not bool(torch.isfinite(c).all()):
+        raise ValueError("noise_correction must hold finite numbers (no NaN or Inf)")
+    if not torch.allclose(c, c.T, rtol=1e-10, atol=1e-12 * max(1.0, float(c.abs().max()))):
+        raise ValueError("noise_correction must be symmetric")
+    return (c + c.T) / 2
 
 
 class BAOAB(_Sampler):

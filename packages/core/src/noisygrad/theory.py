@@ -17,7 +17,10 @@ covariance ``C``. Each function states the sampling scheme it assumes:
 * Epoch-wise reshuffling (``DataLoader(shuffle=True)``) is *not* covered by any of these: its ball is
   ``O(lr^2)``, not ``O(lr)`` (measured variances 0.5-0.8x the i.i.d. ones, with a different shape).
 * :func:`langevin_stationary_covariance`: Langevin steps ``x <- x - h grad + sqrt(2 h T) xi`` on a Gaussian
-  target, with optional gradient noise of covariance ``V`` (mini-batch SGLD), i.i.d. between steps.
+  target, with optional additive gradient noise of covariance ``V`` (mini-batch SGLD), i.i.d. between steps.
+* :func:`least_squares_sgld_stationary_covariance`: mini-batch SGLD on a Bayesian linear regression, plain or
+  with a control variate, multiplicative noise included (batches i.i.d. with replacement); and
+  :func:`least_squares_sgld_noise_correction`, the injected-noise correction that makes it exact.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from ._validation import check_positive, check_positive_int
 __all__ = [
     "NoiseBall",
     "langevin_stationary_covariance",
+    "least_squares_sgld_noise_correction",
+    "least_squares_sgld_stationary_covariance",
     "least_squares_stationary_covariance",
     "mean_first_passage_time",
     "noise_ball",
@@ -100,6 +105,83 @@ def sgd_stationary_covariance(
     return np.asarray((sigma + sigma.T) / 2)
 
 
+def _as_array(name: str, value: object) -> np.ndarray:
+    try:
+        return np.asarray(value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}") from exc
+
+
+def _least_squares_data(features: ArrayLike, residuals: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    x = _as_array("features", features)
+    r = _as_array("residuals", residuals)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"features must have shape (N, d) with N >= 2, got {x.shape}")
+    if r.shape != (x.shape[0],):
+        raise ValueError(f"residuals must have shape ({x.shape[0]},), got {r.shape}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(r))):
+        raise ValueError("features and residuals must be finite")
+    return x, r
+
+
+@dataclass(frozen=True)
+class _BatchMoments:
+    """Moments of a least-squares batch gradient ``A_B delta + m_B`` (``delta`` the distance to the optimum).
+
+    ``A_B = prior + (scale / B) sum_j x_j x_j^T`` and ``m_B`` the batch mean of ``scale x_j r_j`` (centred),
+    over ``B`` examples drawn i.i.d. (``replace``) or as a uniform subset: ``hessian = E[A_B]``,
+    ``hessian_second = E[A_B (x) A_B]`` (row-major ``d^2 x d^2``) and ``offset_cov = Cov(m_B)``.
+    """
+
+    hessian: np.ndarray
+    hessian_second: np.ndarray
+    offset_cov: np.ndarray
+
+    def noise_of(self, sigma: np.ndarray) -> np.ndarray:
+        """``E[(A_B - A) sigma (A_B - A)^T]``: the multiplicative noise at a state covariance ``sigma``."""
+        d = self.hessian.shape[0]
+        centred = self.hessian_second - np.kron(self.hessian, self.hessian)
+        return np.asarray((centred @ sigma.reshape(-1)).reshape(d, d))
+
+
+def _batch_moments(
+    x: np.ndarray,
+    r: np.ndarray,
+    batch_size: int,
+    *,
+    scale: float,
+    prior: np.ndarray | None = None,
+    replace: bool = True,
+) -> _BatchMoments:
+    n, d = x.shape
+    if not replace and batch_size > n:
+        raise ValueError(f"batch_size must be <= the number of examples ({n}) without replacement, got {batch_size}")
+    # the covariance of a batch mean of B draws is S_pop / B (i.i.d.) or S_pop (N - B) / ((N - 1) B) (distinct)
+    factor = 1.0 / batch_size if replace else (n - batch_size) / ((n - 1) * batch_size)
+    mean_a = x.T @ x / n
+    hessian = scale * mean_a + (0.0 if prior is None else prior)
+    fourth = np.einsum("ni,nj,nk,nl->ijkl", x, x, x, x).reshape(d * d, d * d) / n  # E[a (x) a], a = x x^T
+    second = np.kron(hessian, hessian) + scale**2 * factor * (fourth - np.kron(mean_a, mean_a))
+    offset_cov = scale**2 * factor * np.cov((x * r[:, None]).T, bias=True).reshape(d, d)
+    return _BatchMoments(hessian, second, offset_cov)
+
+
+def _solve_multiplicative(moments: _BatchMoments, lr: float, injected: np.ndarray, what: str) -> np.ndarray:
+    """Solve ``Sigma = E[(I - lr A_B) Sigma (I - lr A_B)^T] + lr^2 Cov(m_B) + injected`` (a ``d^2`` linear system).
+
+    The cross terms between ``delta`` and the fresh batch vanish because the stationary mean of ``delta`` is 0
+    (``E[A_B] delta`` drives it and ``E[m_B] = 0``) and the batch is drawn independently of ``delta``.
+    """
+    a = moments.hessian
+    d = a.shape[0]
+    eye = np.eye(d)
+    transition = np.eye(d * d) - lr * (np.kron(a, eye) + np.kron(eye, a)) + lr**2 * moments.hessian_second
+    _check_stable(transition, what)
+    q = lr**2 * moments.offset_cov + injected
+    sigma = np.linalg.solve(np.eye(d * d) - transition, q.reshape(-1)).reshape(d, d)
+    return np.asarray((sigma + sigma.T) / 2)
+
+
 def least_squares_stationary_covariance(
     features: ArrayLike, residuals: ArrayLike, lr: float, batch_size: int = 1
 ) -> np.ndarray:
@@ -120,32 +202,136 @@ def least_squares_stationary_covariance(
         lr: the step, > 0.
         batch_size: ``B`` >= 1.
     """
-    x = np.asarray(features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else features, float)
-    r = np.asarray(residuals.detach().cpu().numpy() if isinstance(residuals, torch.Tensor) else residuals, float)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"features must have shape (N, d) with N >= 2, got {x.shape}")
-    if r.shape != (x.shape[0],):
-        raise ValueError(f"residuals must have shape ({x.shape[0]},), got {r.shape}")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(r))):
-        raise ValueError("features and residuals must be finite")
+    x, r = _least_squares_data(features, residuals)
     lr = check_positive("lr", lr)
     b = check_positive_int("batch_size", batch_size)
-    n, d = x.shape
-    a = x.T @ x / n
-    fourth = np.einsum("ni,nj,nk,nl->ijkl", x, x, x, x).reshape(d * d, d * d) / n  # E[a (x) a]
-    a_kron = np.kron(a, a)
-    eye = np.eye(d)
-    second = a_kron + (fourth - a_kron) / b  # E[A_B (x) A_B]
-    transition = np.eye(d * d) - lr * (np.kron(a, eye) + np.kron(eye, a)) + lr**2 * second
-    _check_stable(transition, "mini-batch SGD at this lr")
-    grads = x * r[:, None]
-    noise = np.cov(grads.T, bias=True) / b  # population covariance: i.i.d. draws
-    sigma = np.linalg.solve(np.eye(d * d) - transition, lr**2 * noise.reshape(-1)).reshape(d, d)
-    return np.asarray((sigma + sigma.T) / 2)
+    d = x.shape[1]
+    return _solve_multiplicative(_batch_moments(x, r, b, scale=1.0), lr, np.zeros((d, d)), "mini-batch SGD at this lr")
+
+
+def _prior_matrix(prior_precision: float | ArrayLike, d: int) -> np.ndarray:
+    if isinstance(prior_precision, (int, float)):
+        return check_positive("prior_precision", prior_precision, allow_zero=True) * np.eye(d)
+    p = _matrix("prior_precision", prior_precision)
+    if p.shape != (d, d):
+        raise ValueError(f"prior_precision must be a number or a ({d}, {d}) matrix, got shape {p.shape}")
+    return p
+
+
+def least_squares_sgld_stationary_covariance(
+    features: ArrayLike,
+    residuals: ArrayLike,
+    lr: float,
+    batch_size: int,
+    *,
+    prior_precision: float | ArrayLike = 0.0,
+    temperature: float = 1.0,
+    replace: bool = True,
+    noise_correction: ArrayLike | None = None,
+) -> np.ndarray:
+    """Exact stationary covariance of mini-batch SGLD on a Bayesian linear regression, multiplicative noise included.
+
+    The target is ``exp(-U / T)`` with ``U(w) = sum_i (x_i^T w - y_i)^2 / 2 + w^T P0 w / 2`` (unit noise
+    variance: divide ``x_i`` and ``y_i`` by the noise's standard deviation), whose posterior covariance at
+    ``T = 1`` is ``P^-1``, ``P = P0 + X^T X``. The chain is ``w <- w - h g(w) + sqrt(2 h T) xi`` with ``B``
+    examples per step, drawn i.i.d. (``replace=True``) or as a uniform subset of distinct examples
+    (``replace=False``, as :class:`~noisygrad.MiniBatch` and :class:`~noisygrad.SVRG` draw), and either gradient
+    estimate
+
+    * plain: ``g(w) = P0 w + (N / B) sum_batch x_j (x_j^T w - y_j)``; pass ``r_i = x_i^T w* - y_i`` (``w*`` the
+      posterior mode);
+    * control variate with anchor ``w_a``: ``g(w) = grad U(w_a) + P0 (w - w_a) + (N / B) sum_batch
+      x_j x_j^T (w - w_a)``; pass ``r_i = x_i^T (w* - w_a)`` (zeros when the anchor is the mode).
+
+    Either way ``g = A_B (w - w*) + m_B`` with ``E[A_B] = P`` and ``E[m_B] = 0``: the batch Hessian ``A_B``
+    makes the noise *multiplicative* (it grows with ``|w - w*|``; for the control variate anchored at the mode it
+    is the only noise), and the stationary covariance solves the discrete Lyapunov equation with the
+    multiplicative term, ``Sigma = E[(I - h A_B) Sigma (I - h A_B)^T] + h^2 Cov(m_B) + Q``, with ``Q = 2 h T I``
+    (or ``2 h T I - h^2 C`` with ``noise_correction=C``, see :func:`least_squares_sgld_noise_correction`).
+
+    :class:`noisygrad.langevin.SGLD` on the mean loss ``U / N`` with ``temperature = T / N`` and step ``lr = N h``
+    is the same chain.
+
+    Args:
+        features: ``X``, shape ``(N, d)``.
+        residuals: ``r``, shape ``(N,)``, as above.
+        lr: the step ``h`` > 0 on ``U``.
+        batch_size: ``B`` >= 1.
+        prior_precision: ``P0``, a number (times the identity) or a ``(d, d)`` matrix; 0 for a flat prior.
+        temperature: ``T`` > 0.
+        noise_correction: ``C`` of :class:`~noisygrad.langevin.SGLD`'s ``noise_correction`` (``None`` for none).
+        replace: batches drawn with replacement (default) or without.
+    """
+    x, r = _least_squares_data(features, residuals)
+    h = check_positive("lr", lr)
+    b = check_positive_int("batch_size", batch_size)
+    t = check_positive("temperature", temperature)
+    d = x.shape[1]
+    moments = _batch_moments(
+        x, r, b, scale=float(x.shape[0]), prior=_prior_matrix(prior_precision, d), replace=bool(replace)
+    )
+    return _solve_multiplicative(moments, h, _injected(h, t, d, noise_correction), "SGLD at this lr")
+
+
+def least_squares_sgld_noise_correction(
+    features: ArrayLike,
+    residuals: ArrayLike,
+    batch_size: int,
+    *,
+    prior_precision: float | ArrayLike = 0.0,
+    temperature: float = 1.0,
+    replace: bool = True,
+) -> np.ndarray:
+    """The ``noise_correction`` that makes mini-batch SGLD's stationary covariance exactly the posterior's.
+
+    For the chain of :func:`least_squares_sgld_stationary_covariance`, injecting noise of covariance
+    ``2 h T I - h^2 C`` with ``C = T P + Cov(m_B) + E[(A_B - P) T P^-1 (A_B - P)^T]`` gives the stationary
+    covariance ``T P^-1`` exactly, for every stable step: ``T P`` cancels the ``O(h)`` discretisation bias and
+    the other two terms the gradient noise (additive and multiplicative) that the chain has at that covariance.
+    ``C`` does not depend on ``h``; the chain needs ``2 h T I - h^2 C`` positive semi-definite, i.e.
+    ``h <= 2 T / lambda_max(C)`` (:class:`~noisygrad.langevin.SGLD` raises otherwise). The
+    subtraction of the gradient noise is SGHMC's ``B-hat`` (Chen et al. 2014) and ``posteriors``' scalar
+    ``beta`` in ``lr (2 - lr beta) T``; adding ``T P`` removes the discretisation bias as well. Exactness needs a
+    Gaussian target with known ``P`` and batch moments; elsewhere ``C`` built from the mode's Hessian and
+    gradient noise is an approximation.
+    Arguments as in :func:`least_squares_sgld_stationary_covariance`.
+    """
+    x, r = _least_squares_data(features, residuals)
+    b = check_positive_int("batch_size", batch_size)
+    t = check_positive("temperature", temperature)
+    d = x.shape[1]
+    moments = _batch_moments(
+        x, r, b, scale=float(x.shape[0]), prior=_prior_matrix(prior_precision, d), replace=bool(replace)
+    )
+    target = t * np.linalg.inv(moments.hessian)
+    c = t * moments.hessian + moments.offset_cov + moments.noise_of(target)
+    return np.asarray((c + c.T) / 2)
+
+
+def _injected(h: float, t: float, d: int, noise_correction: ArrayLike | None) -> np.ndarray:
+    """The injected noise covariance ``2 h T I - h^2 C`` (``C = 0`` when ``None``), checked to be PSD."""
+    q = 2 * h * t * np.eye(d)
+    if noise_correction is None:
+        return q
+    c = _matrix("noise_correction", noise_correction)
+    if c.shape != (d, d):
+        raise ValueError(f"noise_correction must have shape ({d}, {d}), got {c.shape}")
+    q = q - h**2 * c
+    if np.min(np.linalg.eigvalsh(q)) < -1e-12 * 2 * h * t:
+        raise ValueError(
+            "noise_correction is too large for this lr: 2 lr T I - lr^2 C must be positive semi-definite "
+            "(lower lr, or the gradient noise exceeds the noise Langevin needs)"
+        )
+    return q
 
 
 def langevin_stationary_covariance(
-    hessian: ArrayLike, lr: float, temperature: float = 1.0, grad_noise_cov: ArrayLike | None = None
+    hessian: ArrayLike,
+    lr: float,
+    temperature: float = 1.0,
+    grad_noise_cov: ArrayLike | None = None,
+    *,
+    noise_correction: ArrayLike | None = None,
 ) -> np.ndarray:
     """Exact stationary covariance of (stochastic-gradient) Langevin steps on a Gaussian target.
 
@@ -153,12 +339,17 @@ def langevin_stationary_covariance(
     gradients) has ``Sigma = (I - h A) Sigma (I - h A)^T + 2 h T I + h^2 V``. Per eigenvalue ``lambda`` with
     ``V = 0``: ``T / (lambda (1 - h lambda / 2))`` instead of the target's ``T / lambda`` (the ``O(h)``
     discretisation bias); mini-batch noise adds ``h^2 V``, which dominates when ``V`` is large (``V`` scales
-    like ``N^2 / n`` for a posterior over ``N`` examples with batches of ``n``).
+    like ``N^2 / n`` for a posterior over ``N`` examples with batches of ``n``). The noise is additive
+    (state-independent); for the multiplicative noise of real mini-batches on least squares see
+    :func:`least_squares_sgld_stationary_covariance`.
+
+    With ``noise_correction=C`` (:class:`~noisygrad.langevin.SGLD`'s option) the injected noise is
+    ``2 h T I - h^2 C``; ``C = T A + V`` gives exactly ``T A^-1``.
     """
     a = _matrix("hessian", hessian)
     h = check_positive("lr", lr)
     t = check_positive("temperature", temperature)
-    q = 2 * h * t * np.eye(a.shape[0])
+    q = _injected(h, t, a.shape[0], noise_correction)
     if grad_noise_cov is not None:
         v = _matrix("grad_noise_cov", grad_noise_cov)
         if v.shape != a.shape:

@@ -1,11 +1,15 @@
 """A thermostat: hold SGD's effective temperature ``kT = lr E|g_b - g|^2 / (2 d)`` at a target.
 
-The temperature of constant-step SGD (:func:`noisygrad.noise.effective_temperature`) is ``lr tr(C) / (2 B d)``
-for i.i.d. batches and ``lr tr(S)(1/B - 1/N) / (2 d)`` for batches drawn without replacement. As the gradient
-noise ``tr(S)`` changes along a run (it usually shrinks towards a minimum of a least-squares fit, grows on a
-sharp one), a fixed ``lr`` and ``B`` drift in temperature. The thermostat measures ``tr(S)`` from each
-mini-batch (an exponential moving average of ``MiniBatch(..., noise_stats=True)``'s ``trace_cov``) and moves
-either the learning rate (``control="lr"``) or the batch size (``control="batch"``) to hold ``kT``.
+The temperature of constant-step SGD (:func:`noisygrad.noise.effective_temperature`) is ``lr tr(S_pop) / (2 B d)``
+for i.i.d. batches (with replacement; ``S_pop`` the N-normalised per-example covariance) and
+``lr tr(S)(1/B - 1/N) / (2 d)`` for batches drawn without replacement (``S`` the (N-1)-normalised one). As the
+gradient noise changes along a run (it usually shrinks towards a minimum of a least-squares fit, grows on a
+sharp one), a fixed ``lr`` and ``B`` drift in temperature. The thermostat measures the noise from each
+mini-batch (an exponential moving average of ``MiniBatch(..., noise_stats=True)``'s ``trace_cov``, the
+within-batch sample variance: unbiased for ``tr(S_pop)`` with replacement, for ``tr(S)`` without) and moves
+either the learning rate (``control="lr"``) or the batch size (``control="batch"``) to hold ``kT``, with the
+same noise-per-example factor as the estimator's ``grad_variance`` (so a
+:class:`~noisygrad.noise.TemperatureMeter` reads the target on the batch the thermostat measured).
 
 Use it as both the optimizer's learning-rate schedule and a callback of :func:`noisygrad.minimize`::
 
@@ -74,9 +78,14 @@ class Thermostat:
         return self.lr
 
     def _noise_per_example(self, batch_size: int) -> float:
-        """``E|g_b - g|^2 / tr(S)`` for the estimator's sampling scheme."""
+        """``E|g_b - g|^2 / E[trace_cov]`` for the estimator's sampling scheme.
+
+        With replacement ``trace_cov`` already estimates the N-normalised ``tr(S_pop)``, so the factor is
+        ``1 / b`` (no further ``(N - 1) / N``); without replacement it estimates ``tr(S)`` and the factor is
+        ``1 / b - 1 / N``.
+        """
         n = self.estimator.objective.n_examples
-        return (n - 1) / (n * batch_size) if self.estimator.replace else 1.0 / batch_size - 1.0 / n
+        return 1.0 / batch_size if self.estimator.replace else 1.0 / batch_size - 1.0 / n
 
     def observe(self, info: Any) -> None:
         """Callback: update the ``tr(S)`` average from the step's estimate and re-set ``lr`` or ``B``."""
@@ -94,8 +103,10 @@ class Thermostat:
         else:
             n = self.estimator.objective.n_examples
             needed = 2 * dim * self.temperature / (self.lr * self._trace)  # the noise factor to reach
-            b = (n - 1) / (n * needed) if self.estimator.replace else 1.0 / (needed + 1.0 / n)
-            self.estimator.batch_size = int(min(max(round(b), 2), n))
+            if self.estimator.replace:  # i.i.d. draws: any batch size, even above N
+                self.estimator.batch_size = max(round(1.0 / needed), 2)
+            else:
+                self.estimator.batch_size = int(min(max(round(1.0 / (needed + 1.0 / n)), 2), n))
 
     def state_dict(self) -> dict[str, Any]:
         return {"trace": self._trace, "lr": self.lr, "batch_size": self.estimator.batch_size}
