@@ -14,6 +14,7 @@ import torch
 
 from ._validation import check_finite, check_positive, check_positive_int
 from .objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, NoisyBlackBox, Objective, require_kind
+from .per_example import NOISE_METHODS, NoiseMethod, PerExampleNoise
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,16 @@ class MiniBatch(_Stateless):
         replace: draw with replacement (i.i.d. examples). Without replacement (the default) the examples
             of one batch are distinct and batches are drawn independently, so the estimate's covariance is
             ``(S / b) (1 - b / N)`` with ``S`` the (N-1)-normalised per-example covariance.
-        noise_stats: also compute per-example gradients (``torch.func.vmap``) and report
-            ``grad_variance``, an unbiased estimate of the trace of the estimate's covariance.
+        noise_stats: also report the batch's noise: ``trace_cov``, the within-batch ``tr(S)`` (see
+            :class:`~noisygrad.per_example.BatchNoise`), and ``grad_variance``, an unbiased estimate of the
+            trace of the estimate's covariance. How (:mod:`noisygrad.per_example` gives costs and assumptions):
+
+            * ``True`` or ``"vmap"``: exact, from all per-example gradients (``torch.func.vmap``); any objective.
+            * ``"norms"``: exact per-example gradient norms from one forward and backward pass; objectives
+              built with :meth:`FiniteSum.from_module` whose parameters all sit in ``nn.Linear`` layers.
+            * ``"probe"``: unbiased random-sign estimate from two vector-Jacobian products of one forward pass;
+              any objective. Its signs come from the estimate's generator, after the batch indices.
+        probes: with ``noise_stats="probe"``, how many independent sign vectors to average (default 1).
     """
 
     def __init__(
@@ -111,7 +120,8 @@ class MiniBatch(_Stateless):
         batch_size: int,
         *,
         replace: bool = False,
-        noise_stats: bool = False,
+        noise_stats: bool | NoiseMethod = False,
+        probes: int | None = None,
     ) -> None:
         if getattr(objective, "kind", None) is Kind.ENERGY:
             raise BatchingNotAllowedError(
@@ -126,10 +136,23 @@ class MiniBatch(_Stateless):
             raise ValueError(
                 f"batch_size must be <= the number of examples ({n}) when drawing without replacement, got {batch_size}"
             )
-        if noise_stats and self.batch_size < 2:
+        method: NoiseMethod | None
+        if isinstance(noise_stats, bool):
+            method = "vmap" if noise_stats else None
+        elif isinstance(noise_stats, str) and noise_stats in NOISE_METHODS:
+            method = noise_stats
+        else:
+            allowed = ", ".join(repr(m) for m in NOISE_METHODS)
+            raise ValueError(f"noise_stats must be False, True (= 'vmap') or one of {allowed}; got {noise_stats!r}")
+        if method is not None and self.batch_size < 2:
             raise ValueError("noise_stats needs batch_size >= 2 to estimate a variance")
+        if probes is not None and method != "probe":
+            raise ValueError(f"probes applies to noise_stats='probe' only, got noise_stats={noise_stats!r}")
+        self.probes = 1 if probes is None else check_positive_int("probes", probes)
         self.replace = bool(replace)
-        self.noise_stats = bool(noise_stats)
+        self.noise_stats = method is not None
+        self.noise_method = method
+        self._noise = None if method is None else PerExampleNoise(objective, method, probes=self.probes)
 
     def sample_indices(self, generator: torch.Generator) -> torch.Tensor:
         n, b = self.objective.n_examples, self.batch_size
@@ -140,13 +163,10 @@ class MiniBatch(_Stateless):
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
         idx = self.sample_indices(generator)
         stats: dict[str, float] = {}
-        if self.noise_stats:
-            values, per_example = self.objective.per_example_values_and_grads(params, idx)
-            per_example = per_example.reshape(len(idx), -1)
-            grad = per_example.mean(0).reshape(params.shape)
-            value = float(values.mean())  # the batch loss is the mean of the per-example losses
+        if self._noise is not None:
+            noise = self._noise(params, idx, generator)
+            grad, value, trace_s = noise.grad, noise.value, noise.trace_cov
             b, n = self.batch_size, self.objective.n_examples
-            trace_s = float(per_example.var(0, unbiased=True).sum())
             # Var of a without-replacement mean: (S/b)(1 - b/N); with replacement S_pop/b, S_pop = S(N-1)/N
             # (the within-batch sample variance is unbiased for S without replacement and for S_pop with it).
             factor = 1.0 if self.replace else (1.0 - b / n)

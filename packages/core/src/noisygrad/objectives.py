@@ -3,7 +3,10 @@
 The kind decides which gradient estimates are honest:
 
 * :class:`FiniteSum` -- a mean over examples, ``f(x) = (1/N) sum_i l(x, z_i)``. A uniformly drawn
-  mini-batch gives an unbiased gradient, so mini-batching is allowed.
+  mini-batch gives an unbiased gradient, so mini-batching is allowed. It may also know each example's loss
+  (:meth:`FiniteSum.from_example_losses`) or the ``torch.nn.Module`` it evaluates
+  (:meth:`FiniteSum.from_module`, through :class:`ModuleLoss`): cheaper noise statistics use them
+  (:mod:`noisygrad.per_example`).
 * :class:`NoisyBlackBox` -- only noisy evaluations, each with a cost (shots, simulations, experiments).
   Gradients must be estimated from evaluations (finite differences, SPSA, ...).
 * :class:`Energy` -- a holistic deterministic function (a molecule's energy, a PDE residual norm taken
@@ -45,6 +48,64 @@ def require_kind(name: str, objective: object, allowed: tuple[Kind, ...]) -> Non
 LossFn = Callable[..., torch.Tensor]
 
 
+def _one_loss_per_example(name: str, losses: object, n: int) -> torch.Tensor:
+    """``losses`` if it is a tensor of shape ``(n,)``; else a ``ValueError`` naming ``name``."""
+    if not isinstance(losses, torch.Tensor) or losses.shape != (n,):
+        got = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
+        raise ValueError(f"{name} must return one loss per example, shape ({n},); got {got}")
+    return losses
+
+
+class ModuleLoss:
+    """The loss of a ``torch.nn.Module`` as a function of one flat parameter vector.
+
+    ``loss(params, inputs, *targets)`` is the mean over the batch of ``example_loss(module(inputs), *targets)``
+    with the module's parameters read from ``params`` (``torch.func.functional_call``: the module itself is
+    never changed). ``params`` is laid out as ``torch.nn.utils.parameters_to_vector(module.parameters())``;
+    ``torch.nn.utils.vector_to_parameters(x, module.parameters())`` writes a result back. Buffers are the
+    module's own. The module must treat examples independently (no BatchNorm in training mode) and run
+    under ``torch.func.vmap`` for per-example gradients.
+
+    Args:
+        module: the model; it must have at least one parameter.
+        example_loss: ``example_loss(outputs, *targets) -> (B,)`` tensor, one loss per example (e.g.
+            ``torch.nn.functional.mse_loss(..., reduction="none")`` summed over the output dimensions).
+    """
+
+    def __init__(self, module: torch.nn.Module, example_loss: Callable[..., torch.Tensor]) -> None:
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+        if not callable(example_loss):
+            raise TypeError(f"example_loss must be callable as example_loss(outputs, *targets), got {example_loss!r}")
+        named = list(module.named_parameters())
+        if not named:
+            raise ValueError(f"module {type(module).__name__} has no parameters to optimise")
+        self.module = module
+        self.example_loss = example_loss
+        self.names = tuple(name for name, _ in named)
+        self.shapes = tuple(p.shape for _, p in named)
+        self.sizes = tuple(p.numel() for _, p in named)
+        self.n_params = sum(self.sizes)
+
+    def parameters(self, params: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The module's parameters as views of the flat vector ``params``, by name."""
+        if params.shape != (self.n_params,):
+            raise ValueError(
+                f"params must be a flat vector of the module's {self.n_params} parameters "
+                f"(torch.nn.utils.parameters_to_vector(module.parameters())), got shape {tuple(params.shape)}"
+            )
+        views = params.split_with_sizes(self.sizes)
+        return {name: v.view(shape) for name, v, shape in zip(self.names, views, self.shapes, strict=True)}
+
+    def example_losses(self, params: torch.Tensor, inputs: torch.Tensor, *targets: torch.Tensor) -> torch.Tensor:
+        """Each example's loss, shape ``(B,)``, differentiable in ``params``."""
+        outputs = torch.func.functional_call(self.module, self.parameters(params), (inputs,))
+        return _one_loss_per_example("example_loss", self.example_loss(outputs, *targets), inputs.shape[0])
+
+    def __call__(self, params: torch.Tensor, inputs: torch.Tensor, *targets: torch.Tensor) -> torch.Tensor:
+        return self.example_losses(params, inputs, *targets).mean()
+
+
 class FiniteSum:
     """A mean of per-example losses over a fixed data set.
 
@@ -59,6 +120,9 @@ class FiniteSum:
         >>> obj = FiniteSum(lambda w, X, y: ((X @ w - y) ** 2).mean() / 2, (X, y))
         >>> obj.n_examples
         100
+
+    :meth:`from_example_losses` and :meth:`from_module` build one that also knows each example's loss
+    (``example_losses`` is then set); the noise statistics of :mod:`noisygrad.per_example` use it.
     """
 
     kind = Kind.FINITE_SUM
@@ -79,6 +143,54 @@ class FiniteSum:
         self.loss = loss
         self.data = tensors
         self.n_examples: int = n
+        self.example_losses: LossFn | None = loss.example_losses if isinstance(loss, ModuleLoss) else None
+        """``example_losses(params, *batch) -> (B,)`` when the per-example losses are known, else ``None``."""
+
+    @classmethod
+    def from_example_losses(cls, example_losses: LossFn, data: Sequence[torch.Tensor] | torch.Tensor) -> FiniteSum:
+        """A finite sum given each example's loss: ``example_losses(params, *batch) -> (B,)`` tensor.
+
+        The objective's ``loss`` is their mean. Knowing the per-example losses spares the random-sign probe
+        of :mod:`noisygrad.per_example` a ``vmap`` over the forward pass.
+        """
+        if not callable(example_losses):
+            raise TypeError(
+                f"example_losses must be callable as example_losses(params, *batch), got {example_losses!r}"
+            )
+
+        def checked(params: torch.Tensor, *batch: torch.Tensor) -> torch.Tensor:
+            return _one_loss_per_example("example_losses", example_losses(params, *batch), batch[0].shape[0])
+
+        def loss(params: torch.Tensor, *batch: torch.Tensor) -> torch.Tensor:
+            return checked(params, *batch).mean()
+
+        objective = cls(loss, data)
+        objective.example_losses = checked
+        return objective
+
+    @classmethod
+    def from_module(
+        cls,
+        module: torch.nn.Module,
+        example_loss: Callable[..., torch.Tensor],
+        data: Sequence[torch.Tensor] | torch.Tensor,
+    ) -> FiniteSum:
+        """A finite sum over ``data = (inputs, *targets)`` of ``example_loss(module(inputs), *targets)``.
+
+        The parameters are one flat vector (see :class:`ModuleLoss`); start from
+        ``torch.nn.utils.parameters_to_vector(module.parameters()).detach()``. A module made of ``nn.Linear``
+        layers and parameter-free elementwise functions admits exact per-example gradient norms from one
+        forward and backward pass (``MiniBatch(..., noise_stats="norms")``).
+
+        Example:
+            >>> net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+            >>> X, y = torch.randn(64, 3), torch.randn(64)
+            >>> obj = FiniteSum.from_module(net, lambda out, y: 0.5 * (out.squeeze(-1) - y) ** 2, (X, y))
+            >>> x0 = torch.nn.utils.parameters_to_vector(net.parameters()).detach()
+            >>> obj.value(x0) > 0
+            True
+        """
+        return cls(ModuleLoss(module, example_loss), data)
 
     def batch(self, indices: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """The examples at ``indices`` (all of them for ``None``)."""
@@ -99,17 +211,27 @@ class FiniteSum:
             (grad,) = torch.autograd.grad(loss, x)
         return float(loss.detach()), grad
 
+    def _one_example(self, params: torch.Tensor, *example: torch.Tensor) -> torch.Tensor:
+        """The loss of one example (a batch of one), for ``torch.func.vmap`` over the examples."""
+        return self.loss(params, *(e.unsqueeze(0) for e in example))
+
     def per_example_values_and_grads(
         self, params: torch.Tensor, indices: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each example's loss, shape ``(B,)``, and gradient, shape ``(B, *params.shape)``, in one vmap."""
-
-        def one(p: torch.Tensor, *example: torch.Tensor) -> torch.Tensor:
-            return self.loss(p, *(e.unsqueeze(0) for e in example))
-
-        fn = torch.func.vmap(torch.func.grad_and_value(one), in_dims=(None, *([0] * len(self.data))))
+        fn = torch.func.vmap(torch.func.grad_and_value(self._one_example), in_dims=(None, *([0] * len(self.data))))
         grads, values = fn(params.detach(), *self.batch(indices))
         return values, grads
+
+    def per_example_values(self, params: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Each example's loss, shape ``(B,)``, differentiable in ``params`` (autograd follows ``params``).
+
+        Uses ``example_losses`` when known, else a ``torch.func.vmap`` of the loss over the examples.
+        """
+        batch = self.batch(indices)
+        if self.example_losses is not None:
+            return self.example_losses(params, *batch)
+        return torch.func.vmap(self._one_example, in_dims=(None, *([0] * len(batch))))(params, *batch)
 
     def per_example_grads(self, params: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """Gradients of each example's loss, shape ``(len(indices), *params.shape)`` (torch.func.vmap)."""
