@@ -108,7 +108,7 @@ class MiniBatch(_Stateless):
 
             * ``True`` or ``"vmap"``: exact, from all per-example gradients (``torch.func.vmap``); any objective.
             * ``"norms"``: exact per-example gradient norms from one forward and backward pass; objectives
-              built with :meth:`FiniteSum.from_module` whose parameters all sit in ``nn.Linear`` layers.
+              built with :meth:`~noisygrad.FiniteSum.from_module` whose parameters all sit in ``nn.Linear`` layers.
             * ``"probe"``: unbiased random-sign estimate from two vector-Jacobian products of one forward pass;
               any objective. Its signs come from the estimate's generator, after the batch indices.
         probes: with ``noise_stats="probe"``, how many independent sign vectors to average (default 1).

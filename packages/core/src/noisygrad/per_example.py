@@ -9,33 +9,37 @@ batch's mean loss, mean gradient and ``tr(S_b)`` by one of three methods:
 ``"vmap"`` -- exact, any :class:`~noisygrad.FiniteSum`.
     All ``B`` per-example gradients through ``torch.func.vmap(grad)`` (the only method that keeps them, so
     also the one behind ``tr(S^2)`` in :func:`noisygrad.noise.gradient_noise`). Cost: B gradients in one
-    batched pass, measured 5-9x a plain mini-batch gradient for a small MLP (``benchmarks/core_noise_stats.py``).
+    batched pass, measured 3.4-4.2x a plain mini-batch gradient for a 16-64-1 MLP at ``B = 128``
+    (``benchmarks/core_noise_stats.py``, one CPU thread).
 
-``"norms"`` -- exact, for :meth:`FiniteSum.from_module` objectives whose parameters all sit in ``nn.Linear``
-    layers (any parameter-free elementwise functions between them). A linear layer's per-example weight
-    gradient is ``delta_i a_i^T`` (``a_i`` its input, ``delta_i`` the loss gradient at its output), so
-    ``|g_i|^2 = sum over layers of (|a_i|^2 + 1) |delta_i|^2`` (the ``+ 1`` is the bias), read from one
-    ordinary forward and backward pass through forward hooks (Goodfellow 2015, "Efficient per-example
-    gradient computations"; Opacus and BackPACK's ``BatchL2Grad`` do the same). Inputs with extra dimensions
-    ``(B, T, in)`` (sequences) use ``|sum_t delta_it a_it^T|^2`` through ``T x T`` Gram matrices. Cost: one
-    forward and backward plus ``O(B (in + out))`` per layer. Assumes the examples do not interact in the
-    model (no BatchNorm in training mode), each layer is called once per forward and its output is not
-    modified in place (``ReLU(inplace=True)`` is refused); hooks check the last two. ``sum_i |g_i|^2 - B |g_b|^2``
-    cancels when the noise is tiny against the signal: the relative rounding error of ``tr(S_b)`` is about
-    ``eps / rho`` (``eps`` the dtype's precision, ``rho`` the gradient diversity).
+``"norms"`` -- exact, for objectives built with :meth:`~noisygrad.FiniteSum.from_module` whose parameters
+    all sit in ``nn.Linear`` layers (any parameter-free elementwise functions between them).
+    A linear layer's per-example weight gradient is ``delta_i a_i^T`` (``a_i`` its input, ``delta_i`` the loss
+    gradient at its output), so ``|g_i|^2 = sum over layers of (|a_i|^2 + 1) |delta_i|^2`` (the ``+ 1`` is the
+    bias), read from one ordinary forward and backward pass through forward hooks (Goodfellow 2015,
+    "Efficient per-example gradient computations"; Opacus and BackPACK's ``BatchL2Grad`` do the same).
+    Inputs with extra dimensions ``(B, T, in)`` (sequences) use ``|sum_t delta_it a_it^T|^2`` through
+    ``T x T`` Gram matrices. Cost: one forward and backward plus ``O(B (in + out))`` per layer: measured
+    1.24-1.33x the plain gradient of the same module objective. Assumes the examples do not interact in the
+    model (no BatchNorm in training mode); refuses, with an error saying why, a layer called twice in one
+    forward, a weight shared by two layers or used outside its layer, and a layer input or output modified
+    in place (``ReLU(inplace=True)``). ``sum_i |g_i|^2 - B |g_b|^2`` cancels when the noise is tiny against
+    the signal: the relative rounding error of ``tr(S_b)`` is about ``eps (1 + 1 / rho)`` (``eps`` the
+    dtype's precision, ``rho`` the gradient diversity).
 
 ``"probe"`` -- unbiased, any :class:`~noisygrad.FiniteSum`.
     With per-example losses ``l`` (shape ``(B,)``, Jacobian ``J`` of shape ``(B, d)``), a centred Rademacher
     vector ``u = v - mean(v)`` gives ``E_v |J^T u|^2 = sum_i |g_i - g_b|^2 = (B - 1) tr(S_b)`` exactly. ``J^T u``
     and the gradient ``J^T 1 / B`` are two vector-Jacobian products of the same forward pass, taken together
     (``torch.autograd.grad(..., is_grads_batched=True)``); ``probes = k`` averages ``k`` independent ``u``.
-    The per-example losses come from :meth:`FiniteSum.from_example_losses` or :meth:`FiniteSum.from_module`
-    when known, else from a ``vmap`` of the loss over the examples (forward pass only). Extra variance, given
-    the batch: with ``M`` the centred Gram matrix ``M_ij = (g_i - g_b).(g_j - g_b)``,
-    ``Var = 2 (sum_ij M_ij^2 - sum_i M_ii^2) / (k (B - 1)^2)``, i.e. a relative standard deviation of at most
-    ``sqrt(2 / (k d_b))`` with ``d_b = tr(S_b)^2 / tr(S_b^2)`` the batch's effective noise dimension (20% at
-    ``d_b = 50``, ``k = 1``). It draws ``B k`` random signs from the caller's generator. Cost: one forward and
-    two backward passes' worth (measured about 2-3x a plain gradient for a small MLP).
+    The per-example losses come from :meth:`~noisygrad.FiniteSum.from_example_losses` or
+    :meth:`~noisygrad.FiniteSum.from_module` when known, else from a ``vmap`` of the loss over the examples
+    (forward pass only). Extra variance, given the batch: with ``M`` the centred Gram matrix
+    ``M_ij = (g_i - g_b).(g_j - g_b)``, ``Var = 2 (sum_ij M_ij^2 - sum_i M_ii^2) / (k (B - 1)^2)``, i.e. a
+    relative standard deviation of at most ``sqrt(2 / (k d_b))`` with ``d_b = tr(S_b)^2 / tr(S_b^2)`` the
+    batch's effective noise dimension (20% at ``d_b = 50``, ``k = 1``). It draws ``B k`` random signs from the
+    caller's generator. Cost: one forward and two backward passes' worth: measured 1.4-1.6x a plain gradient
+    with the per-example losses known, about 2x when they come through ``vmap``.
 """
 
 from __future__ import annotations
