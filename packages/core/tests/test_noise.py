@@ -100,6 +100,7 @@ def test_monte_carlo_cosine_matches_enumeration() -> None:
         exact = float(((batch @ unit) / batch.norm(dim=1)).mean())
         measured, se = monte_carlo_cosine(grads, b, draws=20_000, generator=gen, chunk=3000)
         assert abs(measured - exact) <= 4 * se, (b, measured, exact, se)
+    assert monte_carlo_cosine(grads, 20, draws=10, generator=gen)[0] == pytest.approx(1.0, abs=1e-12)  # b = N
 
 
 def _check_cosine(
