@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from noisygrad.bio import PruningModel, optimal_decay_length, simulate_error_curve
+from noisygrad.bio import PruningModel, error_curve_around_optimum
 from noisygrad.bio.plots import plot_error_curve, plot_passage_times
 from noisygrad.plugins import get
 
@@ -45,10 +45,8 @@ def test_figures_are_written(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     model = PruningModel(w0=1.0, theta=0.2, eta=0.01, kappa=1.0, sigma=2.0)
     first = plot_passage_times(model, model.simulate_sde(2000, rng), tmp_path / "figs")
-    best = optimal_decay_length(0.48, "amplitude")
-    grid = np.geomspace(best / 1.5, best * 1.5, 9)
-    curve = simulate_error_curve(
-        0.48, grid, count_at_reference=700.0, reference_decay_length=0.2, n_nuclei=5000, rng=rng
+    best, curve = error_curve_around_optimum(
+        0.48, count_at_reference=700.0, reference_decay_length=0.2, n_nuclei=5000, rng=rng, points=9
     )
     second = plot_error_curve(curve, best, tmp_path / "figs")
     for path in (first, second):

@@ -21,10 +21,9 @@ from .morphogen import (
     ErrorCurve,
     ExponentialGradient,
     constraint_beta,
-    optimal_decay_length,
+    error_curve_around_optimum,
     positional_error,
     simulate_boundary,
-    simulate_error_curve,
 )
 from .pruning import PruningModel, input_covariance, oja_drift, simulate_competition
 
@@ -219,16 +218,8 @@ def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
     nuclei = 300_000 if quick else 2_000_000
     findings = []
     for constraint in ("amplitude", "total", "flux"):
-        best = optimal_decay_length(x_t, constraint)
-        grid = np.geomspace(best / 1.5, best * 1.5, 21)
-        curve = simulate_error_curve(
-            x_t,
-            grid,
-            constraint=constraint,
-            count_at_reference=m_ref,
-            reference_decay_length=ref,
-            n_nuclei=nuclei,
-            rng=rng,
+        best, curve = error_curve_around_optimum(
+            x_t, constraint, count_at_reference=m_ref, reference_decay_length=ref, n_nuclei=nuclei, rng=rng
         )
         findings.append(
             Finding(
@@ -251,12 +242,9 @@ def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
             )
         )
     cv = 0.05
-    best = optimal_decay_length(x_t, "amplitude", cv_amplitude=cv, count_at_reference=m_ref, reference_decay_length=ref)
-    grid = np.geomspace(best / 1.5, best * 1.5, 21)
-    curve = simulate_error_curve(
+    best, curve = error_curve_around_optimum(
         x_t,
-        grid,
-        constraint="amplitude",
+        "amplitude",
         count_at_reference=m_ref,
         reference_decay_length=ref,
         n_nuclei=nuclei,

@@ -298,6 +298,50 @@ def simulate_error_curve(
     return ErrorCurve(lam, errors, ses, predicted)
 
 
+def error_curve_around_optimum(
+    x_target: float,
+    constraint: str = "amplitude",
+    *,
+    count_at_reference: float,
+    reference_decay_length: float,
+    n_nuclei: int,
+    rng: np.random.Generator,
+    cv_amplitude: float = 0.0,
+    span: float = 1.5,
+    points: int = 21,
+) -> tuple[float, ErrorCurve]:
+    """The predicted optimal decay length and the error curve simulated on a log grid around it.
+
+    The grid has ``points`` decay lengths on ``[lambda* / span, span lambda*]``, where ``lambda*`` is
+    :func:`optimal_decay_length` (numerical when ``cv_amplitude > 0``); the defaults are the research note's
+    21 points on ``[lambda*/1.5, 1.5 lambda*]``, wide enough for the quartic fit of
+    :meth:`ErrorCurve.fitted_optimum`. Returns ``(lambda*, curve)``; the other arguments are
+    :func:`simulate_error_curve`'s.
+    """
+    width = check_positive("span", span)
+    if width <= 1.0:
+        raise ValueError(f"span must be > 1 (the grid is [lambda*/span, span lambda*]), got {span!r}")
+    best = optimal_decay_length(
+        x_target,
+        constraint,
+        cv_amplitude=cv_amplitude,
+        count_at_reference=count_at_reference,
+        reference_decay_length=reference_decay_length,
+    )
+    grid = np.geomspace(best / width, best * width, check_positive_int("points", points))
+    curve = simulate_error_curve(
+        x_target,
+        grid,
+        constraint=constraint,
+        count_at_reference=count_at_reference,
+        reference_decay_length=reference_decay_length,
+        n_nuclei=n_nuclei,
+        rng=rng,
+        cv_amplitude=cv_amplitude,
+    )
+    return best, curve
+
+
 def simulate_boundary(
     gradient: ExponentialGradient,
     boundary: float,

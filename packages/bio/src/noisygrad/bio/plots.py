@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .morphogen import GREGOR_2007, ErrorCurve, optimal_decay_length, simulate_error_curve
+from .morphogen import GREGOR_2007, ErrorCurve, error_curve_around_optimum
 from .pruning import PruningModel
 
 
@@ -97,18 +97,9 @@ def write_figures(out_dir: str | Path, *, seed: int = 0) -> list[Path]:
     rng = np.random.default_rng(seed)
     model = PruningModel(w0=1.0, theta=0.2, eta=0.01, kappa=1.0, sigma=2.0)
     paths = [plot_passage_times(model, model.simulate_sde(100_000, rng, method="bridge"), out_dir)]
-    x_t = 0.48
     for constraint in ("amplitude", "total", "flux"):
-        best = optimal_decay_length(x_t, constraint)
-        grid = np.geomspace(best / 1.5, best * 1.5, 21)
-        curve = simulate_error_curve(
-            x_t,
-            grid,
-            constraint=constraint,
-            count_at_reference=700.0,
-            reference_decay_length=0.2,
-            n_nuclei=200_000,
-            rng=rng,
+        best, curve = error_curve_around_optimum(
+            0.48, constraint, count_at_reference=700.0, reference_decay_length=0.2, n_nuclei=200_000, rng=rng
         )
         paths.append(
             plot_error_curve(curve, best, out_dir, constraint=constraint, filename=f"bicoid_error_{constraint}.png")
