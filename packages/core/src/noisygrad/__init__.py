@@ -29,6 +29,10 @@ _EXPORTS = {
     "NoisyBlackBox": "objectives",
     "Energy": "objectives",
     "BatchingNotAllowedError": "objectives",
+    "ModuleLoss": "objectives",
+    "BatchNoise": "per_example",
+    "PerExampleNoise": "per_example",
+    "batch_noise": "per_example",
     # estimators
     "Estimator": "estimators",
     "Estimate": "estimators",
@@ -71,6 +75,8 @@ _EXPORTS = {
     "sgd_stationary_covariance": "theory",
     "least_squares_stationary_covariance": "theory",
     "langevin_stationary_covariance": "theory",
+    "least_squares_sgld_stationary_covariance": "theory",
+    "least_squares_sgld_noise_correction": "theory",
     "noise_ball": "theory",
     "NoiseBall": "theory",
     "mean_first_passage_time": "theory",
@@ -112,12 +118,15 @@ if TYPE_CHECKING:
         monte_carlo_cosine,
         predicted_cosine,
     )
-    from .objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, NoisyBlackBox
+    from .objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, ModuleLoss, NoisyBlackBox
     from .optimizers import SGD, Adam, Optimizer
+    from .per_example import BatchNoise, PerExampleNoise, batch_noise
     from .schedules import Constant, Cosine, RobbinsMonro, StepDecay
     from .theory import (
         NoiseBall,
         langevin_stationary_covariance,
+        least_squares_sgld_noise_correction,
+        least_squares_sgld_stationary_covariance,
         least_squares_stationary_covariance,
         mean_first_passage_time,
         noise_ball,
