@@ -75,14 +75,16 @@ def test_smoothed_gradient_is_the_population_average_of_the_gradient() -> None:
 
 def test_lande_equation_on_a_rugged_landscape() -> None:
     # a Gaussian population under weak selection: the exact expected step (Price) equals s G grad f_G(zbar),
-    # the gradient of the landscape smoothed by the population's own spread, up to O(s sd(f)) ~ 1%
+    # the gradient of the landscape smoothed by the population's own spread, up to O(s sd(f)). Measured over
+    # seeds 9-16, price/lande - 1 has a sampling s.d. of 0.33% and 0.28% (the two traits) about a mean of
+    # -0.18% and +0.34% (that O(s) bias), so 1.5% is the bias plus 4 s.d.
     rugged = RuggedLandscape(dim=2)
     n, s = 200_000, 0.01
     pop = np.array([1.3, -0.7]) + np.array([0.3, 0.2]) * np.random.default_rng(9).standard_normal((1, n, 2))
     price = WrightFisher(rugged, n, s, 0.0).parent_weights(pop)[0] @ pop[0] - pop[0].mean(axis=0)
     g = np.cov(pop[0].T)
     lande = s * g @ rugged.smoothed_grad(pop[0].mean(axis=0), np.diag(g))
-    np.testing.assert_allclose(price, lande, rtol=0.02)
+    np.testing.assert_allclose(price, lande, rtol=0.015)
     # the raw gradient at the mean points elsewhere: the ripples are averaged out
     assert np.linalg.norm(s * g @ rugged.grad(pop[0].mean(axis=0)) - lande) > 0.1 * np.linalg.norm(lande)
 
@@ -106,7 +108,10 @@ def test_populations_climb_the_smoothed_landscape_where_sgd_stalls() -> None:
     for seed in range(4):
         for result in compare_searches(rugged, np.array([2.3, 1.7]), rng=np.random.default_rng(seed)):
             finals.setdefault(result.name, []).append(result.final_value)
-    # SGD with an unbiased gradient stays in a ripple near the start; the smoothing searches cross them
+    # SGD with an unbiased gradient stays in a ripple near the start; the smoothing searches cross them.
+    # Over seeds 0-11 the final log-fitness is 0.73 (s.d. 0.15) for SGD, 1.99 (0.005) for the evolution strategy
+    # and 1.80 (0.29) for Wright-Fisher (the global maximum is 2): with 4 seeds the margins below are 10 and 5
+    # standard errors of the differences. The thresholds are the claim (a clear gap), not a closed form.
     sgd = np.mean(finals["sgd"])
     assert np.mean(finals["evolution strategy"]) > sgd + 0.5
     assert np.mean(finals["wright-fisher"]) > sgd + 0.3
