@@ -76,7 +76,11 @@ def simulate_lms_misadjustment(
 
 
 def lms_misadjustment(seed: int = 0, quick: bool = True) -> list[Finding]:
-    """LMS misadjustment on white Gaussian input (16 taps) against the exact Gaussian-input formula."""
+    """LMS misadjustment on white Gaussian input (16 taps) against the exact Gaussian-input formula.
+
+    The tolerance is 4 standard errors: the formula assumes independent regressors, but on this delay-line
+    input it was measured to hold within 0.25% (at most 1.6 s.e. of 0.15%) over ``mu tr(R)`` in 0.01..0.8.
+    """
     taps = 16
     products = (0.05, 0.4, 0.8) if quick else (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
     channels, average = (32, 200.0) if quick else (64, 400.0)
@@ -93,14 +97,15 @@ def lms_misadjustment(seed: int = 0, quick: bool = True) -> list[Finding]:
                 predicted=predicted,
                 measured=m.mean,
                 uncertainty=m.stderr,
-                tolerance=0.05 * predicted,
+                tolerance=4.0 * m.stderr,
                 details={
                     "taps": taps,
                     "channels": m.channels,
                     "samples_per_channel": m.samples,
                     "small_step_mu_trR_over_2": mu_tr / 2,
                     "relative_stderr": m.stderr / m.mean,
-                    "tolerance": "5% of the prediction (the acceptance), at least 4 standard errors",
+                    "tolerance": "4 standard errors (the acceptance is 5% of the prediction)",
+                    "within_acceptance": abs(m.mean / predicted - 1) < 0.05,
                     "seconds": time.perf_counter() - start,
                 },
             )
@@ -238,11 +243,21 @@ def simulate_rls_tracking(
     return float(per_channel.mean()), float(per_channel.std(ddof=1) / math.sqrt(channels))
 
 
+# Allowances for the first-order tracking theory's own error (relative), measured at seeds 0 and 1, both sizes.
+_EMSE_MODEL_ERROR = 0.03
+_VERTEX_MODEL_ERROR = 0.025
+
+
 def rls_tracking(seed: int = 0, quick: bool = True) -> list[Finding]:
     """RLS tracking a random walk: excess MSE against Eleftheriou-Falconer, and the best forgetting factor.
 
     White input, 8 taps, ``sigma_v^2 = 0.01``, ``sigma_q = 5e-4``: ``1 - lam_opt = sigma_q / sigma_v = 0.005``.
     The best ``lam`` is the vertex of a parabola through ``log EMSE`` against ``log(1 - lam)``.
+
+    The closed form is first order in ``1 - lam`` and L/N_eff: measured here the excess MSE exceeds it by 0.5%
+    (at ``lam = 0.9975``) to 2.9% (at 0.99), which moves the fitted vertex by -1.3% to -1.8%. Each tolerance is
+    therefore an allowance for that model error (3% and 2.5%) plus 4 Monte-Carlo standard errors; the
+    acceptance (5% and 10%) is reported beside it.
     """
     taps, noise_var, sigma_q = 8, 1e-2, 5e-4
     trace_rq = taps * sigma_q**2
@@ -262,8 +277,13 @@ def rls_tracking(seed: int = 0, quick: bool = True) -> list[Finding]:
                 predicted,
                 mean,
                 se,
-                0.05 * predicted,
-                details={"channels": channels, "samples": samples, "tolerance": "5% (acceptance)"},
+                _EMSE_MODEL_ERROR * predicted + 4.0 * se,
+                details={
+                    "channels": channels,
+                    "samples": samples,
+                    "tolerance": "3% (first-order model error) + 4 standard errors",
+                    "within_acceptance": abs(mean / predicted - 1) < 0.05,
+                },
             )
         )
     x = np.log(factors * (1.0 - lam_opt))
@@ -284,8 +304,12 @@ def rls_tracking(seed: int = 0, quick: bool = True) -> list[Finding]:
             1.0 - lam_opt,
             best,
             best_se,
-            0.10 * (1.0 - lam_opt),
-            details={"fit": "parabola in log(1 - lam) through the measured points", "tolerance": "10% (acceptance)"},
+            _VERTEX_MODEL_ERROR * (1.0 - lam_opt) + 4.0 * best_se,
+            details={
+                "fit": "parabola in log(1 - lam) through the measured points",
+                "tolerance": "2.5% (first-order model error) + 4 standard errors",
+                "within_acceptance": abs(best / (1.0 - lam_opt) - 1) < 0.10,
+            },
         )
     )
     return findings
