@@ -139,7 +139,7 @@ def test_minibatch_lbfgs_is_the_core_noise_robust_one_and_reports_pairs(model):
     assert result.resets is not None
     assert result.iterations == 30
     assert result.pairs_tried == 30  # the noise-robust L-BFGS forms a pair every step (same batch twice)
-    assert 0 <= result.skipped_pairs <= 30
+    assert result.skipped_pairs <= 3  # measured 2 of 30 here (float32, batches of 8 of 24 points)
     assert result.evaluations == 60
     assert np.isfinite(result.losses).all()
     assert math.isfinite(result.final_loss)
@@ -147,4 +147,4 @@ def test_minibatch_lbfgs_is_the_core_noise_robust_one_and_reports_pairs(model):
     with pytest.warns(ngp.PinnWarning, match="float32"):
         plain = ngp.train(model, torch_opt, iterations=10, batch_size=8, seed=3)
     assert plain.pairs_tried == 9  # torch's first iteration forms no pair
-    assert 0 <= plain.skipped_pairs <= 9
+    assert plain.skipped_pairs <= 3  # measured 1 of 9; the slow acceptance test compares the two at scale

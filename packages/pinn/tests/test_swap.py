@@ -55,6 +55,27 @@ def test_sgd_matches_compile_sgd_and_lr_scheduler_still_works():
     assert _same(_params(ref), _params(ours))
 
 
+def test_train_with_decay_matches_compile_with_decay():
+    """``train(..., decay=...)`` steps DeepXDE's scheduler as ``model.train`` does: the same weights, bit for bit."""
+    ref = tiny_poisson(1)
+    with quiet():
+        ref.compile("adam", lr=1e-3, decay=("step", 15, 0.5))
+        ref.train(iterations=40, verbose=0)
+    ours = tiny_poisson(1)
+    ngp.train(ours, "adam", lr=1e-3, iterations=40, decay=("step", 15, 0.5))
+    assert _same(_params(ref), _params(ours))
+    assert ours.opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**2)
+
+
+def test_swapping_out_a_decayed_optimizer_says_its_decay_is_dropped():
+    model = tiny_poisson(1)
+    with quiet():
+        model.compile("adam", lr=1e-3, decay=("step", 15, 0.5))
+    with pytest.warns(ngp.PinnWarning, match="decay"):
+        ngp.train(model, "sgd", lr=1e-3, iterations=5)
+    assert model.lr_scheduler is None
+
+
 def test_swapping_optimizers_mid_training_keeps_weights_and_history(model):
     first = ngp.train(model, "adam", lr=1e-3, iterations=40, display_every=20)
     after_adam = _params(model)

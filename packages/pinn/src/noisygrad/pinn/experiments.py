@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from noisygrad import Adam, Finding, TorchOptimizer
+from noisygrad.noise import noise_stats_from_grads
 
 from . import problems
 from ._deepxde import quiet
@@ -48,9 +49,11 @@ def _one_thread(fn: Callable[..., list[Finding]]) -> Callable[..., list[Finding]
     return run
 
 
-# relative L2 bounds: the floors at full size; at the quick size, bounds measured with margin
+# Relative L2 bounds (full size, quick size). Full size: the floors. Quick size (`noisygrad run pinn.<name>`),
+# measured for seeds 0, 1, 2: poisson1d 4.8e-6, 1.2e-6, 2.9e-5; helmholtz2d 5.4e-5, 2.1e-4, 2.5e-4;
+# burgers 1.1e-2, 1.5e-2, 1.0e-2. Each quick bound is about 2-4x the worst of the three.
 BOUNDS = {
-    "poisson1d": (1e-5, 2e-5),
+    "poisson1d": (1e-5, 6e-5),
     "helmholtz2d": (1e-3, 1e-3),
     "burgers": (4e-2, 4e-2),
 }
@@ -95,10 +98,8 @@ def collocation_noise(seed: int = 0, quick: bool = True) -> list[Finding]:
     gen = torch.Generator().manual_seed(seed)
     batches = CollocationBatches(model.data, b, generator=gen)
     n = batches.pool
-    per_point = group_gradients(model, batches, groups=n, group_size=1).double()
-    g = per_point.mean(0)
-    gg = float(g @ g)
-    rho = float(per_point.var(0, unbiased=True).sum()) / gg
+    stats = noise_stats_from_grads(group_gradients(model, batches, groups=n, group_size=1).double())
+    g, gg, rho = stats.grad, stats.grad_norm_sq, stats.rho
     params = _params(model)
     dots, norms = np.empty(draws), np.empty(draws)
     for k in range(draws):

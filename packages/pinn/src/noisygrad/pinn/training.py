@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +33,10 @@ from noisygrad._validation import check_positive_int
 from ._deepxde import deepxde, quiet
 from .batches import CollocationBatches
 from .noise import CollocationNoise, collocation_noise
-from .optimizers import Built, build_optimizer, check_precision, check_sampling, is_robust_lbfgs
+from .optimizers import Built, PinnWarning, build_optimizer, check_precision, check_sampling, is_robust_lbfgs
 
 StopRule = Callable[[Sequence[float]], bool]
-_COMPILE_ARGS = ("loss", "loss_weights", "metrics", "external_trainable_variables")
+_COMPILE_ARGS = ("loss", "loss_weights", "metrics", "external_trainable_variables", "decay")
 DEFAULT_LBFGS_ITERATIONS = 15000  # DeepXDE's default L-BFGS budget (set_LBFGS_options(maxiter=15000))
 
 
@@ -149,6 +150,14 @@ def _compile(model: Any, built: Built, compile_args: dict[str, Any]) -> None:
         with quiet():
             model.compile(built.optimizer, verbose=0, **args)
     else:
+        if model.lr_scheduler is not None:
+            # DeepXDE keeps no record of the decay it was compiled with, and its scheduler drives the old optimizer.
+            warnings.warn(
+                "the model's learning-rate decay (compile(..., decay=...)) belongs to its previous optimizer and is "
+                "dropped with it; pass decay=... to train() to build it for the new optimizer",
+                PinnWarning,
+                stacklevel=3,
+            )
         model.opt, model.opt_name, model.lr_scheduler = built.optimizer, built.optimizer, None
 
 
@@ -214,7 +223,10 @@ class _Stepper:
         if not self.second_order:
             self.result.iterations += 1
             self.result.evaluations += 1
-            return self.opt.step(self.closure_for(rows))
+            loss = self.opt.step(self.closure_for(rows))
+            if self.model.lr_scheduler is not None:  # as DeepXDE's own train step does
+                self.model.lr_scheduler.step()
+            return loss
         return self._lbfgs_step(rows)
 
     def _robust_step(self, rows: tuple[Any, Any, Any]) -> torch.Tensor:
@@ -306,8 +318,10 @@ def train(
         lbfgs_chunk: L-BFGS iterations per DeepXDE step for full-set L-BFGS (default ``display_every``);
             DeepXDE's test metrics and callbacks run between chunks.
         callbacks, display_every, verbose: passed to ``model.train``.
-        **compile_args: ``loss``, ``loss_weights``, ``metrics``, ``external_trainable_variables`` for
-            ``model.compile``; given (or for an uncompiled model) the model is (re)compiled with them.
+        **compile_args: ``loss``, ``loss_weights``, ``metrics``, ``external_trainable_variables``, ``decay``
+            (DeepXDE's learning-rate decay, e.g. ``("step", 1000, 0.5)``, stepped once per iteration) for
+            ``model.compile``; given (or for an uncompiled model) the model is (re)compiled with them. A decay
+            the model was compiled with belongs to its old optimizer: it is dropped with a warning.
 
     Returns:
         a :class:`TrainResult`.
@@ -417,5 +431,6 @@ def adam_then_lbfgs(
         model, first, lr=first_lr, iterations=iterations, batch_size=batch_size, seed=seed, stop=switch,
         **kwargs, **compile_args,
     )  # fmt: skip
+    model.lr_scheduler = None  # a decay of the first phase ends with it
     two = train(model, then, iterations=lbfgs_iterations, batch_size=lbfgs_batch_size, seed=seed + 1, **kwargs)
     return ScheduleResult([one, two], one.iterations, one.stopped)
