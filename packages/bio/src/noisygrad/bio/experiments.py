@@ -28,6 +28,10 @@ from .morphogen import (
 from .pruning import PruningModel, input_covariance, oja_drift, simulate_competition
 
 _Z = 4.0
+# Allowances (relative to lambda*) for the delta method's finite-count bias in the Bicoid optimum, without and
+# with amplitude noise: see bicoid_optimum.
+_DELTA_METHOD_BIAS = 0.003
+_DELTA_METHOD_BIAS_CV = 0.006
 
 
 def pruning_passage(seed: int = 0, quick: bool = True) -> list[Finding]:
@@ -209,8 +213,12 @@ def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
 
     Nuclei at the boundary count Poisson molecules (mean 700 when lambda = 0.2 EL) and decode their position;
     the positional error against lambda is fitted by a quartic in log-log and its minimum compared with
-    x_T/(2 - beta). The tolerance is the acceptance floor of 2% of lambda*; the Monte-Carlo error of the
-    fitted optimum (propagated from each point's error) is reported beside it and is several times smaller.
+    x_T/(2 - beta). The closed form is the delta method's, exact only for large counts: with the counts of
+    these grids (down to about 160, and about 50 with amplitude noise) the exact Poisson error moves the
+    optimum by +0.04% (flux) to +0.2% (total), and by +0.4% with amplitude noise (measured, 2e6 nuclei per
+    point). Each tolerance is therefore an allowance for that bias (0.3% of lambda*, 0.6% with amplitude
+    noise) plus 4 Monte-Carlo standard errors of the fitted optimum (propagated from each point's error);
+    whether the acceptance (2% of lambda*) is met is reported beside it.
     """
     rng = np.random.default_rng(seed)
     name = "bio.bicoid-optimum"
@@ -228,14 +236,15 @@ def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
                 best,
                 curve.fitted_optimum(),
                 curve.fitted_optimum_se(),
-                0.02 * best,
+                _DELTA_METHOD_BIAS * best + _Z * curve.fitted_optimum_se(),
                 "EL",
                 {
                     "x_T": x_t,
                     "grid": "21 points on [lambda*/1.5, 1.5 lambda*]",
                     "nuclei_per_point": nuclei,
                     "fit": "quartic in log-log",
-                    "tolerance": "2% of lambda*",
+                    "tolerance": "0.3% of lambda* (delta-method bias) + 4 s.e.",
+                    "within_acceptance": abs(curve.fitted_optimum() / best - 1) < 0.02,
                     "error_at_0.2EL_over_optimum": _error_ratio(x_t, ref, best, constraint),
                 },
                 curve=_error_curve(curve),
@@ -259,9 +268,14 @@ def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
             best,
             curve.fitted_optimum(),
             se,
-            max(_Z * se, 0.02 * best),
+            _DELTA_METHOD_BIAS_CV * best + _Z * se,
             "EL",
-            {"noiseless_optimum": x_t / 2, "nuclei_per_point": nuclei, "tolerance": "max(4 s.e., 2% of lambda*)"},
+            {
+                "noiseless_optimum": x_t / 2,
+                "nuclei_per_point": nuclei,
+                "tolerance": "0.6% of lambda* (delta-method bias) + 4 s.e.",
+                "within_acceptance": abs(curve.fitted_optimum() / best - 1) < 0.02,
+            },
             curve=_error_curve(curve),
         )
     )
