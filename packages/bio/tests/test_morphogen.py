@@ -118,7 +118,7 @@ def test_boundary_spread_matches_independent_nuclei() -> None:
     edges, predicted = simulate_boundary(g, X_T, n_embryos=n, rng=np.random.default_rng(1))
     sd = edges.std(ddof=1)
     # s.e. of a standard deviation ~ sd/sqrt(2(n - 1)) = 0.5% (the count of ON nuclei is near Gaussian: its
-    # excess kurtosis is -0.06, so the fourth-moment correction is 1.5%)
+    # excess kurtosis is -0.06, so the fourth-moment correction to that s.e. is -1.6%)
     assert abs(sd - predicted) < Z * sd / math.sqrt(2 * (n - 1))
     # its mean is exactly spacing * sum_k P(n_k > threshold); s.e. sd/sqrt(n) = 4.6e-5 EL
     positions = np.arange(0.005, 1.0, 0.01)
