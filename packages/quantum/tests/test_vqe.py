@@ -42,7 +42,28 @@ def test_adam_on_parameter_shift_reaches_chemical_accuracy(hamiltonian, ansatz):
 def test_spsa_blocking_and_averaging_run(hamiltonian, ansatz):
     result = vqe(hamiltonian, ansatz, shots=1000, maxiter=60, seed=1, blocking=True, average_last=10)
     assert result.evaluations == 50 + 1 + 60 * 3 + 1  # blocking: f(x0) once, then one candidate per step
-    assert any(not h["accepted"] for h in result.history) or result.error < 0.05
+    for h in result.history:  # the rule, step by step: accept iff the value rose by at most the allowed increase
+        assert h["accepted"] == (h["estimate"] <= h["reference"] + h["allowed"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_blocking_stops_a_too_large_step_from_climbing(hamiltonian, ansatz, seed):
+    """SGD with a step far too large (2.0) on SPSA gradients climbs by up to ~0.8 Ha per step; blocking rejects
+    those steps. ``allowed`` is 2 standard errors of the measured difference, so an accepted step's EXACT energy
+    can exceed the last accepted one by at most ``allowed`` plus the noise of that difference: we allow 4 more
+    standard errors (``3 * allowed``), a bound a climbing step of 0.1 Ha or more breaks."""
+    free = vqe(hamiltonian, ansatz, shots=1000, maxiter=60, seed=seed, optimizer=ng.SGD(2.0), average_last=1)
+    assert max(np.diff([h["exact"] for h in free.history])) > 0.3  # without blocking it climbs
+    blocked = vqe(
+        hamiltonian, ansatz, shots=1000, maxiter=60, seed=seed, optimizer=ng.SGD(2.0), average_last=1, blocking=True
+    )
+    assert 10 < sum(not h["accepted"] for h in blocked.history) < 60
+    exact = blocked.history[0]["exact"]
+    for h in blocked.history[1:]:
+        if h["accepted"]:
+            assert h["exact"] - exact <= 3 * h["allowed"]
+            exact = h["exact"]
+    assert blocked.error < free.error
 
 
 def test_tfim_parameter_shift_with_sgd():

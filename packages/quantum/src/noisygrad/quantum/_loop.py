@@ -50,6 +50,8 @@ def run(
     error of their difference (from the samples' own standard errors: no extra calibration evaluations).
     ``initial_value`` (value, standard error) at ``x0``, if already measured, saves blocking's first evaluation.
     ``average_last`` averages the last accepted iterates (Polyak-Ruppert), which damps the final noise ball.
+    With blocking, each step's record holds the candidate's value (``estimate``), the last accepted value
+    (``reference``) and the ``allowed`` increase, so the decision can be checked afterwards.
     """
     if blocking and value_fn is None:
         raise ValueError("blocking needs value_fn to evaluate candidate points")
@@ -74,7 +76,7 @@ def run(
             value, std = float(v[0]), float(s[0])
             allowed = 2.0 * math.hypot(std, last_value[1])  # type: ignore[index]
             accepted = value <= last_value[0] + allowed  # type: ignore[index]
-            record["estimate"] = value
+            record.update(estimate=value, reference=last_value[0], allowed=allowed)  # type: ignore[index]
             if accepted:
                 last_value = (value, std)
         if accepted:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,75 @@ from . import _loop
 
 SPALL_ALPHA = 0.602
 SPALL_GAMMA = 0.101
+
+
+@dataclass(frozen=True)
+class SPSAGains:
+    """SPSA's settings, checked once, and the set-up both :class:`SPSA` and :func:`~noisygrad.quantum.vqe` use.
+
+    ``a_k = a / (A + k + 1)^0.602`` and ``c_k = c / (k + 1)^0.101`` (Spall 1998). See :class:`SPSA` for the
+    meaning of each field; ``stability=None`` becomes 10% of ``maxiter`` and ``average_last=None`` a quarter.
+    """
+
+    maxiter: int
+    learning_rate: float | None = None
+    perturbation: float = 0.2
+    stability: float | None = None
+    target_step: float = 2 * math.pi / 10
+    resamplings: int = 1
+    calibration_samples: int = 25
+    average_last: int | None = None
+
+    def __post_init__(self) -> None:
+        maxiter = check_positive_int("maxiter", self.maxiter)
+        checked = {
+            "maxiter": maxiter,
+            "learning_rate": None
+            if self.learning_rate is None
+            else check_positive("learning_rate", self.learning_rate),
+            "perturbation": check_positive("perturbation", self.perturbation),
+            "stability": 0.1 * maxiter
+            if self.stability is None
+            else check_positive("stability", self.stability, allow_zero=True),
+            "target_step": check_positive("target_step", self.target_step),
+            "resamplings": check_positive_int("resamplings", self.resamplings),
+            "calibration_samples": check_positive_int("calibration_samples", self.calibration_samples),
+            "average_last": max(1, maxiter // 4)
+            if self.average_last is None
+            else check_positive_int("average_last", self.average_last),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def average_window(self) -> int:
+        """How many of the last iterates are averaged (``average_last``, resolved)."""
+        return int(self.average_last)  # type: ignore[arg-type]  # resolved in __post_init__
+
+    def start(
+        self, objective: NoisyBlackBox, x0: torch.Tensor, generator: torch.Generator
+    ) -> tuple[SPSAEstimator, RobbinsMonro, dict[str, float]]:
+        """The estimator, the gain schedule and what calibration spent and chose (``{}`` if ``a`` was given).
+
+        Calibration (when ``learning_rate`` is ``None``) makes ``calibration_samples`` SPSA estimates at ``x0``
+        in one call of ``objective`` (``2 * calibration_samples`` evaluations, counted by the objective).
+        """
+        stability = float(self.stability)  # type: ignore[arg-type]  # resolved in __post_init__
+        estimator = SPSAEstimator(objective, c=self.perturbation, gamma=SPALL_GAMMA, resamplings=self.resamplings)
+        if self.learning_rate is not None:
+            return estimator, RobbinsMonro(self.learning_rate, stability + 1.0, SPALL_ALPHA), {}
+        cal = spsa_calibrate(
+            objective,
+            x0,
+            generator=generator,
+            c=self.perturbation,
+            target_step=self.target_step,
+            alpha=SPALL_ALPHA,
+            stability=stability,
+            samples=self.calibration_samples,
+        )
+        info = {"a": cal.a, "stability": stability, "evaluations": float(cal.cost.evaluations)}
+        return estimator, cal.learning_rate, info
 
 
 class SPSA:
@@ -78,20 +148,19 @@ class SPSA:
         batch: bool = True,
         callback: Callable[[int, np.ndarray, float | None, bool], None] | None = None,
     ) -> None:
-        self.maxiter = check_positive_int("maxiter", maxiter)
+        self.gains = SPSAGains(
+            maxiter,
+            learning_rate=learning_rate,
+            perturbation=perturbation,
+            stability=stability,
+            target_step=target_step,
+            resamplings=resamplings,
+            calibration_samples=calibration_samples,
+            average_last=average_last,
+        )
+        self.maxiter = self.gains.maxiter
         self.seed = seed if seed is None else check_positive_int("seed", seed, allow_zero=True)
-        self.learning_rate = None if learning_rate is None else check_positive("learning_rate", learning_rate)
-        self.perturbation = check_positive("perturbation", perturbation)
-        self.stability = (
-            0.1 * self.maxiter if stability is None else check_positive("stability", stability, allow_zero=True)
-        )
-        self.target_step = check_positive("target_step", target_step)
-        self.resamplings = check_positive_int("resamplings", resamplings)
         self.blocking = bool(blocking)
-        self.average_last = (
-            max(1, self.maxiter // 4) if average_last is None else check_positive_int("average_last", average_last)
-        )
-        self.calibration_samples = check_positive_int("calibration_samples", calibration_samples)
         self.final_evaluations = check_positive_int("final_evaluations", final_evaluations)
         self.batch = bool(batch)
         self.callback = callback
@@ -133,26 +202,12 @@ class SPSA:
             generator.manual_seed(self.seed)
         if box is not None:
             x = torch.clamp(x, *box)
-        if self.learning_rate is None:
-            calibration = spsa_calibrate(
-                objective,
-                x,
-                generator=generator,
-                c=self.perturbation,
-                target_step=self.target_step,
-                alpha=SPALL_ALPHA,
-                stability=self.stability,
-                samples=self.calibration_samples,
-            )
-            schedule = calibration.learning_rate
-        else:
-            schedule = RobbinsMonro(self.learning_rate, self.stability + 1.0, SPALL_ALPHA)
+        estimator, schedule, _ = self.gains.start(objective, x, generator)
         calibration_evaluations = nfev
-        estimator = SPSAEstimator(objective, c=self.perturbation, gamma=SPALL_GAMMA, resamplings=self.resamplings)
 
         noise_std, initial_value = 0.0, None
         if self.blocking:  # the noise of one evaluation, from repeated evaluations at x0 (one call, counted)
-            repeats = objective.evaluate(x.reshape(1, -1).repeat(self.calibration_samples, 1), generator)
+            repeats = objective.evaluate(x.reshape(1, -1).repeat(self.gains.calibration_samples, 1), generator)
             noise_std = float(repeats.std()) if len(repeats) > 1 else 0.0
             initial_value = (float(repeats.mean()), noise_std / math.sqrt(len(repeats)))
 
@@ -172,7 +227,7 @@ class SPSA:
             generator=generator,
             value_fn=value_fn,
             blocking=self.blocking,
-            average_last=self.average_last,
+            average_last=self.gains.average_window,
             bounds=box,
             initial_value=initial_value,
             on_step=on_step,

@@ -18,16 +18,16 @@ import numpy as np
 import torch
 from qiskit import QuantumCircuit
 
-from noisygrad import SGD, Adam, Estimator, Optimizer, spsa_calibrate
+from noisygrad import SGD, Adam, Estimator, Optimizer
 from noisygrad import SPSA as SPSAEstimator
-from noisygrad._validation import check_positive, check_positive_int
+from noisygrad._validation import check_positive_int
 
 from . import _loop
 from .gradients import ParameterShift, finite_difference
 from .hamiltonians import exact_ground_energy
 from .objective import EnergyObjective
 from .sampling import generator_seed
-from .spsa import SPALL_ALPHA, SPALL_GAMMA
+from .spsa import SPALL_GAMMA, SPSAGains
 
 GRADIENTS = ("spsa", "parameter-shift", "finite-difference")
 
@@ -97,6 +97,7 @@ def vqe(
     stability: float | None = None,
     target_step: float = 2 * math.pi / 10,
     resamplings: int = 1,
+    calibration_samples: int = 25,
     blocking: bool = False,
     average_last: int | None = None,
     step: float = 0.1,
@@ -122,6 +123,8 @@ def vqe(
         stability: Spall's ``A`` (``None``: 10% of ``maxiter``, Spall's recommendation).
         target_step: the calibrated size of SPSA's first step per parameter (Qiskit's ``2 pi / 10``).
         resamplings: SPSA perturbations averaged per step (one call).
+        calibration_samples: SPSA estimates at the initial point that calibrate the gain ``a``
+            (``2 * calibration_samples`` evaluations, one call, counted); the same set-up as :class:`SPSA`.
         blocking: reject steps whose measured energy rose by more than twice its standard error
             (one more evaluation per step).
         average_last: report the mean of the last ``average_last`` accepted iterates (Polyak-Ruppert
@@ -154,32 +157,31 @@ def vqe(
 
     calibration: dict[str, float] = {}
     estimator: Estimator
+    average = 1 if average_last is None else check_positive_int("average_last", average_last)
     if gradient == "spsa":
-        c = check_positive("perturbation", perturbation)
-        a_stab = 0.1 * maxiter if stability is None else check_positive("stability", stability, allow_zero=True)
-        estimator = SPSAEstimator(objective, c=c, gamma=SPALL_GAMMA, resamplings=resamplings)
-        if optimizer is None:
-            before = (objective.evaluations, objective.shots_used)
-            cal = spsa_calibrate(
-                objective, x0, generator=generator, c=c, target_step=target_step, alpha=SPALL_ALPHA, stability=a_stab
-            )
-            optimizer = SGD(cal.learning_rate)
-            calibration = {
-                "a": cal.a,
-                "stability": a_stab,
-                "evaluations": objective.evaluations - before[0],
-                "shots": objective.shots_used - before[1],
-            }
+        gains = SPSAGains(
+            maxiter,
+            perturbation=perturbation,
+            stability=stability,
+            target_step=target_step,
+            resamplings=resamplings,
+            calibration_samples=calibration_samples,
+            average_last=average_last,
+        )
+        average = gains.average_window
+        if optimizer is None:  # Spall's gains, calibrated at x0 (counted in the objective's totals)
+            before_shots = objective.shots_used
+            estimator, schedule, calibration = gains.start(objective, x0, generator)
+            calibration["shots"] = float(objective.shots_used - before_shots)
+            optimizer = SGD(schedule)
+        else:
+            estimator = SPSAEstimator(objective, c=gains.perturbation, gamma=SPALL_GAMMA, resamplings=gains.resamplings)
     elif gradient == "parameter-shift":
         estimator = ParameterShift(objective)
     else:
         estimator = finite_difference(objective, step=step)
     if optimizer is None:
         optimizer = Adam(lr=0.1)
-    if average_last is None:
-        average = max(1, maxiter // 4) if gradient == "spsa" else 1
-    else:
-        average = check_positive_int("average_last", average_last)
 
     def value_fn(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         values = objective.sample(points, np.random.default_rng(generator_seed(generator)))
