@@ -22,6 +22,26 @@ def test_kesten_index_matches_the_measured_table(lr: float, alpha: float) -> Non
     assert kesten_tail_index(lr) == pytest.approx(alpha, abs=0.006 * alpha)
 
 
+def _chi2_mean_moment(k: int, b: int) -> float:
+    """E[A^k] for A = chi^2_b / b (the batch mean of b squared standard Gaussians)."""
+    return math.prod((b + 2 * j) / b for j in range(k))
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 4, 16])
+def test_kesten_index_is_exact_where_the_moment_equation_is_a_polynomial(batch_size: int) -> None:
+    """Independent of the solver: E(1 - lr A)^alpha = 1 is a polynomial in lr for even alpha.
+
+    alpha = 2 at lr = 2 / E[A^2] = 2b / (b + 2); alpha = 4 at the root in (0, 2b/(b+2)) of
+    sum_k C(4, k) (-lr)^k E[A^k] = 1 (chi-square moments), which exists for every b.
+    """
+    b = batch_size
+    assert kesten_tail_index(2 * b / (b + 2), b) == pytest.approx(2.0, rel=1e-6)
+    coeffs = [math.comb(4, k) * (-1) ** k * _chi2_mean_moment(k, b) for k in range(4, 0, -1)]  # lr^4 .. lr^1
+    roots = np.roots(coeffs)  # the constant terms cancel: 1 - 1
+    lr4 = min(r.real for r in roots if abs(r.imag) < 1e-12 and 0 < r.real < 2 * b / (b + 2))
+    assert kesten_tail_index(lr4, b) == pytest.approx(4.0, rel=1e-6)
+
+
 def test_larger_batches_thin_the_tails() -> None:
     assert kesten_tail_index(0.4, 4) > 3 * kesten_tail_index(0.4, 1)
     with pytest.raises(ValueError, match="too large"):
