@@ -28,15 +28,12 @@ BOUNDS = {"poisson1d": 1e-5, "helmholtz2d": 1e-3, "burgers": 4e-2}
 
 
 def run(name: str, seed: int, method: str) -> dict[str, float | str | int]:
-    batch = {}
+    options: dict[str, object] = {"method": method}
     if method == "noisygrad-batch":  # the pool size needs a build; it is not part of the timed solve
         with problems.default_float("float32"):
-            batch = {"batch_size": max(pool_size(problems.build(name, seed=seed).model.data) // 4, 1)}
+            options = {"batch_size": max(pool_size(problems.build(name, seed=seed).model.data) // 4, 1)}
     cpu = time.process_time()
-    if batch:
-        solved = problems.solve(name, seed=seed, **batch)
-    else:
-        solved = problems.solve(name, seed=seed, method=method)
+    solved = problems.solve(name, seed=seed, **options)
     return {
         "problem": name,
         "seed": seed,
