@@ -2,27 +2,43 @@
 
 The same objective for every solver: scikit-learn's breast-cancer data, standardised, with an explicit intercept
 column (``fit_intercept=False`` everywhere), ``F(w) = mean log(1 + exp(-y x.w)) + (lam/2)|w|^2`` with
-``lam = 1/N`` (scikit-learn's ``C = 1``). ``F*`` from Newton's method. scikit-learn runs a growing number of
-epochs (``tol=0``) until it reaches the target; noisygrad's estimators run under ``minimize`` with a
-callback that checks ``F`` once per pass (the check is timed too). Wall-clock and CPU times and their ratios are
-printed, with passes over the data. One thread for torch; on a shared machine the CPU-time ratio is steadier.
+``lam = 1/N`` (scikit-learn's ``C = 1``). ``F*`` from Newton's method.
 
-    .venv/bin/python benchmarks/core_vr.py [--target 1e-8] [--batch 64] [--seed 0]
+Each solver is deterministic given its seed, so its budget to the target is found first and then timed:
+
+* scikit-learn ``saga`` (``tol=0``, ``random_state=seed``): the fewest epochs whose result reaches the target
+  (doubling, then bisection on ``max_iter``);
+* noisygrad ``SVRG`` / ``SAGA`` under ``minimize`` with ``SGD(lr)``: the fewest steps, checked once per pass of
+  inner steps (every ``N // b`` steps), on two objectives: ``FiniteSum`` with an autograd loss (the generic path,
+  per-example gradients through autograd / ``vmap``) and ``GLM`` (one loss derivative per example, numpy steps).
+
+Then every solver runs exactly its budget, with no checks, ``--repeats`` times, the repeats interleaved across
+solvers so that they share the machine's load; the statistic is the median wall and CPU time of the repeats for
+every solver alike. Passes over the data and per-example gradient evaluations are printed with the ratios to
+scikit-learn. One thread everywhere (torch and the BLAS under numpy and scikit-learn).
+
+    .venv/bin/python benchmarks/core_vr.py [--target 1e-8] [--batch 64] [--lr 0.3] [--seed 0] [--repeats 5]
+                                           [--no-generic]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from noisygrad import SGD, FiniteSum, minimize
+from noisygrad.glm import GLM
 from noisygrad.variance_reduction import SAGA, SVRG
 
 
@@ -49,58 +65,124 @@ def newton(X: np.ndarray, y: np.ndarray, lam: float) -> float:
     return objective_value(w, X, y, lam)
 
 
-def sklearn_saga(X: np.ndarray, y: np.ndarray, lam: float, f_star: float, target: float) -> tuple[int, float, float]:
-    for epochs in (200, 400, 600, 800, 1000, 1200, 1400, 1700, 2000, 2500, 3000, 4000, 5000):
-        model = LogisticRegression(C=1.0, solver="saga", fit_intercept=False, tol=0.0, max_iter=epochs)
+@dataclass
+class Solver:
+    """A solver with its budget to the target, what the budget costs, and its timed repeats."""
+
+    name: str
+    run: Callable[[], None]  # runs exactly the budget
+    passes: float
+    gradient_evaluations: int
+    walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
+
+    def time_once(self) -> None:
         wall, cpu = time.perf_counter(), time.process_time()
+        self.run()
+        self.walls.append(time.perf_counter() - wall)
+        self.cpus.append(time.process_time() - cpu)
+
+
+def sklearn_saga(X: np.ndarray, y: np.ndarray, lam: float, f_star: float, target: float, seed: int) -> Solver:
+    def fit(epochs: int) -> np.ndarray:
+        model = LogisticRegression(
+            C=1.0, solver="saga", fit_intercept=False, tol=0.0, max_iter=epochs, random_state=seed
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X, y)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if objective_value(model.coef_.ravel(), X, y, lam) - f_star <= target:
-            return epochs, wall, cpu
-    return -1, float("nan"), float("nan")
+        return model.coef_.ravel()
+
+    def reached(epochs: int) -> bool:
+        return objective_value(fit(epochs), X, y, lam) - f_star <= target
+
+    high = 100
+    while not reached(high):
+        high *= 2
+        if high > 100_000:
+            raise RuntimeError("scikit-learn saga did not reach the target in 100000 epochs")
+    low = high // 2  # not reached (or 50 for the first bracket, then bisected anyway)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if reached(mid) else (mid, high)
+    epochs = high
+
+    def run() -> None:
+        fit(epochs)
+
+    return Solver(f"sklearn saga (random_state={seed})", run, epochs, epochs * X.shape[0])
 
 
-def ours(
-    name: str, objective: FiniteSum, lr: float, batch: int, f_star: float, target: float
-) -> tuple[float, float, float]:
+def noisygrad_solver(
+    name: str, kind: str, objective: FiniteSum, lr: float, batch: int, f_star: float, target: float, seed: int
+) -> Solver:
     n = objective.n_examples
-    estimator = SVRG(objective, batch) if name == "SVRG" else SAGA(objective, batch)
     check_every = max(1, n // batch)
+    x0 = torch.zeros(objective.data[0].shape[1], dtype=torch.float64)
+
+    def estimator() -> SVRG | SAGA:
+        return SVRG(objective, batch) if name == "SVRG" else SAGA(objective, batch)
 
     def reached(info) -> bool:  # type: ignore[no-untyped-def]
         return info.step % check_every == 0 and objective.value(info.x) - f_star <= target
 
-    x0 = torch.zeros(objective.data[0].shape[1], dtype=torch.float64)
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = minimize(estimator, SGD(lr), x0, steps=200_000, callbacks=[reached], record_every=10**9)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    passes = result.cost.examples / n if result.stopped_by_callback else float("nan")
-    return passes, wall, cpu
+    found = minimize(estimator(), SGD(lr), x0, steps=400_000, seed=seed, callbacks=[reached], record_every=10**9)
+    if not found.stopped_by_callback:
+        raise RuntimeError(f"{name} ({kind}) did not reach the target in 400000 steps")
+    steps = found.nit
+
+    def run() -> None:
+        result = minimize(estimator(), SGD(lr), x0, steps=steps, seed=seed, record_every=10**9)
+        assert result.fun is not None
+        assert result.fun - f_star <= target  # the timed run is the run that was found
+
+    label = f"{name} {kind} b={batch} lr={lr}"
+    return Solver(label, run, found.cost.examples / n, found.cost.examples)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=float, default=1e-8)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-generic", action="store_true", help="skip the (slow) autograd FiniteSum runs")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    X, y, lam = problem()
-    f_star = newton(X, y, lam)
-    Xt, yt = torch.tensor(X), torch.tensor(y)
-    objective = FiniteSum(
-        lambda w, X, y: torch.nn.functional.softplus(-y * (X @ w)).mean() + 0.5 * lam * (w @ w), (Xt, yt)
+    with threadpool_limits(limits=1):
+        X, y, lam = problem()
+        f_star = newton(X, y, lam)
+        Xt, yt = torch.tensor(X), torch.tensor(y)
+        objectives = {"GLM": GLM(Xt, yt, loss="logistic", l2=lam)}
+        if not args.no_generic:
+            objectives["autograd"] = FiniteSum(
+                lambda w, X, y: torch.nn.functional.softplus(-y * (X @ w)).mean() + 0.5 * lam * (w @ w), (Xt, yt)
+            )
+        solvers = [sklearn_saga(X, y, lam, f_star, args.target, args.seed)]
+        for kind, objective in objectives.items():
+            for name in ("SVRG", "SAGA"):
+                solvers.append(
+                    noisygrad_solver(name, kind, objective, args.lr, args.batch, f_star, args.target, args.seed)
+                )
+        for solver in solvers:  # warm-up, untimed
+            solver.run()
+        for _ in range(args.repeats):
+            for solver in solvers:
+                solver.time_once()
+    anchor = solvers[0]
+    anchor_wall, anchor_cpu = statistics.median(anchor.walls), statistics.median(anchor.cpus)
+    print(
+        f"breast cancer, N={X.shape[0]}, d={X.shape[1]}, lam=1/N, target F - F* <= {args.target:g}, "
+        f"median of {args.repeats} repeats, one thread"
     )
-    epochs, sk_wall, sk_cpu = sklearn_saga(X, y, lam, f_star, args.target)
-    print(f"breast cancer, N={X.shape[0]}, d={X.shape[1]}, lam=1/N, target F - F* <= {args.target:g}")
-    print(f"  sklearn saga       {epochs:6d} epochs  wall {sk_wall:7.2f} s  cpu {sk_cpu:7.2f} s   1.00x")
-    for name, lr in (("SVRG", 0.3), ("SAGA", 0.3)):
-        passes, wall, cpu = ours(name, objective, lr, args.batch, f_star, args.target)
+    header = ("passes", "grad evals", "wall s", "cpu s", "wall x", "cpu x")
+    print(f"  {'solver':34s} " + " ".join(f"{h:>{w}s}" for h, w in zip(header, (8, 11, 8, 8, 7, 7), strict=True)))
+    for solver in solvers:
+        wall, cpu = statistics.median(solver.walls), statistics.median(solver.cpus)
         print(
-            f"  noisygrad {name} b={args.batch} lr={lr}  {passes:8.0f} passes  wall {wall:7.2f} s  cpu {cpu:7.2f} s"
-            f"   {wall / sk_wall:.1f}x wall, {cpu / sk_cpu:.1f}x cpu"
+            f"  {solver.name:34s} {solver.passes:8.0f} {solver.gradient_evaluations:11d} {wall:8.3f} {cpu:8.3f}"
+            f" {wall / anchor_wall:7.2f} {cpu / anchor_cpu:7.2f}"
         )
 
 

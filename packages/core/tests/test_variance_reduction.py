@@ -13,7 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from noisygrad import SGD, Energy, FiniteSum, MiniBatch, minimize
+from noisygrad import SGD, Energy, FiniteSum, MiniBatch, NonFiniteGradientError, minimize
+from noisygrad.glm import GLM
 from noisygrad.objectives import BatchingNotAllowedError
 from noisygrad.variance_reduction import SAGA, STORM, SVRG
 
@@ -117,3 +118,124 @@ def test_bad_input(logistic: tuple[FiniteSum, float]) -> None:
         SVRG(objective, 4, refresh=0)
     with pytest.raises(ValueError, match="keys"):
         SAGA(objective, 4).load_state_dict({"table": None})
+
+
+# --- the GLM fast path: one loss derivative per example, numpy steps -----------------------------------------
+
+
+def _glm_twins(objective: FiniteSum, l2: float) -> tuple[GLM, FiniteSum]:
+    """The module's logistic problem as a GLM with penalty ``l2``, and its data term alone as an autograd loss."""
+    X, y = objective.data
+
+    def data_term(w: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-y * (X @ w)).mean()
+
+    return GLM(X, y, loss="logistic", l2=l2), FiniteSum(data_term, (X, y))
+
+
+def _iterates(estimator: object, optimizer: SGD, steps: int) -> torch.Tensor:
+    xs: list[torch.Tensor] = []
+    minimize(
+        estimator,  # type: ignore[arg-type]
+        optimizer,
+        torch.zeros(D, dtype=torch.float64),
+        steps=steps,
+        seed=5,
+        callbacks=[lambda info: xs.append(info.x)],
+    )
+    return torch.stack(xs)
+
+
+def test_glm_svrg_follows_the_generic_svrg(logistic: tuple[FiniteSum, float]) -> None:
+    # Same seed, same batches: the GLM path's iterates are the autograd path's to rounding (relative 1e-12
+    # after 300 steps and 10 snapshots), at b examples per inner step instead of 2b.
+    objective, _ = logistic
+    glm, _ = _glm_twins(objective, LAM)
+    fast, generic = SVRG(glm, 16, refresh=30), SVRG(objective, 16, refresh=30)
+    x_fast, x_generic = _iterates(fast, SGD(0.5), 300), _iterates(generic, SGD(0.5), 300)
+    torch.testing.assert_close(x_fast, x_generic, rtol=1e-12, atol=1e-14)
+    assert fast.state_dict()["calls"] == generic.state_dict()["calls"] == 300
+    assert set(fast.state_dict()) == {"anchor", "anchor_grad", "anchor_derivatives", "calls"}
+
+
+@pytest.mark.parametrize("l2", [0.0, LAM])
+def test_glm_saga_treats_the_penalty_exactly(logistic: tuple[FiniteSum, float], l2: float) -> None:
+    # The GLM table holds the data term only; the penalty's gradient l2 w is exact: the generic SAGA on the data
+    # term under SGD(weight_decay=l2). With l2 = 0 that is the generic SAGA on the same objective.
+    objective, _ = logistic
+    glm, data_term = _glm_twins(objective, l2)
+    x_fast = _iterates(SAGA(glm, 16), SGD(0.5), 300)
+    x_generic = _iterates(SAGA(data_term, 16), SGD(0.5, weight_decay=l2), 300)
+    torch.testing.assert_close(x_fast, x_generic, rtol=1e-11, atol=1e-14)
+
+
+def test_glm_svrg_and_saga_reach_1e_10_at_a_constant_step(logistic: tuple[FiniteSum, float]) -> None:
+    # Acceptance on the GLM path, same problem, steps and seeds as the generic test above; the costs count
+    # b per SVRG inner step (the snapshot's derivatives are kept), N once plus b per step for SAGA.
+    objective, f_star = logistic
+    glm, _ = _glm_twins(objective, LAM)
+    x0 = torch.zeros(D, dtype=torch.float64)
+    svrg = minimize(SVRG(glm, 64), SGD(1.0), x0, steps=800)
+    saga = minimize(SAGA(glm, 64), SGD(0.8), x0, steps=800)
+    sgd = minimize(MiniBatch(glm, 64), SGD(0.8), x0, steps=800)
+    assert svrg.fun is not None
+    assert saga.fun is not None
+    assert sgd.fun is not None
+    assert svrg.fun - f_star <= 1e-10, svrg.fun - f_star
+    assert saga.fun - f_star <= 1e-10, saga.fun - f_star
+    assert sgd.fun - f_star > 1e-4, sgd.fun - f_star
+    snapshots = -(-800 // 31)
+    assert svrg.cost.examples == snapshots * N + (800 - snapshots) * 64
+    assert saga.cost.examples == N + 800 * 64
+
+
+@pytest.mark.parametrize("factory", [lambda o: SVRG(o, 16, refresh=7), lambda o: SAGA(o, 16)])
+def test_glm_resume_is_bit_identical(logistic: tuple[FiniteSum, float], factory) -> None:  # type: ignore[no-untyped-def]
+    objective, _ = logistic
+    glm, _ = _glm_twins(objective, LAM)
+    x0 = torch.zeros(D, dtype=torch.float64)
+    full = minimize(factory(glm), SGD(0.3), x0, steps=30, seed=3)
+    first = minimize(factory(glm), SGD(0.3), x0, steps=12, seed=3)
+    buffer = io.BytesIO()
+    torch.save(first.checkpoint, buffer)
+    buffer.seek(0)
+    rest = minimize(factory(glm), SGD(0.3), steps=18, resume=torch.load(buffer, weights_only=True))
+    assert torch.equal(rest.x, full.x)
+    assert rest.cost == full.cost
+    # the first run's estimator kept working on its own buffers: the checkpoint was a copy
+    assert torch.equal(first.checkpoint["x"], minimize(factory(glm), SGD(0.3), x0, steps=12, seed=3).x)
+
+
+def test_glm_fixed_anchor_and_bad_input(logistic: tuple[FiniteSum, float]) -> None:
+    objective, _ = logistic
+    glm, _ = _glm_twins(objective, LAM)
+    anchor = torch.full((D,), 0.1, dtype=torch.float64)
+    est = SVRG(glm, 8, refresh=None, anchor=anchor)
+    at_anchor = est.estimate(anchor, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(at_anchor.grad, objective.value_and_grad(anchor)[1], rtol=0, atol=1e-14)
+    assert at_anchor.cost.examples == N + 8
+    gen = torch.Generator()
+    with pytest.raises(TypeError, match="params must be a CPU tensor of the data's dtype"):
+        SAGA(glm, 8).estimate(torch.zeros(D, dtype=torch.float32), gen)
+    with pytest.raises(ValueError, match=r"params must have shape \(10,\)"):
+        est.estimate(torch.zeros(D + 1, dtype=torch.float64), gen)
+    with pytest.raises(ValueError, match="anchor_derivatives"):
+        SVRG(glm, 8).load_state_dict({"anchor": None, "anchor_grad": None, "calls": 0})
+    saga = SAGA(glm, 8)
+    with pytest.raises(ValueError, match=r"state\['table'\] must be a tensor of shape \(2000,\)"):
+        saga.load_state_dict({"table": torch.zeros(N, D, dtype=torch.float64), "table_mean": torch.zeros(D)})
+    with pytest.raises(NonFiniteGradientError, match="params has 10 non-finite entries"):
+        saga.estimate(torch.full((D,), float("nan"), dtype=torch.float64), gen)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_glm_saga_refuses_an_overflowing_gradient_before_it_reaches_the_table() -> None:
+    # Finite data and parameters whose margins overflow (1e200 * 1e200): numpy warns of the overflow, and the
+    # Inf gradient is refused.
+    X = torch.full((4, 1), 1e200, dtype=torch.float64)
+    saga, gen = SAGA(GLM(X, torch.zeros(4, dtype=torch.float64), loss="squared"), 2), torch.Generator()
+    saga.estimate(torch.zeros(1, dtype=torch.float64), gen)
+    table = saga.state_dict()["table"]
+    with pytest.raises(NonFiniteGradientError, match="gradient has 1 non-finite entry"):
+        saga.estimate(torch.full((1,), 1e200, dtype=torch.float64), gen)
+    assert torch.equal(saga.state_dict()["table"], table)

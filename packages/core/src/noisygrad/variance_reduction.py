@@ -11,17 +11,30 @@ SGD stalls in its noise ball. STORM's variance is damped by its momentum ``a`` b
 ``a`` and step it keeps a floor, lower than SGD's.
 
 Costs are counted in ``examples`` (per-example gradient evaluations): a snapshot costs ``N``, an SVRG or STORM
-step ``2 b``, a SAGA step ``b``.
+step ``2 b`` (``b`` for SVRG on a GLM, below), a SAGA step ``b``.
+
+A generalised linear model (:class:`~noisygrad.GLM`, ``l(x_i . w, y_i) + (l2/2)|w|^2``) has per-example gradients
+``l'(x_i . w, y_i) x_i + l2 w``: one number per example times its features. SVRG and SAGA detect it and remember
+those numbers instead of gradients, and with the data on the CPU they step on numpy views of the data: no
+autograd, ``O(b d)`` work in about ten array operations. SVRG's snapshot keeps its ``N`` derivatives, so an inner
+step evaluates ``b`` examples instead of ``2 b``; its iterates are the generic path's to rounding. SAGA's table
+holds ``N`` numbers instead of ``N x d``: the data term's derivatives, while the penalty's gradient ``l2 w`` is
+added exactly (as scikit-learn's SAGA does), so the penalty adds no variance of its own; the iterates are those
+of the generic SAGA on the unpenalised loss under ``SGD(lr, weight_decay=l2)`` (of the generic SAGA on the same
+objective when ``l2 = 0``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy.typing as npt
 import torch
 
 from ._validation import check_finite, check_in_range, check_positive_int
 from .estimators import Cost, Estimate
+from .glm import GLM, GLMArrays
 from .objectives import BatchingNotAllowedError, FiniteSum, Kind, require_kind
 
 __all__ = ["SAGA", "STORM", "SVRG"]
@@ -49,6 +62,31 @@ def _optional(value: torch.Tensor | None) -> torch.Tensor | None:
     return None if value is None else value.clone()
 
 
+def _glm_arrays(objective: FiniteSum) -> GLMArrays | None:
+    """The numpy kernels of a CPU :class:`~noisygrad.GLM`, else ``None`` (the generic autograd path)."""
+    return objective.arrays if isinstance(objective, GLM) else None
+
+
+def _finite_gradient(grad: npt.NDArray[Any]) -> torch.Tensor:
+    """``grad`` as a tensor (sharing memory), refused if it holds NaN or Inf.
+
+    One sum is cheaper than an elementwise test; any NaN or Inf entry makes it non-finite, and only then (or on
+    an overflow of the sum) does the entrywise check run and name the count.
+    """
+    tensor = torch.from_numpy(grad)
+    if not math.isfinite(float(grad.sum())):
+        check_finite("gradient", tensor)
+    return tensor
+
+
+def _owned(name: str, value: object, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A CPU copy of the state entry ``value`` after checking its shape and dtype (for the numpy kernels)."""
+    if not isinstance(value, torch.Tensor) or value.shape != shape or value.dtype != dtype:
+        got = (tuple(value.shape), value.dtype) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"state[{name!r}] must be a tensor of shape {shape} and dtype {dtype}, got {got}")
+    return value.detach().to("cpu", copy=True)
+
+
 class SVRG:
     """Stochastic variance-reduced gradient (Johnson and Zhang 2013).
 
@@ -63,6 +101,10 @@ class SVRG:
             ``None`` for a *fixed* anchor taken at the first call or given as ``anchor`` -- the control variate
             of SGLD-CV (Baker et al. 2019), best with the anchor at the mode.
         anchor: an optional fixed anchor point (needs ``refresh=None``).
+
+    With a CPU :class:`~noisygrad.GLM` the snapshot also keeps each example's loss derivative (``N`` numbers,
+    state key ``anchor_derivatives``), so an inner step evaluates ``b`` examples, not ``2 b``; the iterates are
+    the generic path's to rounding.
     """
 
     def __init__(
@@ -83,17 +125,29 @@ class SVRG:
             self.refresh = check_positive_int("refresh", refresh)
         if anchor is not None and self.refresh is not None:
             raise ValueError("anchor= fixes the snapshot: pass refresh=None with it")
+        self._glm = _glm_arrays(objective)
         self._anchor: torch.Tensor | None = None
         self._anchor_grad: torch.Tensor | None = None
+        self._anchor_derivatives: torch.Tensor | None = None  # GLM path: l'(x_i . anchor, y_i), shape (N,)
         self.calls = 0
+        self._pending_cost = 0
         if anchor is not None:
             point = torch.as_tensor(anchor).detach().clone()
             check_finite("anchor", point)
-            self._anchor = point
-            self._anchor_grad = objective.value_and_grad(point)[1]
+            self._snapshot(point)
             self._pending_cost = objective.n_examples
+
+    def _snapshot(self, point: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """Anchor at ``point`` (owned): the full value and gradient there, and for a GLM each example's derivative."""
+        if self._glm is None:
+            value, grad = self.objective.value_and_grad(point)
         else:
-            self._pending_cost = 0
+            w = self._glm.params(point)
+            value, derivatives, data_grad = self._glm.full(w)
+            grad = torch.from_numpy(data_grad + self._glm.l2 * w)
+            self._anchor_derivatives = torch.from_numpy(derivatives)
+        self._anchor, self._anchor_grad = point, grad
+        return value, grad
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
         examples = self._pending_cost
@@ -101,25 +155,47 @@ class SVRG:
         snapshot_due = self._anchor is None or (self.refresh is not None and self.calls % self.refresh == 0)
         self.calls += 1
         if snapshot_due:
-            value, grad = self.objective.value_and_grad(params)
-            self._anchor, self._anchor_grad = params.detach().clone(), grad
+            value, grad = self._snapshot(params.detach().clone())
             return Estimate(check_finite("gradient", grad), value, Cost(examples=examples + self.objective.n_examples))
         assert self._anchor is not None
         assert self._anchor_grad is not None
         idx = _batch(self.objective, self.batch_size, generator)
+        if self._glm is not None:
+            assert self._anchor_derivatives is not None
+            w, b, rows = self._glm.params(params), self.batch_size, idx.numpy()
+            value, Xb, derivatives = self._glm.batch(w, rows)
+            # grad f_B(w) - grad f_B(anchor) + grad f(anchor); the penalty's part is l2 (w - anchor)
+            correction = (derivatives - self._anchor_derivatives.numpy()[rows]) @ Xb
+            grad_np = correction / b + self._anchor_grad.numpy() + self._glm.l2 * (w - self._anchor.numpy())
+            return Estimate(_finite_gradient(grad_np), value, Cost(examples=examples + b))
         value, grad_here = self.objective.value_and_grad(params, idx)
         _, grad_anchor = self.objective.value_and_grad(self._anchor, idx)
         grad = grad_here - grad_anchor + self._anchor_grad
         return Estimate(check_finite("gradient", grad), value, Cost(examples=examples + 2 * self.batch_size))
 
+    def _keys(self) -> set[str]:
+        return {"anchor", "anchor_grad", "calls"} | ({"anchor_derivatives"} if self._glm is not None else set())
+
     def state_dict(self) -> dict[str, Any]:
-        return {"anchor": _optional(self._anchor), "anchor_grad": _optional(self._anchor_grad), "calls": self.calls}
+        state = {"anchor": _optional(self._anchor), "anchor_grad": _optional(self._anchor_grad), "calls": self.calls}
+        if self._glm is not None:
+            state["anchor_derivatives"] = _optional(self._anchor_derivatives)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if set(state) != {"anchor", "anchor_grad", "calls"}:
-            raise ValueError(f"SVRG state must have keys anchor, anchor_grad, calls; got {sorted(state)}")
-        self._anchor, self._anchor_grad = _optional(state["anchor"]), _optional(state["anchor_grad"])
-        self.calls = check_positive_int("state['calls']", state["calls"], allow_zero=True)
+        if set(state) != self._keys():
+            raise ValueError(f"SVRG state must have keys {', '.join(sorted(self._keys()))}; got {sorted(state)}")
+        calls = check_positive_int("state['calls']", state["calls"], allow_zero=True)
+        if self._glm is None:
+            self._anchor, self._anchor_grad = _optional(state["anchor"]), _optional(state["anchor_grad"])
+        elif state["anchor"] is None:
+            self._anchor = self._anchor_grad = self._anchor_derivatives = None
+        else:
+            d, n, dtype = self._glm.n_features, self._glm.n_examples, self._glm.dtype
+            self._anchor = _owned("anchor", state["anchor"], (d,), dtype)
+            self._anchor_grad = _owned("anchor_grad", state["anchor_grad"], (d,), dtype)
+            self._anchor_derivatives = _owned("anchor_derivatives", state["anchor_derivatives"], (n,), dtype)
+        self.calls = calls
         self._pending_cost = 0
 
 
@@ -130,6 +206,12 @@ class SAGA:
     The table is filled with the per-example gradients at the first call (cost ``N``); it holds ``N x d``
     numbers (per-example gradients from ``torch.func.vmap``). Unbiased; the variance vanishes at the optimum.
 
+    With a CPU :class:`~noisygrad.GLM` the table holds one number per example, the loss derivative
+    ``l'(x_i . phi_i, y_i)`` (state ``table`` of shape ``(N,)``, ``table_mean`` the data term's mean gradient
+    ``X^T table / N``), and the penalty's gradient ``l2 x`` is added exactly instead of through the table: as
+    scikit-learn's SAGA; the same iterates as the generic path on the unpenalised loss under
+    ``SGD(lr, weight_decay=l2)``, and the generic path's own iterates when ``l2 = 0``.
+
     Args:
         objective: a :class:`~noisygrad.FiniteSum` whose loss works under ``torch.func.vmap``.
         batch_size: ``b``, distinct examples per step.
@@ -138,10 +220,30 @@ class SAGA:
     def __init__(self, objective: FiniteSum, batch_size: int) -> None:
         self.batch_size = _check_finite_sum("SAGA", objective, batch_size)
         self.objective = objective
+        self._glm = _glm_arrays(objective)
         self._table: torch.Tensor | None = None
         self._table_mean: torch.Tensor | None = None
 
+    def _estimate_glm(self, glm: GLMArrays, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        w, n, b = glm.params(params), glm.n_examples, self.batch_size
+        examples = 0
+        if self._table is None:
+            _, derivatives, data_grad = glm.full(w)
+            self._table, self._table_mean = torch.from_numpy(derivatives), torch.from_numpy(data_grad)
+            examples += n
+        assert self._table_mean is not None
+        table, table_mean = self._table.numpy(), self._table_mean.numpy()  # owned buffers, updated in place
+        idx = _batch(self.objective, b, generator).numpy()
+        value, Xb, derivatives = glm.batch(w, idx)
+        change = (derivatives - table[idx]) @ Xb
+        grad = _finite_gradient(change / b + table_mean + glm.l2 * w)  # checked before the table changes
+        table[idx] = derivatives
+        table_mean += change / n
+        return Estimate(grad, value, Cost(examples=examples + b))
+
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        if self._glm is not None:
+            return self._estimate_glm(self._glm, params, generator)
         n, flat = self.objective.n_examples, params.numel()
         examples = 0
         if self._table is None:
@@ -165,7 +267,12 @@ class SAGA:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if set(state) != {"table", "table_mean"}:
             raise ValueError(f"SAGA state must have keys table, table_mean; got {sorted(state)}")
-        self._table, self._table_mean = _optional(state["table"]), _optional(state["table_mean"])
+        if self._glm is None or state["table"] is None:
+            self._table, self._table_mean = _optional(state["table"]), _optional(state["table_mean"])
+        else:
+            glm = self._glm
+            self._table = _owned("table", state["table"], (glm.n_examples,), glm.dtype)
+            self._table_mean = _owned("table_mean", state["table_mean"], (glm.n_features,), glm.dtype)
 
 
 class STORM:
