@@ -50,7 +50,9 @@ def test_parameter_shift_variance_is_sigma2_over_2s_per_component(hamiltonian, a
     estimator = ParameterShift(objective)
     measured, se, _mean, _ = _scatter(estimator, torch.as_tensor(theta), draws)
     assert measured == pytest.approx(predicted, abs=_Z * se)
-    assert abs(measured / predicted - 1) < 0.1  # the acceptance: within 10% of the formula (4 SE < 10% here)
+    # The acceptance, within 10% of the formula, is only decided by the formula once 4 SE < 10% (the slow size,
+    # 4000 draws: relative SE ~2%); at 300 draws (relative SE ~8%) the check is the 4 SE one above.
+    assert abs(measured / predicted - 1) < max(0.1, _Z * se / predicted)
     # the estimate's own noise statistic (from the samples' standard errors) agrees too
     stat = estimator.estimate(torch.as_tensor(theta), torch.Generator().manual_seed(1)).stats["grad_variance"]
     assert stat == pytest.approx(predicted, rel=0.15)
@@ -64,7 +66,7 @@ def test_finite_difference_variance(hamiltonian, ansatz, theta, draws):
     predicted = ((objective.variance(theta + eye) + objective.variance(theta - eye)) / (4 * h**2 * shots)).sum()
     measured, se, _, _ = _scatter(finite_difference(objective, step=h), torch.as_tensor(theta), draws)
     assert measured == pytest.approx(predicted, abs=_Z * se)
-    assert abs(measured / predicted - 1) < 0.1
+    assert abs(measured / predicted - 1) < max(0.1, _Z * se / predicted)  # as above: 10% once 4 SE < 10%
 
 
 @pytest.mark.parametrize("draws", [500, pytest.param(6000, marks=pytest.mark.slow)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from qiskit.circuit import ParameterVector, QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
 from noisygrad._validation import check_positive_int
@@ -41,6 +42,31 @@ def tfim(num_qubits: int = 4, *, coupling: float = 1.0, field: float = 1.0) -> S
     terms: list[tuple[str, list[int], float]] = [("ZZ", [i, i + 1], -float(coupling)) for i in range(n - 1)]
     terms += [("X", [i], -float(field)) for i in range(n)]
     return SparsePauliOp.from_sparse_list(terms, num_qubits=n)
+
+
+def tfim_ansatz(num_qubits: int = 4, layers: int = 2) -> QuantumCircuit:
+    """A Hamiltonian-variational ansatz for :func:`tfim`: ``|+>^n``, then ``layers`` times an ``rzz`` on every bond
+    and an ``rx`` on every qubit, each gate with its own angle (``layers * (2n - 1)`` parameters).
+
+    Measured on the 4-qubit critical chain (BFGS on exact energies, 10 random starts): 2 layers (14 parameters)
+    reach the ground energy to 1e-9 from every start, while the hardware-efficient ``real_amplitudes(4, reps=2)``
+    (12 parameters) bottoms out 0.10 mHa above it and has a Hessian eigenvalue 700x below its largest there, a
+    soft direction along which first-order SPSA crawls.
+    """
+    n = check_positive_int("num_qubits", num_qubits)
+    if n < 2:
+        raise ValueError(f"num_qubits must be >= 2 for a chain, got {n}")
+    depth = check_positive_int("layers", layers)
+    theta = ParameterVector("t", depth * (2 * n - 1))
+    qc = QuantumCircuit(n, name="tfim_hva")
+    qc.h(range(n))
+    angles = iter(theta)
+    for _ in range(depth):
+        for i in range(n - 1):
+            qc.rzz(next(angles), i, i + 1)
+        for i in range(n):
+            qc.rx(next(angles), i)
+    return qc
 
 
 def exact_ground_energy(hamiltonian: object) -> float:

@@ -19,7 +19,6 @@ import torch
 from qiskit import QuantumCircuit
 
 from noisygrad import SGD, Adam, Estimator, Optimizer
-from noisygrad import SPSA as SPSAEstimator
 from noisygrad._validation import check_positive_int
 
 from . import _loop
@@ -94,6 +93,7 @@ def vqe(
     backend: str = "auto",
     device: str = "CPU",
     perturbation: float = 0.2,
+    perturbation_decay: float = SPALL_GAMMA,
     stability: float | None = None,
     target_step: float = 2 * math.pi / 10,
     resamplings: int = 1,
@@ -119,7 +119,8 @@ def vqe(
         seed: seeds everything random (initial point, perturbations, shots).
         initial_point: ``P`` starting parameters; default uniform in ``[-pi, pi)`` from ``seed``.
         noise, backend, device: see :class:`~noisygrad.quantum.EnergyObjective`.
-        perturbation: SPSA's ``c`` of ``c_k = c / (k + 1)^0.101``.
+        perturbation: SPSA's ``c`` of ``c_k = c / (k + 1)^gamma``.
+        perturbation_decay: ``gamma`` (Spall's 0.101; see :class:`~noisygrad.quantum.SPSA`).
         stability: Spall's ``A`` (``None``: 10% of ``maxiter``, Spall's recommendation).
         target_step: the calibrated size of SPSA's first step per parameter (Qiskit's ``2 pi / 10``).
         resamplings: SPSA perturbations averaged per step (one call).
@@ -162,6 +163,7 @@ def vqe(
         gains = SPSAGains(
             maxiter,
             perturbation=perturbation,
+            perturbation_decay=perturbation_decay,
             stability=stability,
             target_step=target_step,
             resamplings=resamplings,
@@ -175,7 +177,7 @@ def vqe(
             calibration["shots"] = float(objective.shots_used - before_shots)
             optimizer = SGD(schedule)
         else:
-            estimator = SPSAEstimator(objective, c=gains.perturbation, gamma=SPALL_GAMMA, resamplings=gains.resamplings)
+            estimator = gains.estimator(objective)
     elif gradient == "parameter-shift":
         estimator = ParameterShift(objective)
     else:
