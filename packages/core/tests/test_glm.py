@@ -54,11 +54,10 @@ def test_gradients_match_autograd(loss: str) -> None:
     assert glm.example_losses is not None
     torch.testing.assert_close(glm.example_losses(w, X[idx], y[idx]), values_ref, rtol=1e-13, atol=0)
     # the numpy kernels of SVRG and SAGA: the same value, derivatives and data gradient
-    assert glm.arrays is not None
-    full_value, derivatives, data_grad = glm.arrays.full(w.numpy())
+    full_value, derivatives, data_grad = glm.kernels.full(w.numpy())
     assert full_value == pytest.approx(twin.value(w), rel=1e-13)
     np.testing.assert_allclose(data_grad + LAM * w.numpy(), twin.value_and_grad(w)[1].numpy(), rtol=1e-12, atol=1e-14)
-    batch_value, Xb, batch_derivatives = glm.arrays.batch(w.numpy(), idx.numpy())
+    batch_value, Xb, batch_derivatives = glm.kernels.batch(w.numpy(), idx.numpy())
     assert batch_value == pytest.approx(twin.value_and_grad(w, idx)[0], rel=1e-13)
     np.testing.assert_array_equal(Xb, X[idx].numpy())
     np.testing.assert_allclose(batch_derivatives, derivatives[idx.numpy()], rtol=1e-13, atol=1e-15)
@@ -79,8 +78,7 @@ def test_float32_data_stay_float32() -> None:
     glm = GLM(X, y, l2=LAM)
     _, grad = glm.value_and_grad(torch.zeros(D))
     assert grad.dtype == torch.float32
-    assert glm.arrays is not None
-    assert glm.arrays.full(np.zeros(D, dtype=np.float32))[2].dtype == np.float32
+    assert glm.kernels.full(np.zeros(D, dtype=np.float32))[2].dtype == np.float32
 
 
 def test_noise_statistics_on_a_glm_match_the_autograd_objective() -> None:
@@ -106,6 +104,8 @@ def test_inputs_are_not_modified_and_numpy_inputs_work() -> None:
     np.testing.assert_array_equal(X_np, X.numpy())
     np.testing.assert_array_equal(y_np, y.numpy())
     assert repr(glm) == f"GLM(N={N}, d={D}, loss='squared', l2={LAM!r})"
+    X_np.flags.writeable = False  # read-only arrays are copied (torch wraps only writable ones)
+    assert GLM(X_np, y_np, loss="squared").value(w) == pytest.approx(GLM(X, y, loss="squared").value(w), rel=1e-15)
 
 
 def test_bad_input() -> None:
@@ -133,6 +133,5 @@ def test_bad_input() -> None:
     glm = GLM(X, y)
     with pytest.raises(ValueError, match=r"params must have shape \(6,\)"):
         glm.value_and_grad(torch.zeros(D + 1, dtype=torch.float64))
-    assert glm.arrays is not None
-    with pytest.raises(TypeError, match="params must be a CPU tensor of the data's dtype"):
-        glm.arrays.params(torch.zeros(D, dtype=torch.float32))
+    with pytest.raises(TypeError, match="params must be a tensor of the data's dtype and device"):
+        glm.kernels.params(torch.zeros(D, dtype=torch.float32))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from noisygrad import SGD, Energy, FiniteSum, MiniBatch, NonFiniteGradientError, minimize
-from noisygrad.glm import GLM
+from noisygrad.glm import GLM, GLMKernels
 from noisygrad.objectives import BatchingNotAllowedError
 from noisygrad.variance_reduction import SAGA, STORM, SVRG
 
@@ -215,7 +215,7 @@ def test_glm_fixed_anchor_and_bad_input(logistic: tuple[FiniteSum, float]) -> No
     torch.testing.assert_close(at_anchor.grad, objective.value_and_grad(anchor)[1], rtol=0, atol=1e-14)
     assert at_anchor.cost.examples == N + 8
     gen = torch.Generator()
-    with pytest.raises(TypeError, match="params must be a CPU tensor of the data's dtype"):
+    with pytest.raises(TypeError, match="params must be a tensor of the data's dtype and device"):
         SAGA(glm, 8).estimate(torch.zeros(D, dtype=torch.float32), gen)
     with pytest.raises(ValueError, match=r"params must have shape \(10,\)"):
         est.estimate(torch.zeros(D + 1, dtype=torch.float64), gen)
@@ -239,3 +239,18 @@ def test_glm_saga_refuses_an_overflowing_gradient_before_it_reaches_the_table() 
     with pytest.raises(NonFiniteGradientError, match="gradient has 1 non-finite entry"):
         saga.estimate(torch.full((1,), 1e200, dtype=torch.float64), gen)
     assert torch.equal(saga.state_dict()["table"], table)
+
+
+def test_glm_torch_kernels_follow_the_numpy_kernels(logistic: tuple[FiniteSum, float]) -> None:
+    # Data on a GPU step through the same arithmetic on tensors (GLMKernels' torch backend), here forced on the
+    # CPU: the same iterates as the numpy kernels to rounding, and the same state keys and costs.
+    objective, _ = logistic
+    glm, _ = _glm_twins(objective, LAM)
+    on_tensors, _ = _glm_twins(objective, LAM)
+    X, y = objective.data
+    on_tensors.kernels = GLMKernels(X, y, "logistic", LAM, backend="torch")
+    for factory in (lambda o: SVRG(o, 16, refresh=30), lambda o: SAGA(o, 16)):
+        x_numpy, x_torch = _iterates(factory(glm), SGD(0.5), 200), _iterates(factory(on_tensors), SGD(0.5), 200)
+        torch.testing.assert_close(x_torch, x_numpy, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="backend must be None, 'torch', or 'numpy'"):
+        GLMKernels(X, y, "logistic", LAM, backend="jax")

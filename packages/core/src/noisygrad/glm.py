@@ -9,8 +9,9 @@ example's margin ``z_i = x_i . w``, times the example's features, plus the penal
   ``vmap``; the noise statistics of :mod:`noisygrad.per_example` use them);
 * :class:`~noisygrad.SVRG` and :class:`~noisygrad.SAGA` detect it and remember one number per example instead of a
   gradient: SAGA's table holds ``N`` derivatives (as scikit-learn's SAG and SAGA do) and SVRG's snapshot keeps its
-  ``N`` derivatives, so an inner step evaluates ``b`` examples instead of ``2 b``. With the data on the CPU their
-  steps run on numpy views of the data: ``O(b d)`` arithmetic in about ten array operations, no autograd.
+  ``N`` derivatives, so an inner step evaluates ``b`` examples instead of ``2 b``. Their steps are ``O(b d)``
+  arithmetic in about ten array operations without autograd, on numpy views of the data when the data are on the
+  CPU (:class:`GLMKernels`), on the tensors on another device.
 
 The losses (``z`` the margin ``x . w``):
 
@@ -34,12 +35,14 @@ from scipy.special import expit
 from ._validation import check_finite, check_positive
 from .objectives import FiniteSum
 
-__all__ = ["GLM", "GLMLoss"]
+__all__ = ["GLM", "GLMKernels", "GLMLoss"]
 
 GLMLoss = Literal["logistic", "squared"]
 LOSSES: tuple[str, ...] = get_args(GLMLoss)
 
 Array = npt.NDArray[Any]
+Vector = Any
+"""A numpy array (data on the CPU) or a torch tensor (data on another device): what :class:`GLMKernels` computes on."""
 
 
 def _torch_losses(name: str, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -59,6 +62,8 @@ def _torch_derivatives(name: str, z: torch.Tensor, y: torch.Tensor) -> torch.Ten
 def _data_tensor(name: str, value: object, ndim: int) -> torch.Tensor:
     if not isinstance(value, torch.Tensor | np.ndarray):
         raise TypeError(f"{name} must be a torch.Tensor or a numpy array, got {type(value).__name__}")
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        value = value.copy()  # torch wraps only writable arrays (the objective never writes to its data)
     tensor = torch.as_tensor(value).detach()
     if not tensor.is_floating_point():
         raise TypeError(f"{name} must hold floating-point numbers, got dtype {tensor.dtype}")
@@ -68,47 +73,75 @@ def _data_tensor(name: str, value: object, ndim: int) -> torch.Tensor:
     return check_finite(name, tensor, hint=f"pass finite numbers as {name}")
 
 
-class GLMArrays:
-    """numpy views of a CPU :class:`GLM`'s data and its loss: the per-step kernels of SVRG and SAGA.
+class GLMKernels:
+    """The per-step arithmetic of SVRG and SAGA on a :class:`GLM`, without autograd.
 
-    Views share memory with the objective's tensors (nothing is copied or modified).
+    On the CPU it works on numpy views of the data (small numpy operations cost a fraction of torch's
+    per-call overhead); on another device on the tensors themselves, with the same operations (``backend``
+    forces ``"torch"`` or ``"numpy"``; ``None`` chooses by the data's device). Arrays are
+    therefore numpy arrays on the CPU and tensors elsewhere (``Vector`` below); :meth:`view` and :meth:`tensor`
+    convert to and from the estimators' torch state. Views share memory with the objective's tensors: the data
+    are never copied or modified.
     """
 
-    def __init__(self, X: Array, y: Array, loss: str, l2: float, dtype: torch.dtype) -> None:
-        self.X, self.y, self.loss, self.l2, self.dtype = X, y, loss, l2, dtype
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, loss: str, l2: float, *, backend: str | None = None) -> None:
+        if backend not in (None, "numpy", "torch") or (backend == "numpy" and X.device.type != "cpu"):
+            raise ValueError(f"backend must be None, 'torch', or 'numpy' for data on the CPU; got {backend!r}")
+        self.on_cpu = backend == "numpy" or (backend is None and X.device.type == "cpu")
+        self.X: Vector = X.numpy() if self.on_cpu else X
+        self.y: Vector = y.numpy() if self.on_cpu else y
+        self.loss, self.l2, self.dtype, self.device = loss, l2, X.dtype, X.device
         self.n_examples, self.n_features = X.shape
 
-    def params(self, params: torch.Tensor) -> Array:
-        """``params`` as a numpy view (never written), checked for shape, dtype and device, and for NaN or Inf."""
+    def params(self, params: torch.Tensor) -> Vector:
+        """``params`` as a ``Vector`` (never written), checked for shape, dtype and device, and for NaN or Inf."""
         if params.shape != (self.n_features,):
             raise ValueError(
                 f"params must have shape ({self.n_features},), one weight per column of X; got {tuple(params.shape)}"
             )
-        if not params.is_cpu or params.dtype != self.dtype:
+        if params.device != self.device or params.dtype != self.dtype:
             raise TypeError(
-                f"params must be a CPU tensor of the data's dtype ({self.dtype}); got {params.dtype} on {params.device}"
+                f"params must be a tensor of the data's dtype and device ({self.dtype} on {self.device}); "
+                f"got {params.dtype} on {params.device}"
             )
-        w = params.detach().numpy() if params.requires_grad else params.numpy()
+        w = params.detach() if params.requires_grad else params
         if not math.isfinite(float(w.sum())):  # any NaN or Inf entry (or an overflow, checked entrywise next)
             check_finite("params", params)
-        return w
+        return w.numpy() if self.on_cpu else w
 
-    def losses_and_derivatives(self, z: Array, y: Array) -> tuple[Array, Array]:
+    def view(self, tensor: torch.Tensor) -> Vector:
+        """A state tensor (or the batch indices) as a ``Vector`` sharing its memory."""
+        return tensor.numpy() if self.on_cpu else tensor.to(self.device)
+
+    def tensor(self, vector: Vector) -> torch.Tensor:
+        """A ``Vector`` as a tensor sharing its memory."""
+        return torch.from_numpy(vector) if self.on_cpu else vector
+
+    def gradient(self, vector: Vector) -> torch.Tensor:
+        """A gradient as a tensor, refused if it holds NaN or Inf (one sum first: cheaper than an entrywise test)."""
+        grad = self.tensor(vector)
+        if not math.isfinite(float(vector.sum())):
+            check_finite("gradient", grad)
+        return grad
+
+    def losses_and_derivatives(self, z: Vector, y: Vector) -> tuple[Vector, Vector]:
         """Each example's data loss and its derivative with respect to the margin ``z``."""
+        if not self.on_cpu:
+            return _torch_losses(self.loss, z, y), _torch_derivatives(self.loss, z, y)
         if self.loss == "logistic":
             minus_margin = -(y * z)
             return np.logaddexp(0.0, minus_margin), -y * expit(minus_margin)
         residual = z - y
         return 0.5 * residual * residual, residual
 
-    def batch(self, w: Array, idx: Array) -> tuple[float, Array, Array]:
+    def batch(self, w: Vector, idx: Vector) -> tuple[float, Vector, Vector]:
         """The mean loss over the examples ``idx`` (penalty included), their features and their derivatives."""
         Xb = self.X[idx]
         losses, derivatives = self.losses_and_derivatives(Xb @ w, self.y[idx])
         value = float(losses.sum()) / len(idx) + 0.5 * self.l2 * float(w @ w)
         return value, Xb, derivatives
 
-    def full(self, w: Array) -> tuple[float, Array, Array]:
+    def full(self, w: Vector) -> tuple[float, Vector, Vector]:
         """The objective at ``w``, every example's derivative (shape ``(N,)``) and the data term's gradient.
 
         The data term's gradient is ``X^T l'(X w, y) / N``, the full gradient without the penalty's ``l2 w``.
@@ -126,7 +159,7 @@ class GLM(FiniteSum):
     loss is ``loss(w, X, y)``, the mean data loss plus the penalty, so each example's loss includes the penalty.
 
     Args:
-        X: features, shape ``(N, d)``, a floating tensor or numpy array (numpy arrays are wrapped, not copied).
+        X: features, shape ``(N, d)``, a floating tensor or numpy array (wrapped, not copied, unless read-only).
         y: targets, shape ``(N,)``, the same dtype and device; labels in ``{-1, +1}`` for ``"logistic"``.
         loss: ``"logistic"`` or ``"squared"`` (see :mod:`noisygrad.glm`).
         l2: the L2 penalty ``lambda >= 0``; scikit-learn's ``C`` is ``1 / (N lambda)``.
@@ -169,10 +202,8 @@ class GLM(FiniteSum):
         self.example_losses = self._example_losses
         self.X, self.y = features, targets
         self.n_features: int = features.shape[1]
-        self.arrays: GLMArrays | None = None
-        """numpy views for the SVRG and SAGA kernels when the data are on the CPU, else ``None``."""
-        if features.device.type == "cpu":
-            self.arrays = GLMArrays(features.numpy(), targets.numpy(), loss, self.l2, features.dtype)
+        self.kernels = GLMKernels(features, targets, loss, self.l2)
+        """The per-step arithmetic SVRG and SAGA use (numpy on the CPU, torch elsewhere)."""
 
     def _example_losses(self, params: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return _torch_losses(self.loss_name, X @ params, y) + 0.5 * self.l2 * (params @ params)

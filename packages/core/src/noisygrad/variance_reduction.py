@@ -15,26 +15,24 @@ step ``2 b`` (``b`` for SVRG on a GLM, below), a SAGA step ``b``.
 
 A generalised linear model (:class:`~noisygrad.GLM`, ``l(x_i . w, y_i) + (l2/2)|w|^2``) has per-example gradients
 ``l'(x_i . w, y_i) x_i + l2 w``: one number per example times its features. SVRG and SAGA detect it and remember
-those numbers instead of gradients, and with the data on the CPU they step on numpy views of the data: no
-autograd, ``O(b d)`` work in about ten array operations. SVRG's snapshot keeps its ``N`` derivatives, so an inner
-step evaluates ``b`` examples instead of ``2 b``; its iterates are the generic path's to rounding. SAGA's table
-holds ``N`` numbers instead of ``N x d``: the data term's derivatives, while the penalty's gradient ``l2 w`` is
-added exactly (as scikit-learn's SAGA does), so the penalty adds no variance of its own; the iterates are those
-of the generic SAGA on the unpenalised loss under ``SGD(lr, weight_decay=l2)`` (of the generic SAGA on the same
-objective when ``l2 = 0``).
+those numbers instead of gradients, and step without autograd: ``O(b d)`` work in about ten array operations, on
+numpy views of the data when the data are on the CPU (:class:`~noisygrad.glm.GLMKernels`). SVRG's snapshot keeps
+its ``N`` derivatives, so an inner step evaluates ``b`` examples instead of ``2 b``; its iterates are the generic
+path's to rounding. SAGA's table holds ``N`` numbers instead of ``N x d``: the data term's derivatives, while the
+penalty's gradient ``l2 w`` is added exactly (as scikit-learn's SAGA does), so the penalty adds no variance of its
+own; the iterates are those of the generic SAGA on the unpenalised loss under ``SGD(lr, weight_decay=l2)`` (of the
+generic SAGA on the same objective when ``l2 = 0``).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy.typing as npt
 import torch
 
 from ._validation import check_finite, check_in_range, check_positive_int
 from .estimators import Cost, Estimate
-from .glm import GLM, GLMArrays
+from .glm import GLM, GLMKernels
 from .objectives import BatchingNotAllowedError, FiniteSum, Kind, require_kind
 
 __all__ = ["SAGA", "STORM", "SVRG"]
@@ -62,29 +60,17 @@ def _optional(value: torch.Tensor | None) -> torch.Tensor | None:
     return None if value is None else value.clone()
 
 
-def _glm_arrays(objective: FiniteSum) -> GLMArrays | None:
-    """The numpy kernels of a CPU :class:`~noisygrad.GLM`, else ``None`` (the generic autograd path)."""
-    return objective.arrays if isinstance(objective, GLM) else None
+def _glm_kernels(objective: FiniteSum) -> GLMKernels | None:
+    """The closed-form kernels of a :class:`~noisygrad.GLM`, else ``None`` (the generic autograd path)."""
+    return objective.kernels if isinstance(objective, GLM) else None
 
 
-def _finite_gradient(grad: npt.NDArray[Any]) -> torch.Tensor:
-    """``grad`` as a tensor (sharing memory), refused if it holds NaN or Inf.
-
-    One sum is cheaper than an elementwise test; any NaN or Inf entry makes it non-finite, and only then (or on
-    an overflow of the sum) does the entrywise check run and name the count.
-    """
-    tensor = torch.from_numpy(grad)
-    if not math.isfinite(float(grad.sum())):
-        check_finite("gradient", tensor)
-    return tensor
-
-
-def _owned(name: str, value: object, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A CPU copy of the state entry ``value`` after checking its shape and dtype (for the numpy kernels)."""
-    if not isinstance(value, torch.Tensor) or value.shape != shape or value.dtype != dtype:
+def _owned(name: str, value: object, shape: tuple[int, ...], glm: GLMKernels) -> torch.Tensor:
+    """A copy of the state entry ``value`` on the data's device, after checking its shape and dtype."""
+    if not isinstance(value, torch.Tensor) or value.shape != shape or value.dtype != glm.dtype:
         got = (tuple(value.shape), value.dtype) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"state[{name!r}] must be a tensor of shape {shape} and dtype {dtype}, got {got}")
-    return value.detach().to("cpu", copy=True)
+        raise ValueError(f"state[{name!r}] must be a tensor of shape {shape} and dtype {glm.dtype}, got {got}")
+    return value.detach().to(glm.device, copy=True)
 
 
 class SVRG:
@@ -102,7 +88,7 @@ class SVRG:
             of SGLD-CV (Baker et al. 2019), best with the anchor at the mode.
         anchor: an optional fixed anchor point (needs ``refresh=None``).
 
-    With a CPU :class:`~noisygrad.GLM` the snapshot also keeps each example's loss derivative (``N`` numbers,
+    With a :class:`~noisygrad.GLM` the snapshot also keeps each example's loss derivative (``N`` numbers,
     state key ``anchor_derivatives``), so an inner step evaluates ``b`` examples, not ``2 b``; the iterates are
     the generic path's to rounding.
     """
@@ -125,7 +111,7 @@ class SVRG:
             self.refresh = check_positive_int("refresh", refresh)
         if anchor is not None and self.refresh is not None:
             raise ValueError("anchor= fixes the snapshot: pass refresh=None with it")
-        self._glm = _glm_arrays(objective)
+        self._glm = _glm_kernels(objective)
         self._anchor: torch.Tensor | None = None
         self._anchor_grad: torch.Tensor | None = None
         self._anchor_derivatives: torch.Tensor | None = None  # GLM path: l'(x_i . anchor, y_i), shape (N,)
@@ -144,8 +130,8 @@ class SVRG:
         else:
             w = self._glm.params(point)
             value, derivatives, data_grad = self._glm.full(w)
-            grad = torch.from_numpy(data_grad + self._glm.l2 * w)
-            self._anchor_derivatives = torch.from_numpy(derivatives)
+            grad = self._glm.tensor(data_grad + self._glm.l2 * w)
+            self._anchor_derivatives = self._glm.tensor(derivatives)
         self._anchor, self._anchor_grad = point, grad
         return value, grad
 
@@ -162,12 +148,13 @@ class SVRG:
         idx = _batch(self.objective, self.batch_size, generator)
         if self._glm is not None:
             assert self._anchor_derivatives is not None
-            w, b, rows = self._glm.params(params), self.batch_size, idx.numpy()
-            value, Xb, derivatives = self._glm.batch(w, rows)
+            glm, b = self._glm, self.batch_size
+            w, rows = glm.params(params), glm.view(idx)
+            value, Xb, derivatives = glm.batch(w, rows)
             # grad f_B(w) - grad f_B(anchor) + grad f(anchor); the penalty's part is l2 (w - anchor)
-            correction = (derivatives - self._anchor_derivatives.numpy()[rows]) @ Xb
-            grad_np = correction / b + self._anchor_grad.numpy() + self._glm.l2 * (w - self._anchor.numpy())
-            return Estimate(_finite_gradient(grad_np), value, Cost(examples=examples + b))
+            correction = (derivatives - glm.view(self._anchor_derivatives)[rows]) @ Xb
+            grad_glm = correction / b + glm.view(self._anchor_grad) + glm.l2 * (w - glm.view(self._anchor))
+            return Estimate(glm.gradient(grad_glm), value, Cost(examples=examples + b))
         value, grad_here = self.objective.value_and_grad(params, idx)
         _, grad_anchor = self.objective.value_and_grad(self._anchor, idx)
         grad = grad_here - grad_anchor + self._anchor_grad
@@ -191,10 +178,11 @@ class SVRG:
         elif state["anchor"] is None:
             self._anchor = self._anchor_grad = self._anchor_derivatives = None
         else:
-            d, n, dtype = self._glm.n_features, self._glm.n_examples, self._glm.dtype
-            self._anchor = _owned("anchor", state["anchor"], (d,), dtype)
-            self._anchor_grad = _owned("anchor_grad", state["anchor_grad"], (d,), dtype)
-            self._anchor_derivatives = _owned("anchor_derivatives", state["anchor_derivatives"], (n,), dtype)
+            glm = self._glm
+            d, n = glm.n_features, glm.n_examples
+            self._anchor = _owned("anchor", state["anchor"], (d,), glm)
+            self._anchor_grad = _owned("anchor_grad", state["anchor_grad"], (d,), glm)
+            self._anchor_derivatives = _owned("anchor_derivatives", state["anchor_derivatives"], (n,), glm)
         self.calls = calls
         self._pending_cost = 0
 
@@ -206,7 +194,7 @@ class SAGA:
     The table is filled with the per-example gradients at the first call (cost ``N``); it holds ``N x d``
     numbers (per-example gradients from ``torch.func.vmap``). Unbiased; the variance vanishes at the optimum.
 
-    With a CPU :class:`~noisygrad.GLM` the table holds one number per example, the loss derivative
+    With a :class:`~noisygrad.GLM` the table holds one number per example, the loss derivative
     ``l'(x_i . phi_i, y_i)`` (state ``table`` of shape ``(N,)``, ``table_mean`` the data term's mean gradient
     ``X^T table / N``), and the penalty's gradient ``l2 x`` is added exactly instead of through the table: as
     scikit-learn's SAGA; the same iterates as the generic path on the unpenalised loss under
@@ -220,23 +208,23 @@ class SAGA:
     def __init__(self, objective: FiniteSum, batch_size: int) -> None:
         self.batch_size = _check_finite_sum("SAGA", objective, batch_size)
         self.objective = objective
-        self._glm = _glm_arrays(objective)
+        self._glm = _glm_kernels(objective)
         self._table: torch.Tensor | None = None
         self._table_mean: torch.Tensor | None = None
 
-    def _estimate_glm(self, glm: GLMArrays, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+    def _estimate_glm(self, glm: GLMKernels, params: torch.Tensor, generator: torch.Generator) -> Estimate:
         w, n, b = glm.params(params), glm.n_examples, self.batch_size
         examples = 0
         if self._table is None:
             _, derivatives, data_grad = glm.full(w)
-            self._table, self._table_mean = torch.from_numpy(derivatives), torch.from_numpy(data_grad)
+            self._table, self._table_mean = glm.tensor(derivatives), glm.tensor(data_grad)
             examples += n
         assert self._table_mean is not None
-        table, table_mean = self._table.numpy(), self._table_mean.numpy()  # owned buffers, updated in place
-        idx = _batch(self.objective, b, generator).numpy()
+        table, table_mean = glm.view(self._table), glm.view(self._table_mean)  # owned buffers, updated in place
+        idx = glm.view(_batch(self.objective, b, generator))
         value, Xb, derivatives = glm.batch(w, idx)
         change = (derivatives - table[idx]) @ Xb
-        grad = _finite_gradient(change / b + table_mean + glm.l2 * w)  # checked before the table changes
+        grad = glm.gradient(change / b + table_mean + glm.l2 * w)  # checked before the table changes
         table[idx] = derivatives
         table_mean += change / n
         return Estimate(grad, value, Cost(examples=examples + b))
@@ -271,8 +259,8 @@ class SAGA:
             self._table, self._table_mean = _optional(state["table"]), _optional(state["table_mean"])
         else:
             glm = self._glm
-            self._table = _owned("table", state["table"], (glm.n_examples,), glm.dtype)
-            self._table_mean = _owned("table_mean", state["table_mean"], (glm.n_features,), glm.dtype)
+            self._table = _owned("table", state["table"], (glm.n_examples,), glm)
+            self._table_mean = _owned("table_mean", state["table_mean"], (glm.n_features,), glm)
 
 
 class STORM:
