@@ -18,12 +18,24 @@ every solver alike. Passes over the data and per-example gradient evaluations ar
 scikit-learn. One thread everywhere (torch and the BLAS under numpy and scikit-learn).
 
     .venv/bin/python benchmarks/core_vr.py [--target 1e-8] [--batch 64] [--lr 0.3] [--seed 0] [--repeats 5]
-                                           [--no-generic]
+                                           [--no-generic] [--profile]
+
+``--profile`` also prints, for each noisygrad run, the functions that take the most time (cProfile, own time).
+
+Measured here (2 shared cores, median of 5, ``--repeats 5``): scikit-learn saga 1019 epochs, 0.28 s. At the
+default ``b = 64, lr = 0.3``: SVRG on the GLM 2029 passes, 6.9x scikit-learn's wall time (5.1x in another run);
+SAGA on the GLM 1024 passes, 6.7x (7.6x); on the autograd FiniteSum SVRG 2922 passes, 27x, and SAGA 1024 passes,
+49x. With ``--lr 1.0 --no-generic``: SVRG on the GLM 606 passes, 2.4x; SAGA 310 passes, 2.5x (the steps to the
+target scale as ``1 / lr`` here, whatever ``b``). A GLM step costs about 150-200 us; under cProfile the estimator
+takes about two thirds (the index draw ``torch.randperm`` 15 us, the batch's margins, losses and derivatives 47 us)
+and the ``minimize`` loop with ``SGD.update`` the rest (their entrywise finiteness check ``torch.isfinite`` 22 us).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import statistics
 import time
 import warnings
@@ -148,6 +160,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-generic", action="store_true", help="skip the (slow) autograd FiniteSum runs")
+    parser.add_argument("--profile", action="store_true", help="cProfile each noisygrad run once")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with threadpool_limits(limits=1):
@@ -184,6 +197,13 @@ def main() -> None:
             f"  {solver.name:34s} {solver.passes:8.0f} {solver.gradient_evaluations:11d} {wall:8.3f} {cpu:8.3f}"
             f" {wall / anchor_wall:7.2f} {cpu / anchor_cpu:7.2f}"
         )
+    if args.profile:
+        for solver in solvers[1:]:
+            profile = cProfile.Profile()
+            with threadpool_limits(limits=1):
+                profile.runcall(solver.run)
+            print(f"\n{solver.name}: the functions with the most own time (cProfile)")
+            pstats.Stats(profile).sort_stats("tottime").print_stats(10)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 F* comes from Newton's method to |grad F| ~ 1e-17. Runs use fixed seeds; the thresholds (1e-10 for SVRG/SAGA,
 a floor above 1e-4 for constant-step SGD) are orders of magnitude away from what the runs reach, so the checks do
-not hinge on Monte-Carlo luck.
+not hinge on Monte-Carlo luck. The GLM path (one loss derivative per example, no autograd) is held to the generic
+path: the same iterates to rounding from the same seed.
 """
 
 from __future__ import annotations
