@@ -153,3 +153,12 @@ def test_torch_optimizer_needs_a_noisygrad_rule():
         ng.TorchOptimizer([torch.nn.Parameter(torch.zeros(2))], torch.optim.SGD)
     with pytest.raises(ValueError, match="lr must be"):
         ng.TorchOptimizer([torch.nn.Parameter(torch.zeros(2))], ng.SGD(-0.1))
+
+
+def test_check_finite_passes_finite_entries_whose_sum_overflows():
+    from noisygrad._validation import check_finite
+
+    huge = torch.tensor([1e308, 1e308], dtype=torch.float64)
+    assert check_finite("g", huge) is huge
+    with pytest.raises(ng.NonFiniteGradientError, match="1 non-finite entry"):
+        check_finite("g", torch.tensor([1e308, float("nan")], dtype=torch.float64))

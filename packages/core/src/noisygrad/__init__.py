@@ -29,6 +29,7 @@ _EXPORTS = {
     "NoisyBlackBox": "objectives",
     "Energy": "objectives",
     "BatchingNotAllowedError": "objectives",
+    "GLM": "glm",
     "ModuleLoss": "objectives",
     "BatchNoise": "per_example",
     "PerExampleNoise": "per_example",
@@ -104,6 +105,7 @@ if TYPE_CHECKING:
     from ._validation import NonFiniteGradientError
     from .estimators import CentralDifference, Cost, Estimate, Estimator, FullBatch, MiniBatch
     from .findings import Curve, Finding
+    from .glm import GLM
     from .heavy_tails import Clipped, hill_tail_index, kesten_tail_index
     from .langevin import BAOAB, SGLD
     from .lbfgs import LBFGS, LBFGSResult, minimize_lbfgs

@@ -60,7 +60,9 @@ def check_finite(name: str, tensor: torch.Tensor, *, hint: str = _STEP_HINT) -> 
     """Raise :class:`NonFiniteGradientError` if ``tensor`` holds NaN or Inf; ``hint`` says what to do."""
     import torch
 
-    finite = torch.isfinite(tensor)
+    if math.isfinite(float(tensor.sum())):  # one reduction: a NaN or Inf anywhere makes the sum non-finite
+        return tensor
+    finite = torch.isfinite(tensor)  # the sum may also overflow on finite entries: look entry by entry
     if not bool(finite.all()):
         bad = int((~finite).sum())
         raise NonFiniteGradientError(
