@@ -8,16 +8,20 @@ from noisygrad.quantum import CHEMICAL_ACCURACY, SPSA, EnergyObjective, shot_est
 
 
 def test_qiskit_algorithms_vqe_reaches_chemical_accuracy_with_honest_nfev(hamiltonian, ansatz):
+    """The README's snippet as written, with VQE's random initial point seeded. Measured over 20 seeds of the same
+    snippet (benchmarks/quantum_spsa_h2.py's method): 18/20 within 1.6 mHa, median 0.26 mHa."""
+    from qiskit_algorithms.utils import algorithm_globals
+
+    algorithm_globals.random_seed = 7  # VQE draws its initial point from this global generator
     estimator = shot_estimator(shots=1000, seed=7)
-    initial_point = np.random.default_rng(7).uniform(-np.pi, np.pi, 8)
-    vqe = VQE(estimator, ansatz, optimizer=SPSA(maxiter=1000, seed=7), initial_point=initial_point)
+    vqe = VQE(estimator, ansatz, optimizer=SPSA(maxiter=300, resamplings=2, seed=7))
     result = vqe.compute_minimum_eigenvalue(hamiltonian)
     exact = EnergyObjective(hamiltonian, ansatz, noise="exact").exact(result.optimal_point)[0]
     assert exact - (-1.857275030202) < CHEMICAL_ACCURACY
-    # nfev is every energy the estimator computed: 50 calibration + 2 x 1000 + 1 final
-    assert result.cost_function_evals == estimator.evaluations == 2051
-    assert estimator.shots_used == 2051 * 2 * 1000
-    assert estimator.calls == 1 + 1000 + 1  # one batched call for calibration, one per step, one final
+    # nfev is every energy the estimator computed: 50 calibration + 300 x 2 x 2 + 1 final
+    assert result.cost_function_evals == estimator.evaluations == 1251
+    assert estimator.shots_used == 1251 * 2 * 1000
+    assert estimator.calls == 1 + 300 + 1  # one batched call for calibration, one per step, one final
 
 
 def test_minimizer_batches_resamplings_and_blocking_counts():

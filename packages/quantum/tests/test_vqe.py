@@ -141,3 +141,21 @@ def test_tfim_ansatz_reaches_the_ground_energy_without_noise():
 
     result = scipy.optimize.minimize(lambda x: float(objective.exact(x)[0]), x0, jac=gradient, method="BFGS")
     assert result.fun - (-4.758770483143633) < 1e-8
+
+
+@pytest.mark.slow
+def test_tfim_spsa_with_tuned_gains_on_the_variational_ansatz():
+    """4-qubit critical TFIM, 1000 shots per group, 10 seeds, 1000 iterations of 16 resamplings (32,051 evaluations,
+    6.4e7 shots per run). NOT the acceptance (median below 1.6e-3): measured median 2.0e-3 (2/10 within), and
+    1.2e-3 to 3.1e-3 on other sets of starting points in a vectorised re-run. This holds that level, with the
+    spread over starting-point sets as the margin, and the diagnosis: Spall's default gains on the
+    hardware-efficient real_amplitudes(4, reps=2) stay tens of mHa away (benchmarks/quantum_spsa_tfim.py)."""
+    from noisygrad.quantum.hamiltonians import tfim_ansatz
+
+    settings = {"perturbation": 0.4, "perturbation_decay": 0.2, "target_step": 0.3, "resamplings": 16}
+    errors = [
+        vqe(tfim(4), tfim_ansatz(4, 2), shots=1000, maxiter=1000, seed=s, track_exact=False, **settings).error
+        for s in range(10)
+    ]
+    assert np.median(errors) < 4e-3
+    assert max(errors) < 0.02  # every run ends in the ground state's basin
