@@ -43,6 +43,10 @@ def test_minimizer_batches_resamplings_and_blocking_counts():
 def test_minimizer_bad_input():
     with pytest.raises(ValueError, match="maxiter"):
         SPSA(maxiter=0)
+    with pytest.raises(ValueError, match="perturbation_decay"):
+        SPSA(maxiter=5, perturbation_decay=1.5)
+    with pytest.raises(ValueError, match="calibration_samples"):
+        SPSA(maxiter=5, calibration_samples=0)
     with pytest.raises(FloatingPointError, match="x0"):
         SPSA(maxiter=5)(lambda x: 0.0, [np.nan, 1.0])
     with pytest.raises(ValueError, match="batch"):

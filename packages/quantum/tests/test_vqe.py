@@ -9,7 +9,7 @@ from qiskit.circuit.library import efficient_su2
 from qiskit.quantum_info import SparsePauliOp
 
 import noisygrad as ng
-from noisygrad.quantum import CHEMICAL_ACCURACY, EnergyObjective, tfim, vqe
+from noisygrad.quantum import CHEMICAL_ACCURACY, SPSA, EnergyObjective, tfim, vqe
 
 
 def test_spsa_run_counts_every_shot(hamiltonian, ansatz):
@@ -22,6 +22,23 @@ def test_spsa_run_counts_every_shot(hamiltonian, ansatz):
     assert [h["evaluations"] for h in result.history][:2] == [52, 54]
     assert result.history[-1]["shots"] == (50 + 80) * 500 * groups
     assert abs(result.energy_estimate - result.energy) < 5 * result.energy_std  # the honest re-estimate
+
+
+def test_vqe_and_the_minimizer_share_the_spsa_set_up(hamiltonian, ansatz):
+    """Both calibrate through SPSAGains: calibration_samples sets the spend in both (it was fixed at 25 in vqe)."""
+    result = vqe(hamiltonian, ansatz, shots=500, maxiter=10, seed=3, calibration_samples=10, final_shots=500)
+    assert result.calibration["evaluations"] == 20
+    assert result.evaluations == 20 + 2 * 10 + 1
+    calls = []
+
+    def fun(x):
+        calls.append(len(np.atleast_2d(x)))
+        return objective.sample(x, rng) if np.ndim(x) == 2 else float(objective.sample(x, rng)[0])
+
+    objective, rng = EnergyObjective(hamiltonian, ansatz, shots=500), np.random.default_rng(0)
+    minimized = SPSA(maxiter=10, seed=3, calibration_samples=10)(fun, np.zeros(8))
+    assert calls[0] == 20
+    assert minimized.calibration_evaluations == 20
 
 
 def test_same_seed_same_run(hamiltonian, ansatz):
@@ -99,6 +116,10 @@ def test_bad_input_names_the_argument(hamiltonian, ansatz):
         vqe(hamiltonian, ansatz, shots=0)
     with pytest.raises(ValueError, match="gradient"):
         vqe(hamiltonian, ansatz, gradient="adjoint")
+    with pytest.raises(ValueError, match="calibration_samples"):  # the same checks as the SPSA minimizer's
+        vqe(hamiltonian, ansatz, calibration_samples=0)
+    with pytest.raises(ValueError, match="perturbation_decay"):
+        vqe(hamiltonian, ansatz, perturbation_decay=-0.1)
     with pytest.raises(ValueError, match="qubits"):
         vqe(tfim(3), ansatz)
     with pytest.raises(ValueError, match="Hermitian"):

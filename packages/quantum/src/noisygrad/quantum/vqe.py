@@ -125,7 +125,8 @@ def vqe(
         target_step: the calibrated size of SPSA's first step per parameter (Qiskit's ``2 pi / 10``).
         resamplings: SPSA perturbations averaged per step (one call).
         calibration_samples: SPSA estimates at the initial point that calibrate the gain ``a``
-            (``2 * calibration_samples`` evaluations, one call, counted); the same set-up as :class:`SPSA`.
+            (``2 * calibration_samples`` evaluations, one call, counted); the same set-up as
+            :class:`~noisygrad.quantum.SPSA`.
         blocking: reject steps whose measured energy rose by more than twice its standard error
             (one more evaluation per step).
         average_last: report the mean of the last ``average_last`` accepted iterates (Polyak-Ruppert
