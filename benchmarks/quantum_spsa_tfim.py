@@ -11,7 +11,8 @@ shots per run, calibration and final estimate included), the median and worst ex
   step (0.3), 16 perturbations averaged per step (all 32 points in one batched call), on the same ansatz and on
   the Hamiltonian-variational :func:`~noisygrad.quantum.hamiltonians.tfim_ansatz` (2 layers, 14 angles).
 
-    .venv/bin/python benchmarks/quantum_spsa_tfim.py [--seeds 10] [--maxiter 1000] [--noise shots|exact]
+    .venv/bin/python benchmarks/quantum_spsa_tfim.py [--seeds 10] [--first-seed 0] [--maxiter 2000]
+        [--noise shots|exact] [--only tfim_ansatz]
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ TUNED = {"perturbation": 0.4, "perturbation_decay": 0.2, "target_step": 0.3, "re
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--maxiter", type=int, default=1000)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--maxiter", type=int, default=2000)
     parser.add_argument("--noise", default="shots", choices=["shots", "exact"])
     parser.add_argument("--only", default=None, help="run only the rows whose label contains this text")
     args = parser.parse_args()
@@ -42,12 +44,13 @@ def main() -> None:
         "tuned, real_amplitudes reps=2": (real_amplitudes(4, reps=2), TUNED),
         "tuned, tfim_ansatz 2 layers": (tfim_ansatz(4, layers=2), TUNED),
     }
-    print(f"TFIM 4 qubits (J = h = 1), {SHOTS} shots/group, noise={args.noise}, {args.maxiter} iterations, seeds 0..")
+    seeds = f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}"
+    print(f"TFIM 4 qubits (J = h = 1), {SHOTS} shots/group, noise={args.noise}, {args.maxiter} iterations, {seeds}")
     for label, (ansatz, settings) in rows.items():
         if args.only and args.only not in label:
             continue
         errors, start = [], time.perf_counter()
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             result = vqe(
                 hamiltonian,
                 ansatz,
