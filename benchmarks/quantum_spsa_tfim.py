@@ -11,7 +11,7 @@ shots per run, calibration and final estimate included), the median and worst ex
   step (0.3), 16 perturbations averaged per step (all 32 points in one batched call), on the same ansatz and on
   the Hamiltonian-variational :func:`~noisygrad.quantum.hamiltonians.tfim_ansatz` (2 layers, 14 angles).
 
-    .venv/bin/python benchmarks/quantum_spsa_tfim.py [--seeds 10] [--first-seed 0] [--maxiter 2000]
+    .venv/bin/python benchmarks/quantum_spsa_tfim.py [--seeds 10] [--first-seed 0] [--maxiter 3000]
         [--noise shots|exact] [--only tfim_ansatz]
 """
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--maxiter", type=int, default=2000)
+    parser.add_argument("--maxiter", type=int, default=3000)
     parser.add_argument("--noise", default="shots", choices=["shots", "exact"])
     parser.add_argument("--only", default=None, help="run only the rows whose label contains this text")
     args = parser.parse_args()
