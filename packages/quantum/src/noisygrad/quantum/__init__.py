@@ -16,7 +16,14 @@ _require("quantum")  # a missing field package names the extra to install
 from .backends import DeviceFallbackWarning, gpu_available  # noqa: E402
 from .estimator import ShotEstimator, shot_estimator  # noqa: E402
 from .gradients import ParameterShift, finite_difference  # noqa: E402
-from .hamiltonians import CHEMICAL_ACCURACY, H2_NUCLEAR_REPULSION, exact_ground_energy, h2, tfim  # noqa: E402
+from .hamiltonians import (  # noqa: E402
+    CHEMICAL_ACCURACY,
+    H2_NUCLEAR_REPULSION,
+    exact_ground_energy,
+    h2,
+    tfim,
+    tfim_ansatz,
+)
 from .measurement import MeasurementPlan  # noqa: E402
 from .objective import EnergyObjective  # noqa: E402
 from .spsa import SPSA  # noqa: E402
@@ -39,5 +46,6 @@ __all__ = [
     "h2",
     "shot_estimator",
     "tfim",
+    "tfim_ansatz",
     "vqe",
 ]
