@@ -2,7 +2,7 @@
 
 Two ways in:
 
-* Qiskit's own: ``VQE(shot_estimator(shots=1000, seed=7), ansatz, optimizer=SPSA(maxiter=300, seed=7))``
+* Qiskit's own: ``VQE(shot_estimator(shots=1000, seed=7), ansatz, optimizer=SPSA(maxiter=300, resamplings=2, seed=7))``
   with ``qiskit_algorithms.VQE``; :func:`shot_estimator` samples shots for real (a seed stream, a shot
   counter) and :class:`SPSA` batches its points and counts every evaluation.
 * The native loop: :func:`vqe` with ``gradient="spsa" | "parameter-shift" | "finite-difference"`` and any

@@ -1,6 +1,6 @@
 """``SPSA``: Spall's optimizer as a minimizer callable for ``qiskit_algorithms.VQE`` (and scipy-style code).
 
-``VQE(estimator, ansatz, optimizer=SPSA(maxiter=300, seed=7))`` calls it as
+``VQE(estimator, ansatz, optimizer=SPSA(maxiter=300, resamplings=2, seed=7))`` calls it as
 ``SPSA(...)(fun, x0, jac=None, bounds=None)``. It is the core's :class:`noisygrad.SPSA` estimate with
 Spall's gains ``a_k = a / (A + k + 1)^0.602`` (``noisygrad.RobbinsMonro(a, A + 1, 0.602)``) and
 ``c_k = c / (k + 1)^0.101``, ``a`` calibrated with :func:`noisygrad.spsa_calibrate` (Qiskit's rule:
