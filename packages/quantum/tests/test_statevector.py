@@ -28,10 +28,36 @@ def _mixed_circuit() -> QuantumCircuit:
     return qc
 
 
+def _constant_chain() -> QuantumCircuit:
+    """Runs of constant two-qubit gates the simulator fuses into one gather (with phases: cz, iswap, cy) and one
+    it cannot (ch), between rotations, with a pending one-qubit gate on a qubit only the second gate touches."""
+    a, b = Parameter("a"), Parameter("b")
+    qc = QuantumCircuit(4)
+    qc.ry(a, 0)
+    qc.rx(b, 3)
+    qc.h(2)
+    qc.cx(0, 1)
+    qc.cz(1, 3)
+    qc.iswap(3, 0)
+    qc.swap(1, 2)
+    qc.cy(2, 0)
+    qc.rz(a, 1)
+    qc.ch(0, 3)
+    qc.cx(3, 2)
+    qc.ry(b, 2)
+    return qc
+
+
 @pytest.mark.parametrize(
     "circuit",
-    [efficient_su2(4, reps=2), real_amplitudes(3, reps=2), n_local(3, ["rx", "rz"], "cz", reps=2), _mixed_circuit()],
-    ids=["efficient_su2", "real_amplitudes", "n_local", "mixed"],
+    [
+        efficient_su2(4, reps=2),
+        real_amplitudes(3, reps=2),
+        n_local(3, ["rx", "rz"], "cz", reps=2),
+        _mixed_circuit(),
+        _constant_chain(),
+    ],
+    ids=["efficient_su2", "real_amplitudes", "n_local", "mixed", "constant_chain"],
 )
 def test_states_match_qiskit_to_1e12(circuit):
     values = np.random.default_rng(1).uniform(-3, 3, (6, circuit.num_parameters))

@@ -92,6 +92,42 @@ class _Op:
     matrix: torch.Tensor | None  # a constant gate
     rotation: Callable[[torch.Tensor], torch.Tensor] | None = None
     index: int = -1  # column of the parameter array holding the angle
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class _Basis:
+    """Constant multi-qubit gates that permute basis states and scale them: ``out = phase * state[:, source]``.
+
+    Consecutive ones compose into one gather (e.g. an entangling ``cx`` chain), applied in one kernel.
+    """
+
+    qubits: frozenset[int]
+    source: torch.Tensor  # (2**n,) long: out[:, j] comes from state[:, source[j]]
+    phase: torch.Tensor | None  # (2**n,) complex, None when every factor is 1
+
+    def then(self, other: _Basis) -> _Basis:
+        """This map followed by ``other``."""
+        source = self.source[other.source]
+        mine = None if self.phase is None else self.phase[other.source]
+        phase = mine if other.phase is None else other.phase if mine is None else other.phase * mine
+        return _Basis(self.qubits | other.qubits, source, phase)
+
+
+def _as_basis_map(matrix: torch.Tensor, qubits: tuple[int, ...], n: int, device: torch.device) -> _Basis | None:
+    """The gate as a :class:`_Basis` map on ``n`` qubits if each column has one nonzero entry, else None."""
+    nonzero = matrix != 0
+    if not bool((nonzero.sum(0) == 1).all()) or not bool((nonzero.sum(1) == 1).all()):
+        return None
+    index = torch.arange(2**n)
+    sub = sum(((index >> q) & 1) << i for i, q in enumerate(qubits))  # each basis state's index in the gate
+    rows_of = torch.argmax(nonzero.to(torch.int64), dim=1)  # output sub-index j takes input sub-index rows_of[j]
+    cleared = index & ~sum(1 << q for q in qubits)
+    src_sub = rows_of[sub]
+    source = cleared + sum(((src_sub >> i) & 1) << q for i, q in enumerate(qubits))
+    factors = matrix[torch.arange(matrix.shape[0]), rows_of][sub]
+    phase = None if bool((factors == 1).all()) else factors.to(device)
+    return _Basis(frozenset(qubits), source.to(device), phase)
 
 
 def unsupported(circuit: QuantumCircuit) -> str | None:
@@ -119,6 +155,11 @@ def unsupported(circuit: QuantumCircuit) -> str | None:
 class TorchStatevector:
     """Final states of ``circuit`` for a batch of parameter values.
 
+    The circuit is compiled once: runs of constant multi-qubit gates that only permute and phase basis states
+    (``cx``, ``cz``, ``swap``, ...) become one gather, consecutive one-qubit gates on a qubit are multiplied
+    before they touch the state, and the angles of every rotation of one kind are turned into matrices in one
+    batched call. A one-qubit gate is one batched matmul on a view of the state (no copies).
+
     Args:
         circuit: a circuit of gates (see :func:`unsupported`); its parameters, in ``circuit.parameters``
             order, are the columns of the values passed to :meth:`states`.
@@ -130,10 +171,11 @@ class TorchStatevector:
         if reason is not None:
             raise ValueError(f"the torch simulator cannot run this circuit: {reason}")
         self.device = torch.device(device)
-        self.num_qubits = circuit.num_qubits
+        self.num_qubits = n = circuit.num_qubits
         self.num_parameters = circuit.num_parameters
         position = {p: i for i, p in enumerate(circuit.parameters)}
-        ops: list[_Op] = []
+        ops: list[_Op | _Basis] = []
+        rotations: dict[str, list[int]] = {}  # gate name -> parameter columns, in circuit order
         for inst in circuit.data:
             op = inst.operation
             if op.name in _SKIP:
@@ -141,33 +183,70 @@ class TorchStatevector:
             qubits = tuple(circuit.find_bit(q).index for q in inst.qubits)
             symbolic = [p for p in op.params if isinstance(p, ParameterExpression) and p.parameters]
             if symbolic:
-                ops.append(_Op(qubits, None, ROTATIONS[op.name], position[op.params[0]]))
+                ops.append(_Op(qubits, None, ROTATIONS[op.name], position[op.params[0]], op.name))
+                rotations.setdefault(op.name, []).append(position[op.params[0]])
+                continue
+            matrix = torch.tensor(np.array(op.to_matrix()), dtype=_CDTYPE)
+            basis = _as_basis_map(matrix, qubits, n, self.device) if len(qubits) > 1 else None
+            if basis is None:
+                ops.append(_Op(qubits, matrix.to(self.device)))
+            elif ops and isinstance(ops[-1], _Basis):
+                ops[-1] = ops[-1].then(basis)
             else:
-                matrix = torch.tensor(np.array(op.to_matrix()), dtype=_CDTYPE, device=self.device)
-                ops.append(_Op(qubits, matrix))
+                ops.append(basis)
         self._ops = ops
+        self._rotations = {name: torch.tensor(cols, device=self.device) for name, cols in rotations.items()}
+
+    def _rotation_matrices(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every rotation's matrices, ``(m, K, d, d)`` per gate name, in circuit order (one call per name)."""
+        k = theta.shape[0]
+        out = {}
+        for name, cols in self._rotations.items():
+            angles = theta[:, cols].T.reshape(-1)  # rotation-major
+            matrices = ROTATIONS[name](angles)
+            out[name] = matrices.reshape(len(cols), k, *matrices.shape[1:])
+        return out
 
     def states(self, values: torch.Tensor | np.ndarray) -> torch.Tensor:
         """States ``(K, 2**n)`` (complex128, on :attr:`device`) for parameter values of shape ``(K, P)``."""
         theta = torch.as_tensor(values, dtype=torch.float64, device=self.device)
         k, n = theta.shape[0], self.num_qubits
-        state = torch.zeros((k,) + (2,) * n, dtype=_CDTYPE, device=self.device)
-        state[(slice(None),) + (0,) * n] = 1.0
+        state = torch.zeros((k, 2**n), dtype=_CDTYPE, device=self.device)
+        state[:, 0] = 1.0
+        matrices = self._rotation_matrices(theta)
+        used = dict.fromkeys(matrices, 0)
         pending: dict[int, torch.Tensor] = {}  # consecutive one-qubit gates, multiplied before applying
         for op in self._ops:
-            matrix = op.rotation(theta[:, op.index]) if op.rotation is not None else op.matrix
-            assert matrix is not None  # every op is a constant gate or a rotation
+            if isinstance(op, _Basis):
+                for q in op.qubits & pending.keys():
+                    state = _apply_one(state, pending.pop(q), q, n)
+                state = state[:, op.source] if op.phase is None else state[:, op.source] * op.phase
+                continue
+            if op.rotation is not None:
+                matrix = matrices[op.name][used[op.name]]
+                used[op.name] += 1
+            else:
+                assert op.matrix is not None  # every op is a constant gate or a rotation
+                matrix = op.matrix
             if len(op.qubits) == 1:
                 q = op.qubits[0]
                 pending[q] = matrix if q not in pending else matrix @ pending[q]
                 continue
             for q in op.qubits:
                 if q in pending:
-                    state = apply(state, pending.pop(q), (q,))
-            state = apply(state, matrix, op.qubits)
+                    state = _apply_one(state, pending.pop(q), q, n)
+            state = apply(state.reshape((k,) + (2,) * n), matrix, op.qubits).reshape(k, 2**n)
         for q, matrix in pending.items():
-            state = apply(state, matrix, (q,))
-        return state.reshape(k, 2**n)
+            state = _apply_one(state, matrix, q, n)
+        return state
+
+
+def _apply_one(state: torch.Tensor, matrix: torch.Tensor, q: int, n: int) -> torch.Tensor:
+    """A one-qubit matrix ``(2, 2)`` or ``(K, 2, 2)`` on qubit ``q`` of flat states ``(K, 2**n)``: one matmul."""
+    k = state.shape[0]
+    view = state.reshape(k, 2 ** (n - 1 - q), 2, 2**q)
+    batched = matrix.unsqueeze(1) if matrix.ndim == 3 else matrix
+    return torch.matmul(batched, view).reshape(k, 2**n)
 
 
 def apply(state: torch.Tensor, matrix: torch.Tensor, qubits: tuple[int, ...]) -> torch.Tensor:
