@@ -84,6 +84,13 @@ ROTATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "crz": _controlled(_rz),
 }
 _SKIP = {"barrier", "delay"}
+# Pauli rotations exp(-i t G / 2): all of one matrix size are built together from their stacked generators.
+_PAULI_GENERATORS = {
+    "rx": _PAULI["x"],
+    "ry": _PAULI["y"],
+    "rz": _PAULI["z"],
+    "rzz": torch.kron(_PAULI["z"], _PAULI["z"]),
+}
 
 
 @dataclass(frozen=True)
@@ -175,7 +182,8 @@ class TorchStatevector:
         self.num_parameters = circuit.num_parameters
         position = {p: i for i, p in enumerate(circuit.parameters)}
         ops: list[_Op | _Basis] = []
-        rotations: dict[str, list[int]] = {}  # gate name -> parameter columns, in circuit order
+        rotations: dict[str, list[int]] = {}  # gate kind -> parameter columns, in circuit order
+        generators: dict[str, list[torch.Tensor]] = {}  # Pauli kinds -> -i G of each rotation, in circuit order
         for inst in circuit.data:
             op = inst.operation
             if op.name in _SKIP:
@@ -183,8 +191,12 @@ class TorchStatevector:
             qubits = tuple(circuit.find_bit(q).index for q in inst.qubits)
             symbolic = [p for p in op.params if isinstance(p, ParameterExpression) and p.parameters]
             if symbolic:
-                ops.append(_Op(qubits, None, ROTATIONS[op.name], position[op.params[0]], op.name))
-                rotations.setdefault(op.name, []).append(position[op.params[0]])
+                generator = _PAULI_GENERATORS.get(op.name)
+                kind = op.name if generator is None else f"pauli{generator.shape[0]}"
+                ops.append(_Op(qubits, None, ROTATIONS[op.name], position[op.params[0]], kind))
+                rotations.setdefault(kind, []).append(position[op.params[0]])
+                if generator is not None:
+                    generators.setdefault(kind, []).append(-1j * generator)
                 continue
             matrix = torch.tensor(np.array(op.to_matrix()), dtype=_CDTYPE)
             basis = _as_basis_map(matrix, qubits, n, self.device) if len(qubits) > 1 else None
@@ -195,16 +207,29 @@ class TorchStatevector:
             else:
                 ops.append(basis)
         self._ops = ops
-        self._rotations = {name: torch.tensor(cols, device=self.device) for name, cols in rotations.items()}
+        self._rotations = {kind: torch.tensor(cols, device=self.device) for kind, cols in rotations.items()}
+        self._generators = {
+            kind: (
+                torch.stack(gens)[:, None].to(self.device),
+                torch.eye(gens[0].shape[0], dtype=_CDTYPE).to(self.device),
+            )
+            for kind, gens in generators.items()
+        }
 
     def _rotation_matrices(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every rotation's matrices, ``(m, K, d, d)`` per gate name, in circuit order (one call per name)."""
+        """Every rotation's matrices, ``(m, K, d, d)`` per gate kind, in circuit order (one batched call per kind:
+        all Pauli rotations of one size together, other rotations per gate name)."""
         k = theta.shape[0]
         out = {}
-        for name, cols in self._rotations.items():
-            angles = theta[:, cols].T.reshape(-1)  # rotation-major
-            matrices = ROTATIONS[name](angles)
-            out[name] = matrices.reshape(len(cols), k, *matrices.shape[1:])
+        for kind, cols in self._rotations.items():
+            half = theta[:, cols].T / 2  # (m, K), rotation-major
+            if kind in self._generators:
+                minus_i_g, identity = self._generators[kind]
+                half = half[..., None, None]
+                out[kind] = torch.cos(half) * identity + torch.sin(half) * minus_i_g
+            else:
+                matrices = ROTATIONS[kind](2 * half.reshape(-1))
+                out[kind] = matrices.reshape(len(cols), k, *matrices.shape[1:])
         return out
 
     def states(self, values: torch.Tensor | np.ndarray) -> torch.Tensor:
