@@ -379,3 +379,14 @@ def test_bad_input() -> None:
         sampler = SGLD(0.1, noise_correction=too_large)
         with pytest.raises(ValueError, match="too large"):
             sampler.update(x, x, sampler.init(x))
+
+
+def test_the_noise_factor_follows_a_changed_temperature() -> None:
+    """The cached factor L (L L^T = 2 h T I - h^2 C) is rebuilt when the temperature or correction changes."""
+    c = torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
+    sampler = SGLD(0.1, temperature=1.0, noise_correction=c)
+    for temperature in (1.0, 3.0):
+        sampler.temperature = temperature
+        factor = sampler._noise_factor(0.1)
+        expected = 2 * 0.1 * temperature * torch.eye(2, dtype=torch.float64) - 0.1**2 * c
+        torch.testing.assert_close(factor @ factor.T, expected)

@@ -74,6 +74,12 @@ def test_swapping_out_a_decayed_optimizer_says_its_decay_is_dropped():
     with pytest.warns(ngp.PinnWarning, match="decay"):
         ngp.train(model, "sgd", lr=1e-3, iterations=5)
     assert model.lr_scheduler is None
+    with quiet():
+        model.compile("adam", lr=1e-3, decay=("step", 15, 0.5))
+    with pytest.warns(ngp.PinnWarning, match="decay"):  # recompiled for other arguments: the decay still goes
+        ngp.train(model, "sgd", lr=1e-3, iterations=5, loss_weights=[1.0, 1.0])
+    with pytest.raises(ValueError, match="decay"):
+        ngp.train(model, "lbfgs", iterations=5, decay=("step", 15, 0.5))
 
 
 def test_swapping_optimizers_mid_training_keeps_weights_and_history(model):

@@ -123,3 +123,12 @@ def test_many_outcome_sampling_has_the_multinomial_law():
     means = counts[:, 0] @ v / shots
     assert means.mean() == pytest.approx(p @ v, abs=4 * np.sqrt((p @ v**2 - (p @ v) ** 2) / shots / points))
     assert means.var(ddof=1) == pytest.approx((p @ v**2 - (p @ v) ** 2) / shots, rel=0.25)
+
+
+@pytest.mark.parametrize("outcomes", [2**4, 2**13])
+def test_sampling_refuses_probabilities_that_are_not_a_distribution(outcomes):
+    plan = MeasurementPlan(SparsePauliOp("Z" * int(np.log2(outcomes))))
+    rng = np.random.default_rng(0)
+    for bad in (np.full((1, 1, outcomes), np.nan), np.zeros((1, 1, outcomes))):
+        with pytest.raises(ValueError, match="positive sum"):
+            plan.sample_counts(bad, 100, rng)

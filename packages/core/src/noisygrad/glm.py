@@ -212,10 +212,8 @@ class GLM(FiniteSum):
         return _torch_losses(self.loss_name, X @ params, y).mean() + 0.5 * self.l2 * (params @ params)
 
     def _check_params(self, params: torch.Tensor) -> torch.Tensor:
-        if params.shape != (self.n_features,):
-            raise ValueError(
-                f"params must have shape ({self.n_features},), one weight per column of X; got {tuple(params.shape)}"
-            )
+        """``params`` detached, after the kernels' checks (shape, the data's dtype and device, NaN or Inf)."""
+        self.kernels.params(params)
         return params.detach()
 
     def value_and_grad(self, params: torch.Tensor, indices: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:

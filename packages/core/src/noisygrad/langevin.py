@@ -98,7 +98,7 @@ class SGLD(_Sampler):
         self.seed = check_positive_int("seed", seed, allow_zero=True)
         self.noise_correction = _correction(noise_correction)
         self._inits = 0
-        self._factor_cache: tuple[float, torch.Tensor] | None = None
+        self._factor_cache: tuple[tuple[float, float, int], torch.Tensor] | None = None
 
     def _init(self, params: torch.Tensor) -> State:
         c = self.noise_correction
@@ -119,7 +119,8 @@ class SGLD(_Sampler):
             if variance < 0:
                 raise ValueError(f"noise_correction={c} is too large for lr={lr}: 2 lr T - lr^2 c < 0; lower lr")
             return math.sqrt(variance)
-        if self._factor_cache is not None and self._factor_cache[0] == lr:
+        key = (lr, t, id(c))  # the factor depends on all three (temperature and correction are public)
+        if self._factor_cache is not None and self._factor_cache[0] == key:
             return self._factor_cache[1]
         cov = 2.0 * lr * t * torch.eye(c.shape[0], dtype=c.dtype) - lr**2 * c
         values, vectors = torch.linalg.eigh(cov)
@@ -129,7 +130,7 @@ class SGLD(_Sampler):
                 f"(smallest eigenvalue {float(values.min()):.3g}); lower lr"
             )
         factor: torch.Tensor = vectors * values.clamp(min=0.0).sqrt()  # L L^T = cov
-        self._factor_cache = (lr, factor)
+        self._factor_cache = (key, factor)
         return factor
 
     def _step(self, params: torch.Tensor, grad: torch.Tensor, state: State, lr: float) -> tuple[torch.Tensor, State]:

@@ -37,6 +37,10 @@ from .optimizers import Built, PinnWarning, build_optimizer, check_precision, ch
 
 StopRule = Callable[[Sequence[float]], bool]
 _COMPILE_ARGS = ("loss", "loss_weights", "metrics", "external_trainable_variables", "decay")
+_DECAY_DROPPED = (
+    "the model's learning-rate decay (compile(..., decay=...)) belongs to its previous optimizer and is dropped "
+    "with it; pass decay=... to train() to build one for the new optimizer"
+)
 DEFAULT_LBFGS_ITERATIONS = 15000  # DeepXDE's default L-BFGS budget (set_LBFGS_options(maxiter=15000))
 
 
@@ -146,18 +150,15 @@ def training_loss(model: Any) -> float:
 def _compile(model: Any, built: Built, compile_args: dict[str, Any]) -> None:
     """Compile with the instance (DeepXDE builds the loss closures) or swap it into a compiled model."""
     if model.outputs_losses_train is None or compile_args:
+        if model.lr_scheduler is not None and "decay" not in compile_args:
+            warnings.warn(_DECAY_DROPPED, PinnWarning, stacklevel=3)
         args = {"loss": "MSE", **compile_args}
         with quiet():
             model.compile(built.optimizer, verbose=0, **args)
     else:
         if model.lr_scheduler is not None:
             # DeepXDE keeps no record of the decay it was compiled with, and its scheduler drives the old optimizer.
-            warnings.warn(
-                "the model's learning-rate decay (compile(..., decay=...)) belongs to its previous optimizer and is "
-                "dropped with it; pass decay=... to train() to build it for the new optimizer",
-                PinnWarning,
-                stacklevel=3,
-            )
+            warnings.warn(_DECAY_DROPPED, PinnWarning, stacklevel=3)
         model.opt, model.opt_name, model.lr_scheduler = built.optimizer, built.optimizer, None
 
 
@@ -351,6 +352,8 @@ def train(
             raise ValueError(f"iterations must be given for {built.name} (an integer > 0)")
         iterations = DEFAULT_LBFGS_ITERATIONS
     iterations = check_positive_int("iterations", iterations)
+    if built.second_order and compile_args.get("decay") is not None:
+        raise ValueError(f"decay applies to first-order optimizers; {built.name} takes no learning-rate decay")
     check_sampling(model, callbacks, stacklevel=3)
     if built.second_order and not is_robust_lbfgs(built.optimizer):  # a line search is what float32 stalls
         check_precision(model, stacklevel=3)

@@ -165,7 +165,7 @@ class TorchStatevector:
     The circuit is compiled once: runs of constant multi-qubit gates that only permute and phase basis states
     (``cx``, ``cz``, ``swap``, ...) become one gather, consecutive one-qubit gates on a qubit are multiplied
     before they touch the state, and the angles of every rotation of one kind are turned into matrices in one
-    batched call. A one-qubit gate is one batched matmul on a view of the state (no copies).
+    batched call. A one-qubit gate is one batched matmul on a view of the state (no transposes).
 
     Args:
         circuit: a circuit of gates (see :func:`unsupported`); its parameters, in ``circuit.parameters``

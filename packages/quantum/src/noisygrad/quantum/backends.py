@@ -53,6 +53,7 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, circuit: QuantumCircuit, device: str = "CPU") -> None:
+        check_backend("torch", device)
         self.device = device
         self.simulator = TorchStatevector(circuit, "cuda" if device == "GPU" else "cpu")
 

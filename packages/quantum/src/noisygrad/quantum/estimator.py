@@ -163,9 +163,10 @@ def shot_estimator(
         noise: ``"shots"`` (real multinomial sampling, the default), ``"gaussian-precision"`` (exact value plus
             ``N(0, 1/shots)``, the model of Aer's ``EstimatorV2``; named so nobody mistakes it for shots) or
             ``"exact"``.
-        backend: ``"auto"`` (a batched torch statevector for supported circuits of up to 12 qubits, else
-            Aer), ``"torch"``, ``"aer"`` (shots drawn from Aer's exact outcome probabilities) or ``"aer-sampler"``
-            (Aer measures the circuits and samples the shots itself: same statistics, slower).
+        backend: ``"auto"`` (a batched torch statevector for supported circuits of up to 12 qubits on the CPU and
+            of any size on a GPU, else Aer; see :func:`~noisygrad.quantum.backends.make_backend`), ``"torch"``,
+            ``"aer"`` (shots drawn from Aer's exact outcome probabilities) or ``"aer-sampler"`` (Aer measures the
+            circuits and samples the shots itself: same statistics, slower).
         device: ``"CPU"`` or ``"GPU"``; ``"GPU"`` runs the torch simulator on a CUDA GPU, or Aer's GPU build, and
             falls back to the CPU with a :class:`~noisygrad.quantum.backends.DeviceFallbackWarning` saying what to
             install when neither is present.

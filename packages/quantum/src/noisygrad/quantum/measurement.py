@@ -137,11 +137,14 @@ class MeasurementPlan:
 
         Up to :data:`MULTINOMIAL_MAX_OUTCOMES` outcomes numpy's multinomial draws them. Beyond, it would walk
         every outcome with one binomial draw each (measured about 0.1 s per group and point at 20 qubits), so
-        the shots are drawn one by one instead: sorted uniforms looked up in the cumulative distribution,
+        the shots are drawn one by one instead: uniforms looked up in the cumulative distribution,
         ``O(2**n + shots log 2**n)``, the same law.
         """
         p = np.clip(probabilities, 0.0, None)
-        p = p / p.sum(-1, keepdims=True)
+        total = p.sum(-1, keepdims=True)
+        if not np.all(np.isfinite(total)) or np.any(total <= 0):
+            raise ValueError("probabilities must be finite with a positive sum over the outcomes of each group")
+        p = p / total
         outcomes = p.shape[-1]
         if outcomes <= MULTINOMIAL_MAX_OUTCOMES:
             return rng.multinomial(shots, p)
