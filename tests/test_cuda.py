@@ -60,3 +60,15 @@ def _run(case: str, device: str) -> torch.Tensor:
 @pytest.mark.parametrize("case", ["sgd", "sgld", "svrg", "spsa", "norms", "probe", "vmap"])
 def test_a_run_on_cuda_matches_the_cpu_run(case):
     torch.testing.assert_close(_run(case, "cuda"), _run(case, "cpu"), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [16, 1500])  # summed by embedding_bag, and through a selection matrix
+def test_monte_carlo_cosine_on_cuda_matches_the_cpu(batch_size):
+    grads = torch.randn(2000, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) + 0.3
+    on = {
+        device: ng.monte_carlo_cosine(
+            grads.to(device), batch_size, draws=500, generator=torch.Generator().manual_seed(1)
+        )
+        for device in ("cpu", "cuda")
+    }
+    assert on["cuda"] == pytest.approx(on["cpu"], rel=1e-10)

@@ -353,12 +353,13 @@ def monte_carlo_cosine(
     for start in range(0, draws, chunk):
         m = min(chunk, draws - start)
         idx = torch.randint(n, (m, b), generator=generator) if replace else _uniform_subsets(n, k, m, generator)
+        idx = idx.to(grads.device)  # drawn on the CPU generator, used where the gradients are
         if k == 0:  # b = N: the batch is everything
             picked = grads.new_zeros(m, grads.shape[1])
         elif k <= 256:
             picked = torch.nn.functional.embedding_bag(idx, grads, mode="sum")
         else:
-            select = torch.zeros(m, n, dtype=grads.dtype).scatter_add_(1, idx, torch.ones(m, k, dtype=grads.dtype))
+            select = grads.new_zeros(m, n).scatter_add_(1, idx, grads.new_ones(m, k))
             picked = select @ grads
         batch = (picked if k == b else total - picked) / b
         cosines.append((batch @ full_unit) / batch.norm(dim=1))
