@@ -127,6 +127,15 @@ def main() -> None:
     m = n // 20
     kf_ours = lambda: rls_to_kalman(RLS(taps, 0.999)).run(d[:m], H=u[:m])  # noqa: E731
 
+    def filterpy_means(kf: KalmanFilter) -> np.ndarray:
+        """filterpy's filtered means over the first ``m`` samples, the regressor rows as observation matrices."""
+        out = np.empty((m, taps))
+        for t in range(m):
+            kf.predict()
+            kf.update(d[t], H=u[t][None])
+            out[t] = kf.x[:, 0]
+        return out
+
     def kf_ref() -> np.ndarray:
         kf = KalmanFilter(dim_x=taps, dim_z=1)
         kf.F, kf.Q, kf.R, kf.P, kf.alpha = (
@@ -136,12 +145,7 @@ def main() -> None:
             100 * np.eye(taps),
             0.999**-0.5,
         )
-        out = np.empty((m, taps))
-        for t in range(m):
-            kf.predict()
-            kf.update(d[t], H=u[t][None])
-            out[t] = kf.x[:, 0]
-        return out
+        return filterpy_means(kf)
 
     gap = float(np.abs(kf_ref() - kf_ours().means).max())
     row("Kalman (RLS as KF) vs filterpy", *rates(kf_ref, kf_ours, m, repeats), f"max|x - x_filterpy| = {gap:.1e}")
@@ -151,12 +155,7 @@ def main() -> None:
     def dense_ref() -> np.ndarray:
         kf = KalmanFilter(dim_x=taps, dim_z=1)
         kf.F, kf.Q, kf.R = f_dense, 1e-4 * np.eye(taps), np.eye(1)
-        out = np.empty((m, taps))
-        for t in range(m):
-            kf.predict()
-            kf.update(d[t], H=u[t][None])
-            out[t] = kf.x[:, 0]
-        return out
+        return filterpy_means(kf)
 
     def dense_ours() -> np.ndarray:
         kf = Kalman(f_dense, np.zeros((1, taps)), 1e-4 * np.eye(taps), 1.0, np.zeros(taps), np.eye(taps))

@@ -40,10 +40,14 @@ def logistic() -> tuple[FiniteSum, float]:
     return objective, objective.value(w)
 
 
-def test_svrg_and_saga_converge_linearly_where_sgd_stalls(logistic: tuple[FiniteSum, float]) -> None:
+@pytest.mark.parametrize("path", ["generic", "glm"])
+def test_svrg_and_saga_converge_linearly_where_sgd_stalls(logistic: tuple[FiniteSum, float], path: str) -> None:
     # Acceptance: 1e-10 suboptimality at a constant step; constant-step SGD at the same step and batch stays
-    # above 1e-4. Passes over the data (per-example gradients / N) are reported by the cost.
+    # above 1e-4. Passes over the data (per-example gradients / N) are reported by the cost. The GLM path runs
+    # the same problem, steps and seeds through closed-form gradients.
     objective, f_star = logistic
+    if path == "glm":
+        objective, _ = _glm_twins(objective, LAM)
     x0 = torch.zeros(D, dtype=torch.float64)
     svrg = minimize(SVRG(objective, 64), SGD(1.0), x0, steps=800)
     saga = minimize(SAGA(objective, 64), SGD(0.8), x0, steps=800)
@@ -54,9 +58,11 @@ def test_svrg_and_saga_converge_linearly_where_sgd_stalls(logistic: tuple[Finite
     assert svrg.fun - f_star <= 1e-10, svrg.fun - f_star
     assert saga.fun - f_star <= 1e-10, saga.fun - f_star
     assert sgd.fun - f_star > 1e-4, sgd.fun - f_star
-    # cost: SVRG = N per snapshot (every N // b = 31 steps) + 2b per inner step; SAGA = N once + b per step
+    # cost: SVRG = N per snapshot (every N // b = 31 steps) + 2b per inner step (b on the GLM path, which keeps
+    # the snapshot's loss derivatives); SAGA = N once + b per step
     snapshots = -(-800 // 31)
-    assert svrg.cost.examples == snapshots * N + (800 - snapshots) * 2 * 64
+    inner = 64 if path == "glm" else 2 * 64
+    assert svrg.cost.examples == snapshots * N + (800 - snapshots) * inner
     assert saga.cost.examples == N + 800 * 64
 
 
@@ -79,9 +85,21 @@ def test_storm_lowers_the_noise_floor_of_sgd(logistic: tuple[FiniteSum, float]) 
     assert floor(STORM(objective, 32, momentum=0.01)) < 0.5 * floor(MiniBatch(objective, 32))
 
 
-@pytest.mark.parametrize("factory", [lambda o: SVRG(o, 16, refresh=7), lambda o: SAGA(o, 16), lambda o: STORM(o, 16)])
-def test_resume_is_bit_identical(logistic: tuple[FiniteSum, float], factory) -> None:  # type: ignore[no-untyped-def]
+_RESUMABLE = {
+    "svrg": lambda o: SVRG(o, 16, refresh=7),
+    "saga": lambda o: SAGA(o, 16),
+    "storm": lambda o: STORM(o, 16),
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "name"), [("generic", "svrg"), ("generic", "saga"), ("generic", "storm"), ("glm", "svrg"), ("glm", "saga")]
+)
+def test_resume_is_bit_identical(logistic: tuple[FiniteSum, float], path: str, name: str) -> None:
     objective, _ = logistic
+    if path == "glm":
+        objective, _ = _glm_twins(objective, LAM)
+    factory = _RESUMABLE[name]
     x0 = torch.zeros(D, dtype=torch.float64)
     full = minimize(factory(objective), SGD(0.3), x0, steps=30, seed=3)
     first = minimize(factory(objective), SGD(0.3), x0, steps=12, seed=3)
@@ -91,6 +109,8 @@ def test_resume_is_bit_identical(logistic: tuple[FiniteSum, float], factory) -> 
     rest = minimize(factory(objective), SGD(0.3), steps=18, resume=torch.load(buffer, weights_only=True))
     assert torch.equal(rest.x, full.x)
     assert rest.cost == full.cost
+    # the first run's estimator kept working on its own buffers: the checkpoint was a copy
+    assert torch.equal(first.checkpoint["x"], minimize(factory(objective), SGD(0.3), x0, steps=12, seed=3).x)
 
 
 def test_svrg_with_a_fixed_anchor_is_a_control_variate(logistic: tuple[FiniteSum, float]) -> None:
@@ -168,43 +188,6 @@ def test_glm_saga_treats_the_penalty_exactly(logistic: tuple[FiniteSum, float], 
     x_fast = _iterates(SAGA(glm, 16), SGD(0.5), 300)
     x_generic = _iterates(SAGA(data_term, 16), SGD(0.5, weight_decay=l2), 300)
     torch.testing.assert_close(x_fast, x_generic, rtol=1e-11, atol=1e-14)
-
-
-def test_glm_svrg_and_saga_reach_1e_10_at_a_constant_step(logistic: tuple[FiniteSum, float]) -> None:
-    # Acceptance on the GLM path, same problem, steps and seeds as the generic test above; the costs count
-    # b per SVRG inner step (the snapshot's derivatives are kept), N once plus b per step for SAGA.
-    objective, f_star = logistic
-    glm, _ = _glm_twins(objective, LAM)
-    x0 = torch.zeros(D, dtype=torch.float64)
-    svrg = minimize(SVRG(glm, 64), SGD(1.0), x0, steps=800)
-    saga = minimize(SAGA(glm, 64), SGD(0.8), x0, steps=800)
-    sgd = minimize(MiniBatch(glm, 64), SGD(0.8), x0, steps=800)
-    assert svrg.fun is not None
-    assert saga.fun is not None
-    assert sgd.fun is not None
-    assert svrg.fun - f_star <= 1e-10, svrg.fun - f_star
-    assert saga.fun - f_star <= 1e-10, saga.fun - f_star
-    assert sgd.fun - f_star > 1e-4, sgd.fun - f_star
-    snapshots = -(-800 // 31)
-    assert svrg.cost.examples == snapshots * N + (800 - snapshots) * 64
-    assert saga.cost.examples == N + 800 * 64
-
-
-@pytest.mark.parametrize("factory", [lambda o: SVRG(o, 16, refresh=7), lambda o: SAGA(o, 16)])
-def test_glm_resume_is_bit_identical(logistic: tuple[FiniteSum, float], factory) -> None:  # type: ignore[no-untyped-def]
-    objective, _ = logistic
-    glm, _ = _glm_twins(objective, LAM)
-    x0 = torch.zeros(D, dtype=torch.float64)
-    full = minimize(factory(glm), SGD(0.3), x0, steps=30, seed=3)
-    first = minimize(factory(glm), SGD(0.3), x0, steps=12, seed=3)
-    buffer = io.BytesIO()
-    torch.save(first.checkpoint, buffer)
-    buffer.seek(0)
-    rest = minimize(factory(glm), SGD(0.3), steps=18, resume=torch.load(buffer, weights_only=True))
-    assert torch.equal(rest.x, full.x)
-    assert rest.cost == full.cost
-    # the first run's estimator kept working on its own buffers: the checkpoint was a copy
-    assert torch.equal(first.checkpoint["x"], minimize(factory(glm), SGD(0.3), x0, steps=12, seed=3).x)
 
 
 def test_glm_fixed_anchor_and_bad_input(logistic: tuple[FiniteSum, float]) -> None:

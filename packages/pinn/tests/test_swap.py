@@ -43,26 +43,32 @@ def test_adam_through_noisygrad_is_bit_identical_to_compile_adam():
     assert result.losses[0] == pytest.approx(float(np.sum(ref.losshistory.loss_train[0])), rel=1e-6)
 
 
-def test_sgd_matches_compile_sgd_and_lr_scheduler_still_works():
+DECAY = ("step", 15, 0.5)
+
+
+def _deepxde_with_decay(optimizer: str):
+    """DeepXDE's own run: ``compile(optimizer, lr=1e-3, decay=DECAY)`` and 40 iterations of ``model.train``."""
     ref = tiny_poisson(1)
     with quiet():
-        ref.compile("sgd", lr=1e-3, decay=("step", 15, 0.5))
+        ref.compile(optimizer, lr=1e-3, decay=DECAY)
         ref.train(iterations=40, verbose=0)
+    return ref
+
+
+def test_sgd_matches_compile_sgd_and_lr_scheduler_still_works():
+    ref = _deepxde_with_decay("sgd")
     ours = tiny_poisson(1)
     with quiet():  # DeepXDE's decay wraps the noisygrad optimizer in a torch StepLR, which sets group["lr"]
-        ours.compile(ng.TorchOptimizer(ours.net.parameters(), ng.SGD(1e-3)), decay=("step", 15, 0.5))
+        ours.compile(ng.TorchOptimizer(ours.net.parameters(), ng.SGD(1e-3)), decay=DECAY)
         ours.train(iterations=40, verbose=0)
     assert _same(_params(ref), _params(ours))
 
 
 def test_train_with_decay_matches_compile_with_decay():
     """``train(..., decay=...)`` steps DeepXDE's scheduler as ``model.train`` does: the same weights, bit for bit."""
-    ref = tiny_poisson(1)
-    with quiet():
-        ref.compile("adam", lr=1e-3, decay=("step", 15, 0.5))
-        ref.train(iterations=40, verbose=0)
+    ref = _deepxde_with_decay("adam")
     ours = tiny_poisson(1)
-    ngp.train(ours, "adam", lr=1e-3, iterations=40, decay=("step", 15, 0.5))
+    ngp.train(ours, "adam", lr=1e-3, iterations=40, decay=DECAY)
     assert _same(_params(ref), _params(ours))
     assert ours.opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**2)
 
@@ -70,16 +76,16 @@ def test_train_with_decay_matches_compile_with_decay():
 def test_swapping_out_a_decayed_optimizer_says_its_decay_is_dropped():
     model = tiny_poisson(1)
     with quiet():
-        model.compile("adam", lr=1e-3, decay=("step", 15, 0.5))
+        model.compile("adam", lr=1e-3, decay=DECAY)
     with pytest.warns(ngp.PinnWarning, match="decay"):
         ngp.train(model, "sgd", lr=1e-3, iterations=5)
     assert model.lr_scheduler is None
     with quiet():
-        model.compile("adam", lr=1e-3, decay=("step", 15, 0.5))
+        model.compile("adam", lr=1e-3, decay=DECAY)
     with pytest.warns(ngp.PinnWarning, match="decay"):  # recompiled for other arguments: the decay still goes
         ngp.train(model, "sgd", lr=1e-3, iterations=5, loss_weights=[1.0, 1.0])
     with pytest.raises(ValueError, match="decay"):
-        ngp.train(model, "lbfgs", iterations=5, decay=("step", 15, 0.5))
+        ngp.train(model, "lbfgs", iterations=5, decay=DECAY)
 
 
 def test_swapping_optimizers_mid_training_keeps_weights_and_history(model):

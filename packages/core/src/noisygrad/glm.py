@@ -104,9 +104,7 @@ class GLMKernels:
                 f"params must be a tensor of the data's dtype and device ({self.dtype} on {self.device}); "
                 f"got {params.dtype} on {params.device}"
             )
-        w = params.detach() if params.requires_grad else params
-        if not math.isfinite(float(w.sum())):  # any NaN or Inf entry (or an overflow, checked entrywise next)
-            check_finite("params", params)
+        w = check_finite("params", params.detach() if params.requires_grad else params)
         return w.numpy() if self.on_cpu else w
 
     def view(self, tensor: torch.Tensor) -> Vector:

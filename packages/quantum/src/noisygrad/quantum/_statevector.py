@@ -49,8 +49,14 @@ def _rotation(generator: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]
     return gate
 
 
-_rx, _ry, _rz = _rotation(_PAULI["x"]), _rotation(_PAULI["y"]), _rotation(_PAULI["z"])
-_rzz = _rotation(torch.kron(_PAULI["z"], _PAULI["z"]))
+# Pauli rotations exp(-i t G / 2); in a circuit, all of one matrix size are built together (TorchStatevector).
+_PAULI_GENERATORS = {
+    "rx": _PAULI["x"],
+    "ry": _PAULI["y"],
+    "rz": _PAULI["z"],
+    "rzz": torch.kron(_PAULI["z"], _PAULI["z"]),
+}
+_PAULI_ROTATIONS = {name: _rotation(g) for name, g in _PAULI_GENERATORS.items()}
 
 
 def _phase(t: torch.Tensor) -> torch.Tensor:
@@ -74,32 +80,23 @@ def _controlled(u: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Te
 
 # Gates with one angle, each ``exp(-i theta G / 2)`` up to a global phase (so the +-pi/2 shift rule holds).
 ROTATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "rx": _rx,
-    "ry": _ry,
-    "rz": _rz,
+    **_PAULI_ROTATIONS,
     "p": _phase,
-    "rzz": _rzz,
-    "crx": _controlled(_rx),
-    "cry": _controlled(_ry),
-    "crz": _controlled(_rz),
+    "crx": _controlled(_PAULI_ROTATIONS["rx"]),
+    "cry": _controlled(_PAULI_ROTATIONS["ry"]),
+    "crz": _controlled(_PAULI_ROTATIONS["rz"]),
 }
 _SKIP = {"barrier", "delay"}
-# Pauli rotations exp(-i t G / 2): all of one matrix size are built together from their stacked generators.
-_PAULI_GENERATORS = {
-    "rx": _PAULI["x"],
-    "ry": _PAULI["y"],
-    "rz": _PAULI["z"],
-    "rzz": torch.kron(_PAULI["z"], _PAULI["z"]),
-}
 
 
 @dataclass(frozen=True)
 class _Op:
+    """A gate: a constant ``matrix``, or the ``slot``-th rotation of its ``kind`` (see ``_rotation_matrices``)."""
+
     qubits: tuple[int, ...]
-    matrix: torch.Tensor | None  # a constant gate
-    rotation: Callable[[torch.Tensor], torch.Tensor] | None = None
-    index: int = -1  # column of the parameter array holding the angle
-    name: str = ""
+    matrix: torch.Tensor | None = None
+    kind: str = ""
+    slot: int = -1
 
 
 @dataclass(frozen=True)
@@ -193,8 +190,9 @@ class TorchStatevector:
             if symbolic:
                 generator = _PAULI_GENERATORS.get(op.name)
                 kind = op.name if generator is None else f"pauli{generator.shape[0]}"
-                ops.append(_Op(qubits, None, ROTATIONS[op.name], position[op.params[0]], kind))
-                rotations.setdefault(kind, []).append(position[op.params[0]])
+                columns = rotations.setdefault(kind, [])
+                ops.append(_Op(qubits, kind=kind, slot=len(columns)))
+                columns.append(position[op.params[0]])
                 if generator is not None:
                     generators.setdefault(kind, []).append(-1j * generator)
                 continue
@@ -222,13 +220,13 @@ class TorchStatevector:
         k = theta.shape[0]
         out = {}
         for kind, cols in self._rotations.items():
-            half = theta[:, cols].T / 2  # (m, K), rotation-major
+            angles = theta[:, cols].T  # (m, K), rotation-major
             if kind in self._generators:
                 minus_i_g, identity = self._generators[kind]
-                half = half[..., None, None]
+                half = (angles / 2)[..., None, None]
                 out[kind] = torch.cos(half) * identity + torch.sin(half) * minus_i_g
             else:
-                matrices = ROTATIONS[kind](2 * half.reshape(-1))
+                matrices = ROTATIONS[kind](angles.reshape(-1))
                 out[kind] = matrices.reshape(len(cols), k, *matrices.shape[1:])
         return out
 
@@ -239,7 +237,6 @@ class TorchStatevector:
         state = torch.zeros((k, 2**n), dtype=_CDTYPE, device=self.device)
         state[:, 0] = 1.0
         matrices = self._rotation_matrices(theta)
-        used = dict.fromkeys(matrices, 0)
         pending: dict[int, torch.Tensor] = {}  # consecutive one-qubit gates, multiplied before applying
         for op in self._ops:
             if isinstance(op, _Basis):
@@ -247,12 +244,7 @@ class TorchStatevector:
                     state = _apply_one(state, pending.pop(q), q, n)
                 state = state[:, op.source] if op.phase is None else state[:, op.source] * op.phase
                 continue
-            if op.rotation is not None:
-                matrix = matrices[op.name][used[op.name]]
-                used[op.name] += 1
-            else:
-                assert op.matrix is not None  # every op is a constant gate or a rotation
-                matrix = op.matrix
+            matrix = matrices[op.kind][op.slot] if op.matrix is None else op.matrix
             if len(op.qubits) == 1:
                 q = op.qubits[0]
                 pending[q] = matrix if q not in pending else matrix @ pending[q]

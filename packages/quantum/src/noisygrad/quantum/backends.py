@@ -181,12 +181,15 @@ def resolve_device(backend: str, device: str) -> str:
     check_backend(backend, device)
     if device == "CPU":
         return "CPU"
-    torch_gpu, aer_gpu = torch.cuda.is_available(), gpu_available()
-    if {"torch": torch_gpu, "auto": torch_gpu or aer_gpu}.get(backend, aer_gpu):
+    missing = []  # the GPU simulators this backend could use, when none of them is installed
+    if backend in ("torch", "auto") and not torch.cuda.is_available():
+        missing.append(_NO_TORCH_GPU)
+    if backend != "torch" and not gpu_available():
+        missing.append(_NO_AER_GPU)
+    if len(missing) < (2 if backend == "auto" else 1):
         return "GPU"
-    reasons = {"torch": [_NO_TORCH_GPU], "auto": [_NO_TORCH_GPU, _NO_AER_GPU]}.get(backend, [_NO_AER_GPU])
     warnings.warn(
-        f"device='GPU' with backend={backend!r}: {'; and '.join(reasons)}. Running on the CPU.",
+        f"device='GPU' with backend={backend!r}: {'; and '.join(missing)}. Running on the CPU.",
         DeviceFallbackWarning,
         stacklevel=3,
     )
@@ -202,23 +205,22 @@ def make_backend(circuit: QuantumCircuit, backend: str = "auto", device: str = "
     """
     device = resolve_device(backend, device)
     if backend == "auto":
-        supported = unsupported(circuit) is None
+        reason = unsupported(circuit)
         if device == "GPU":
-            if supported and torch.cuda.is_available():
+            if reason is None and torch.cuda.is_available():
                 backend = "torch"
             elif gpu_available():
                 backend = "aer"
             else:
                 warnings.warn(
-                    f"device='GPU': the torch simulator cannot run this circuit ({unsupported(circuit)}) "
-                    f"and {_NO_AER_GPU}. "
+                    f"device='GPU': the torch simulator cannot run this circuit ({reason}) and {_NO_AER_GPU}. "
                     "Running on the CPU with Aer.",
                     DeviceFallbackWarning,
                     stacklevel=2,
                 )
                 backend, device = "aer", "CPU"
         else:
-            backend = "torch" if supported and circuit.num_qubits <= TORCH_MAX_QUBITS else "aer"
+            backend = "torch" if reason is None and circuit.num_qubits <= TORCH_MAX_QUBITS else "aer"
     if backend == "torch":
         return TorchBackend(circuit, device)
     return AerBackend(circuit, device, sampler=backend == "aer-sampler")
