@@ -26,14 +26,17 @@ from .hamiltonians import (  # noqa: E402
 )
 from .measurement import MeasurementPlan  # noqa: E402
 from .objective import EnergyObjective  # noqa: E402
-from .spsa import SPSA  # noqa: E402
+from .qnspsa import QNSPSA  # noqa: E402
+from .spsa import SPSA, SPSAResult  # noqa: E402
 from .vqe import GRADIENTS, VQEResult, vqe  # noqa: E402
 
 __all__ = [
     "CHEMICAL_ACCURACY",
     "GRADIENTS",
     "H2_NUCLEAR_REPULSION",
+    "QNSPSA",
     "SPSA",
+    "SPSAResult",
     "DeviceFallbackWarning",
     "EnergyObjective",
     "MeasurementPlan",

@@ -1,184 +1,439 @@
-"""``SPSA``: Spall's optimizer as a minimizer callable for ``qiskit_algorithms.VQE`` (and scipy-style code).
+"""``SPSA``: qiskit-algorithms' SPSA (and 2-SPSA), argument for argument, with honest costs and divergence checks.
 
-``VQE(estimator, ansatz, optimizer=SPSA(maxiter=300, resamplings=2, seed=7))`` calls it as
-``SPSA(...)(fun, x0, jac=None, bounds=None)``. It is the core's :class:`noisygrad.SPSA` estimate with
-Spall's gains ``a_k = a / (A + k + 1)^0.602`` (``noisygrad.RobbinsMonro(a, A + 1, 0.602)``) and
-``c_k = c / (k + 1)^0.101``, ``a`` calibrated with :func:`noisygrad.spsa_calibrate` (Qiskit's rule:
-first step ``2 pi / 10``) unless given. What it does differently from ``qiskit_algorithms.optimizers.SPSA``:
+``noisygrad.quantum.SPSA`` is a ``qiskit_algorithms.optimizers.Optimizer``: every constructor argument,
+method, attribute and callback of ``qiskit_algorithms.optimizers.SPSA`` (0.4) has the same meaning here, so
+swapping the import changes nothing a user relies on; with the same settings and the same seeding it takes
+the same steps (``tests/test_spsa.py`` holds it to qiskit's iterates bit for bit). What it adds:
 
-* every point of a step goes to ``fun`` in ONE call of shape ``(K, P)`` (``2 * resamplings`` points, the 50
-  calibration points together): ``qiskit_algorithms.VQE``'s energy function sends them as one PUB;
-* ``nfev`` counts every evaluation: calibration, blocking and the final estimate included;
-* blocking takes its allowed increase from the noise of the evaluations themselves, needing no extra ones,
-  and keeps no state between runs;
-* ``result.fun`` is the mean of ``final_evaluations`` fresh evaluations at the final point (counted).
+* ``seed=``: a stream of its own (``None`` draws from ``qiskit_algorithms.utils.algorithm_globals.random``,
+  as qiskit does);
+* honest accounting: ``result.nfev`` is qiskit's count (it leaves out calibration, the blocking noise
+  estimate and the final evaluation); ``result.nfev_total`` counts every evaluation of ``fun``;
+* divergence is detected and reported (``result.success = False`` with a message), never returned as success;
+* all points of one iteration (every resampling) go to ``fun`` in one call when grouping is allowed, and a
+  call as ``SPSA(...)(fun, x0)`` (how ``qiskit_algorithms.VQE`` calls a callable optimizer) groups by default;
+* ``last_avg`` defaults to averaging the last iterates (see :data:`DEFAULT_AVERAGE_FRACTION`), chosen on the
+  benchmark family of ``benchmarks/quantum_family.py`` together with the other defaults;
+* ``final_evaluations`` averages several fresh evaluations at the returned point (``result.fun_stderr``).
+
+The gains are qiskit's: calibrated ``a_k = a / (k + A)^0.602`` and ``c_k = 0.2 / k^0.101`` (``k = 1, 2, ...``)
+unless ``learning_rate`` and ``perturbation`` are given as a constant, an array or a callable returning an
+iterator.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import numbers
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import torch
-from scipy.optimize import OptimizeResult
+import scipy.linalg
+from qiskit_algorithms.optimizers import Optimizer, OptimizerResult, OptimizerSupportLevel
+from qiskit_algorithms.utils import algorithm_globals
 
-from noisygrad import SGD, NoisyBlackBox, RobbinsMonro, spsa_calibrate
-from noisygrad import SPSA as SPSAEstimator
-from noisygrad._validation import as_parameter_vector, check_in_range, check_positive, check_positive_int
-from noisygrad.minimizer import box_from_bounds
-
-from . import _loop
+from noisygrad._validation import check_positive, check_positive_int
 
 SPALL_ALPHA = 0.602
 SPALL_GAMMA = 0.101
+#: qiskit's calibration targets a first step of this size per parameter.
+DEFAULT_TARGET_MAGNITUDE = 2 * math.pi / 10
+#: With ``last_avg=None`` the returned point is the mean of the last ``ceil(fraction * maxiter)`` accepted
+#: iterates: the noise ball of the final iterates shrinks with the window while a window that is a small
+#: fraction of the run lags little behind a still-descending path (chosen on the tuning half of the family).
+DEFAULT_AVERAGE_FRACTION = 0.1
+#: A run has diverged when its value estimate exceeds the first one by this many times the spread of the
+#: function at the start, for ``DIVERGENCE_PATIENCE`` iterations in a row (or turns NaN/Inf).
+DIVERGENCE_FACTOR = 1e3
+DIVERGENCE_PATIENCE = 5
+
+Gain = float | np.ndarray | Sequence[float] | Callable[[], Iterator[float]]
+Callback = Callable[[int, np.ndarray, float, float, bool], None]
+TerminationChecker = Callable[[int, np.ndarray, float, float, bool], bool]
+Point = np.ndarray
 
 
-@dataclass(frozen=True)
-class SPSAGains:
-    """SPSA's settings, checked once, and the set-up both :class:`SPSA` and :func:`~noisygrad.quantum.vqe` use.
+class SPSAResult(OptimizerResult):  # type: ignore[misc]
+    """qiskit's ``OptimizerResult`` (``x``, ``fun``, ``nfev``, ``nit``) plus what a cost-aware user needs.
 
-    ``a_k = a / (A + k + 1)^0.602`` and ``c_k = c / (k + 1)^gamma`` (Spall 1998: ``gamma = 0.101``). See
-    :class:`SPSA` for the meaning of each field; ``stability=None`` becomes 10% of ``maxiter`` and
-    ``average_last=None`` a quarter.
+    Attributes:
+        nfev_total: every evaluation of ``fun`` (``nfev`` is qiskit's count, which leaves out calibration, the
+            blocking noise estimate and the final evaluation).
+        success: ``False`` when the run diverged (``message`` says where) or a value was NaN/Inf.
+        message: what happened.
+        fun_stderr: the standard error of ``fun`` when ``final_evaluations > 1`` (else ``None``).
+        rejected: steps rejected by ``blocking``.
+        learning_rate, perturbation: the first ``nit`` gains used.
     """
 
-    maxiter: int
-    learning_rate: float | None = None
-    perturbation: float = 0.2
-    perturbation_decay: float = SPALL_GAMMA
-    stability: float | None = None
-    target_step: float = 2 * math.pi / 10
-    resamplings: int = 1
-    calibration_samples: int = 25
-    average_last: int | None = None
-
-    def __post_init__(self) -> None:
-        maxiter = check_positive_int("maxiter", self.maxiter)
-        checked = {
-            "maxiter": maxiter,
-            "learning_rate": None
-            if self.learning_rate is None
-            else check_positive("learning_rate", self.learning_rate),
-            "perturbation": check_positive("perturbation", self.perturbation),
-            "perturbation_decay": check_in_range(
-                "perturbation_decay", self.perturbation_decay, 0.0, 1.0, high_open=False
-            ),
-            "stability": 0.1 * maxiter
-            if self.stability is None
-            else check_positive("stability", self.stability, allow_zero=True),
-            "target_step": check_positive("target_step", self.target_step),
-            "resamplings": check_positive_int("resamplings", self.resamplings),
-            "calibration_samples": check_positive_int("calibration_samples", self.calibration_samples),
-            "average_last": max(1, maxiter // 4)
-            if self.average_last is None
-            else check_positive_int("average_last", self.average_last),
-        }
-        for name, value in checked.items():
-            object.__setattr__(self, name, value)
-
-    def estimator(self, objective: NoisyBlackBox) -> SPSAEstimator:
-        """The core's SPSA estimate with ``c_k = perturbation / (k + 1)^perturbation_decay``."""
-        return SPSAEstimator(
-            objective, c=self.perturbation, gamma=self.perturbation_decay, resamplings=self.resamplings
-        )
-
-    @property
-    def average_window(self) -> int:
-        """How many of the last iterates are averaged (``average_last``, resolved)."""
-        return int(self.average_last)  # type: ignore[arg-type]  # resolved in __post_init__
-
-    def start(
-        self, objective: NoisyBlackBox, x0: torch.Tensor, generator: torch.Generator
-    ) -> tuple[SPSAEstimator, RobbinsMonro, dict[str, float]]:
-        """The estimator, the gain schedule and what calibration spent and chose (``{}`` if ``a`` was given).
-
-        Calibration (when ``learning_rate`` is ``None``) makes ``calibration_samples`` SPSA estimates at ``x0``
-        in one call of ``objective`` (``2 * calibration_samples`` evaluations, counted by the objective).
-        """
-        stability = float(self.stability)  # type: ignore[arg-type]  # resolved in __post_init__
-        estimator = self.estimator(objective)
-        if self.learning_rate is not None:
-            return estimator, RobbinsMonro(self.learning_rate, stability + 1.0, SPALL_ALPHA), {}
-        cal = spsa_calibrate(
-            objective,
-            x0,
-            generator=generator,
-            c=self.perturbation,
-            target_step=self.target_step,
-            alpha=SPALL_ALPHA,
-            stability=stability,
-            samples=self.calibration_samples,
-        )
-        info = {"a": cal.a, "stability": stability, "evaluations": float(cal.cost.evaluations)}
-        return estimator, cal.learning_rate, info
+    def __init__(self) -> None:
+        super().__init__()
+        self.nfev_total: int = 0
+        self.success: bool = True
+        self.message: str = ""
+        self.fun_stderr: float | None = None
+        self.rejected: int = 0
+        self.learning_rate: np.ndarray = np.zeros(0)
+        self.perturbation: np.ndarray = np.zeros(0)
 
 
-class SPSA:
-    """Simultaneous-perturbation stochastic approximation as a ``(fun, x0, jac, bounds)`` minimizer.
+def powerseries(eta: float = 0.01, power: float = 2.0, offset: float = 0.0) -> Iterator[float]:
+    """``eta / (n + offset)^power`` for ``n = 1, 2, ...`` (qiskit's power series)."""
+    n = 1
+    while True:
+        yield eta / ((n + offset) ** power)
+        n += 1
+
+
+def bernoulli_perturbation(
+    dim: int, perturbation_dims: int | None = None, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """A random +-1 direction of ``dim`` entries (``perturbation_dims`` of them nonzero, chosen at random).
+
+    Draws exactly as qiskit-algorithms does (``1 - 2 * binomial(1, 0.5)``, then the support), so a shared
+    generator gives the same directions.
+    """
+    rng = algorithm_globals.random if rng is None else rng
+    if perturbation_dims is None:
+        return 1 - 2 * rng.binomial(1, 0.5, size=dim)
+    signs = 1 - 2 * rng.binomial(1, 0.5, size=perturbation_dims)
+    support = rng.choice(list(range(dim)), size=perturbation_dims, replace=False)
+    direction = np.zeros(dim)
+    direction[support] = signs
+    return direction
+
+
+def _check_gain(name: str, value: object, maxiter: int) -> None:
+    """A gain is None (calibrate), a finite number, an array of >= maxiter finite numbers, or a callable."""
+    if value is None or callable(value):
+        return
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if not math.isfinite(float(value)):
+            raise ValueError(f"{name} must be finite, got {value}")
+        return
+    if isinstance(value, list | tuple | np.ndarray):
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim != 1 or len(arr) < maxiter:
+            raise ValueError(f"Length of {name} is smaller than maxiter ({maxiter}).")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must contain finite numbers only")
+        return
+    raise TypeError(
+        f"{name} must be None (calibrate), a number (constant), an array with one value per iteration, or a "
+        f"callable returning an iterator, got {type(value).__name__}"
+    )
+
+
+def _gain_factory(name: str, value: Gain) -> Callable[[], Iterator[float]]:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        constant = float(value)
+
+        def constant_series() -> Iterator[float]:
+            while True:
+                yield constant
+
+        return constant_series
+    if isinstance(value, list | tuple | np.ndarray):
+        array = np.asarray(value, dtype=np.float64)
+        return lambda: iter(array)
+    if callable(value):
+        return value  # type: ignore[return-value]
+    raise TypeError(f"{name} must be a number, an array or a callable returning an iterator")
+
+
+def _make_spd(matrix: np.ndarray, bias: float) -> np.ndarray:
+    """``sqrt(M M) + bias I``: the symmetric positive-definite preconditioner of 2-SPSA (Spall 1997)."""
+    return np.real(scipy.linalg.sqrtm(matrix.dot(matrix))) + bias * np.identity(matrix.shape[0])
+
+
+class _Counter:
+    """Evaluates ``fun`` on a list of points, ``group`` points per call, counting every evaluation."""
+
+    def __init__(self, fun: Callable[..., Any], group: int) -> None:
+        self.fun = fun
+        self.group = group
+        self.total = 0
+
+    def one(self, point: np.ndarray) -> Any:
+        """``fun(point)`` for a single 1-D point, as qiskit evaluates blocking, callback and final values."""
+        self.total += 1
+        return self.fun(point)
+
+    def __call__(self, points: Sequence[Any], *, unpack: bool = False) -> list[Any]:
+        self.total += len(points)
+        if self.group <= 1:
+            return [self.fun(*p) if unpack else self.fun(p) for p in points]
+        out: list[Any] = []
+        for chunk in np.array_split(np.asarray(points), math.ceil(len(points) / self.group)):
+            values = self.fun(*[list(part) for part in zip(*chunk, strict=True)]) if unpack else self.fun(chunk)
+            values = list(np.asarray(values).reshape(-1)) if np.ndim(values) != 1 else list(values)
+            if len(values) != len(chunk):
+                raise ValueError(
+                    f"fun returned {len(values)} values for a batch of {len(chunk)} points; with grouped evaluation "
+                    "(max_evals_grouped > 1, or a call as SPSA(...)(fun, x0) with batch=True) fun must take a "
+                    "(K, P) array and return K values; use set_max_evals_grouped(1) or batch=False otherwise"
+                )
+            out += values
+        return out
+
+
+def _as_value(name: str, value: Any) -> float:
+    """One function value as a float (a shape-(1,) array is accepted: ``float()`` of one fails in numpy 2)."""
+    arr = np.asarray(value)
+    if arr.size != 1:
+        raise ValueError(f"{name} must return one number per point, got an array of shape {arr.shape}")
+    return float(np.real(arr.reshape(())))
+
+
+class SPSA(Optimizer):  # type: ignore[misc]
+    """Simultaneous-perturbation stochastic approximation (Spall 1998), and 2-SPSA with ``second_order=True``.
+
+    The arguments up to ``termination_checker`` are those of ``qiskit_algorithms.optimizers.SPSA`` with the same
+    meaning (see its documentation); the keyword-only ones after them are noisygrad's.
 
     Args:
-        maxiter: iterations (> 0); each costs ``2 * resamplings`` evaluations (+1 with ``blocking``).
-        seed: seeds the perturbations (``None``: fresh entropy).
-        learning_rate: the gain ``a`` of ``a / (A + k + 1)^0.602``; ``None`` calibrates it from
-            ``calibration_samples`` SPSA estimates at ``x0`` (``2 * calibration_samples`` evaluations, counted).
-        perturbation: ``c`` of ``c_k = c / (k + 1)^gamma`` (Qiskit's 0.2).
-        perturbation_decay: ``gamma`` (Spall's 0.101). A larger ``gamma`` shrinks ``c_k``, and with it the
-            ``O(c_k^2)`` bias of the gradient, faster, at the price of more shot noise ``sigma^2 / (2 c_k^2 S)``.
-        stability: Spall's ``A`` (``None``: 10% of ``maxiter``, Spall's recommendation; Qiskit uses 0). On H2 at
-            1000 shots, 300 iterations, the median error over 10 seeds was 4.9 mHa with ``A = 0`` and 1.5 mHa with
-            ``A = 30`` (both averaging the last 30 iterates).
-        target_step: the first step's size per parameter when calibrating (Qiskit's ``2 pi / 10``).
-        resamplings: perturbations averaged per step, all in the same call.
-        blocking: reject steps whose value rose beyond twice the standard error of the difference
-            (one extra evaluation per step, plus ``calibration_samples`` evaluations at ``x0`` to measure the
-            noise, all counted).
-        average_last: return the mean of the last ``average_last`` accepted iterates (default: a quarter of
-            ``maxiter``; ``1`` is Qiskit's default ``last_avg=1``). Averaging damps the final noise ball (see
-            :func:`~noisygrad.quantum.vqe` for measurements).
-        final_evaluations: fresh evaluations averaged for ``result.fun`` (> 0).
-        batch: ``fun`` takes a ``(K, P)`` array and returns ``K`` values (``qiskit_algorithms.VQE``'s energy
-            function does); ``False`` calls ``fun`` once per point.
-        callback: ``callback(nfev, x, value_estimate, step_accepted)`` after every iteration.
+        maxiter: iterations; each evaluates ``fun`` at ``2 * resamplings`` points (``4 *`` with
+            ``second_order``), plus one with ``blocking`` or a ``callback``.
+        blocking: accept a step only if ``fun`` did not rise by more than ``allowed_increase``.
+        allowed_increase: ``None`` uses twice the standard deviation of 25 evaluations at ``x0``, measured for
+            each run (qiskit stores it on the instance, so a second run reuses the first run's noise; here the
+            attribute stays as the user set it).
+        trust_region: clip the update's norm to 1 before scaling it by the learning rate.
+        learning_rate, perturbation: a number (a constant gain), an array with one value per iteration, or a
+            callable returning an iterator; both ``None`` calibrates them (50 evaluations at ``x0``, in
+            ``nfev_total`` but not in ``nfev``, as in qiskit). Set both or neither.
+        last_avg: return the mean of the last ``last_avg`` accepted iterates (qiskit's default is 1: the last
+            iterate). ``None`` (noisygrad's default) averages the last ``ceil(0.1 * maxiter)``.
+        resamplings: directions averaged per iteration, an int or ``{iteration: number}``.
+        perturbation_dims: perturb this many randomly chosen parameters per direction (``None``: all).
+        second_order: 2-SPSA: precondition with a smoothed stochastic Hessian.
+        regularization: the ``bias * I`` added to the preconditioner (``None``: 0.01).
+        hessian_delay: precondition only after this many iterations.
+        lse_solver: solves ``H x = g`` (``None``: ``numpy.linalg.solve``).
+        initial_hessian: the Hessian estimate before the first sample (``None``: the identity).
+        callback: ``callback(nfev, x, fx, stepsize, accepted)`` after each iteration (without ``blocking`` this
+            costs one evaluation per iteration, counted in ``nfev`` as in qiskit).
+        termination_checker: ``checker(nfev, x, fx, stepsize, accepted) -> bool``; ``True`` stops the run.
+        seed: ``None`` draws the directions from ``algorithm_globals.random`` (qiskit's behaviour; set
+            ``algorithm_globals.random_seed`` to reproduce); an int seeds a fresh generator for every run (two
+            runs with the same seed take the same directions); a ``numpy.random.Generator`` is used as a stream.
+        stability: Spall's ``A`` in the calibrated ``a / (k + A)^0.602`` (qiskit's 0).
+        calibration_samples: directions drawn by the calibration (qiskit's 25; 2 evaluations each).
+        target_magnitude: the calibrated first step's size per parameter (qiskit's ``2 pi / 10``).
+        final_evaluations: fresh evaluations of ``fun`` at the returned point; more than one returns their mean
+            as a float with ``result.fun_stderr`` (one returns ``fun``'s own value, as qiskit does).
+        batch: how a call as ``SPSA(...)(fun, x0, jac, bounds)`` evaluates when ``max_evals_grouped`` is unset:
+            ``True`` sends every point of a step in one call (``fun`` takes ``(K, P)`` and returns ``K`` values,
+            as ``qiskit_algorithms.VQE``'s energy does), ``False`` one point per call. ``minimize`` follows
+            qiskit's ``max_evals_grouped`` (unset: one point per call).
     """
 
     def __init__(
         self,
         maxiter: int = 100,
-        *,
-        seed: int | None = None,
-        learning_rate: float | None = None,
-        perturbation: float = 0.2,
-        perturbation_decay: float = SPALL_GAMMA,
-        stability: float | None = None,
-        target_step: float = 2 * math.pi / 10,
-        resamplings: int = 1,
         blocking: bool = False,
-        average_last: int | None = None,
+        allowed_increase: float | None = None,
+        trust_region: bool = False,
+        learning_rate: Gain | None = None,
+        perturbation: Gain | None = None,
+        last_avg: int | None = None,
+        resamplings: int | dict[int, int] = 1,
+        perturbation_dims: int | None = None,
+        second_order: bool = False,
+        regularization: float | None = None,
+        hessian_delay: int = 0,
+        lse_solver: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+        initial_hessian: np.ndarray | None = None,
+        callback: Callback | None = None,
+        termination_checker: TerminationChecker | None = None,
+        *,
+        seed: int | np.random.Generator | None = None,
+        stability: float = 0.0,
         calibration_samples: int = 25,
+        target_magnitude: float = DEFAULT_TARGET_MAGNITUDE,
         final_evaluations: int = 1,
         batch: bool = True,
-        callback: Callable[[int, np.ndarray, float | None, bool], None] | None = None,
     ) -> None:
-        self.gains = SPSAGains(
-            maxiter,
-            learning_rate=learning_rate,
-            perturbation=perturbation,
-            perturbation_decay=perturbation_decay,
-            stability=stability,
-            target_step=target_step,
-            resamplings=resamplings,
-            calibration_samples=calibration_samples,
-            average_last=average_last,
-        )
-        self.maxiter = self.gains.maxiter
-        self.seed = seed if seed is None else check_positive_int("seed", seed, allow_zero=True)
-        self.blocking = bool(blocking)
+        super().__init__()
+        self.maxiter = check_positive_int("maxiter", maxiter)
+        _check_gain("learning_rate", learning_rate, self.maxiter)
+        _check_gain("perturbation", perturbation, self.maxiter)
+        if allowed_increase is not None:
+            check_positive("allowed_increase", allowed_increase, allow_zero=True)
+        if last_avg is not None:
+            check_positive_int("last_avg", last_avg)
+        if isinstance(resamplings, dict):
+            for k, n in resamplings.items():
+                check_positive_int(f"resamplings[{k}]", n)
+        else:
+            check_positive_int("resamplings", resamplings)
+        if perturbation_dims is not None:
+            check_positive_int("perturbation_dims", perturbation_dims)
+        if regularization is not None:
+            check_positive("regularization", regularization, allow_zero=True)
+        check_positive_int("hessian_delay", hessian_delay, allow_zero=True)
+        hooks = {"lse_solver": lse_solver, "callback": callback, "termination_checker": termination_checker}
+        for name, fn in hooks.items():
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
+        if seed is not None and not isinstance(seed, np.random.Generator):
+            check_positive_int("seed", seed, allow_zero=True)
+        self.trust_region = trust_region
+        self.callback = callback
+        self.termination_checker = termination_checker
+        self.learning_rate = learning_rate
+        self.perturbation = perturbation
+        self.blocking = blocking
+        self.allowed_increase = allowed_increase
+        self.last_avg = last_avg
+        self.resamplings = resamplings
+        self.perturbation_dims = perturbation_dims
+        self.second_order = second_order
+        self.hessian_delay = hessian_delay
+        self.lse_solver = lse_solver
+        self.regularization = 0.01 if regularization is None else regularization
+        self.initial_hessian = initial_hessian
+        self.seed = seed
+        self.stability = check_positive("stability", stability, allow_zero=True)
+        self.calibration_samples = check_positive_int("calibration_samples", calibration_samples)
+        self.target_magnitude = check_positive("target_magnitude", target_magnitude)
         self.final_evaluations = check_positive_int("final_evaluations", final_evaluations)
         self.batch = bool(batch)
-        self.callback = callback
+        self._nfev: int | None = None
+        self._smoothed_hessian: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ qiskit's static helpers
+
+    @staticmethod
+    def calibrate(
+        loss: Callable[[np.ndarray], float],
+        initial_point: np.ndarray,
+        c: float = 0.2,
+        stability_constant: float = 0,
+        target_magnitude: float | None = None,
+        alpha: float = SPALL_ALPHA,
+        gamma: float = SPALL_GAMMA,
+        modelspace: bool = False,
+        max_evals_grouped: int = 1,
+        *,
+        samples: int = 25,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[Callable[[], Iterator[float]], Callable[[], Iterator[float]]]:
+        """qiskit's calibration: ``a`` so that the first step is ``target_magnitude`` on average.
+
+        Draws ``samples`` directions (``2 * samples`` evaluations of ``loss``) and returns the factories of
+        ``a / (n + stability_constant)^alpha`` and ``c / n^gamma``. ``rng`` defaults to
+        ``algorithm_globals.random``.
+        """
+        return SPSA._calibrate(
+            _Counter(loss, max_evals_grouped or 1),
+            np.asarray(initial_point, dtype=np.float64),
+            c=c,
+            stability=stability_constant,
+            target=DEFAULT_TARGET_MAGNITUDE if target_magnitude is None else target_magnitude,
+            alpha=alpha,
+            gamma=gamma,
+            modelspace=modelspace,
+            samples=samples,
+            rng=algorithm_globals.random if rng is None else rng,
+        )
+
+    @staticmethod
+    def _calibrate(
+        evaluate: _Counter,
+        x0: np.ndarray,
+        *,
+        c: float,
+        stability: float,
+        target: float,
+        alpha: float,
+        gamma: float,
+        modelspace: bool,
+        samples: int,
+        rng: np.random.Generator,
+    ) -> tuple[Callable[[], Iterator[float]], Callable[[], Iterator[float]]]:
+        points: list[np.ndarray] = []
+        for _ in range(samples):
+            direction = bernoulli_perturbation(len(x0), rng=rng)
+            points += [x0 + c * direction, x0 - c * direction]
+        losses = [_as_value("loss", v) for v in evaluate(points)]
+        if not all(math.isfinite(v) for v in losses):
+            raise ValueError("the objective returned NaN or Inf near the initial point during SPSA's calibration")
+        magnitude = 0.0
+        for i in range(samples):
+            magnitude += abs((losses[2 * i] - losses[2 * i + 1]) / (2 * c))
+        magnitude /= samples
+        a = target / magnitude**2 if modelspace else target / magnitude if magnitude > 0 else math.inf
+        if not a >= 1e-10 or not math.isfinite(a):
+            warnings.warn(f"SPSA calibration failed, using {target} for `a`", RuntimeWarning, stacklevel=3)
+            a = target
+        return (lambda: powerseries(a, alpha, stability)), (lambda: powerseries(c, gamma))
+
+    @staticmethod
+    def estimate_stddev(
+        loss: Callable[[np.ndarray], float],
+        initial_point: np.ndarray,
+        avg: int = 25,
+        max_evals_grouped: int = 1,
+    ) -> float:
+        """The standard deviation of ``avg`` evaluations of ``loss`` at ``initial_point``."""
+        evaluate = _Counter(loss, max_evals_grouped or 1)
+        return float(np.std([_as_value("loss", v) for v in evaluate(avg * [np.asarray(initial_point)])]))
+
+    def get_support_level(self) -> dict[str, OptimizerSupportLevel]:
+        """Gradients are ignored, bounds clip the iterates, an initial point is required."""
+        return {
+            "gradient": OptimizerSupportLevel.ignored,
+            "bounds": OptimizerSupportLevel.supported,
+            "initial_point": OptimizerSupportLevel.required,
+        }
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """qiskit's settings (callable gains expanded to ``maxiter`` values), plus noisygrad's options where they
+        differ from their defaults, so that ``type(self)(**settings)`` rebuilds the optimizer."""
+        settings: dict[str, Any] = {
+            "maxiter": self.maxiter,
+            "learning_rate": self._expanded(self.learning_rate),
+            "perturbation": self._expanded(self.perturbation),
+            "trust_region": self.trust_region,
+            "blocking": self.blocking,
+            "allowed_increase": self.allowed_increase,
+            "resamplings": self.resamplings,
+            "perturbation_dims": self.perturbation_dims,
+            "second_order": self.second_order,
+            "hessian_delay": self.hessian_delay,
+            "regularization": self.regularization,
+            "lse_solver": self.lse_solver,
+            "initial_hessian": self.initial_hessian,
+            "callback": self.callback,
+            "termination_checker": self.termination_checker,
+        }
+        defaults = {
+            "last_avg": inspect.signature(type(self)).parameters["last_avg"].default,
+            "seed": None,
+            "stability": 0.0,
+            "calibration_samples": 25,
+            "target_magnitude": DEFAULT_TARGET_MAGNITUDE,
+            "final_evaluations": 1,
+            "batch": True,
+        }
+        for name, default in defaults.items():
+            if getattr(self, name) != default:
+                settings[name] = getattr(self, name)
+        return settings
+
+    def _expanded(self, gain: Any) -> Any:
+        if callable(gain):
+            series = gain()
+            return np.array([next(series) for _ in range(self.maxiter)])
+        return gain
+
+    # ------------------------------------------------------------------ the run
 
     def __call__(
         self,
@@ -186,78 +441,291 @@ class SPSA:
         x0: Sequence[float] | np.ndarray,
         jac: Callable[[np.ndarray], np.ndarray] | None = None,
         bounds: Sequence[tuple[float | None, float | None]] | None = None,
-    ) -> OptimizeResult:
-        """Minimise ``fun`` from ``x0``; ``jac`` is ignored (SPSA needs values only), ``bounds`` clip the steps."""
+    ) -> SPSAResult:
+        """Minimise as a callable optimizer (``qiskit_algorithms.VQE`` and scipy-style code call it so): every
+        point of a step in one call of ``fun`` unless ``batch=False`` or ``max_evals_grouped`` says otherwise."""
+        group = self._max_evals_grouped or (2**31 if self.batch else 1)
+        return self._run(fun, x0, bounds, group)
+
+    def minimize(
+        self,
+        fun: Callable[[np.ndarray], Any],
+        x0: Sequence[float] | np.ndarray | float,
+        jac: Callable[[np.ndarray], np.ndarray] | None = None,
+        bounds: Sequence[tuple[float | None, float | None]] | None = None,
+    ) -> SPSAResult:
+        """Minimise ``fun`` from ``x0`` (qiskit's ``Optimizer.minimize``; ``jac`` is ignored, ``bounds`` clip)."""
+        return self._run(fun, x0, bounds, self._max_evals_grouped or 1)
+
+    def _generator(self) -> np.random.Generator:
+        if self.seed is None:
+            return algorithm_globals.random
+        if isinstance(self.seed, np.random.Generator):
+            return self.seed
+        return np.random.default_rng(self.seed)
+
+    def _gains(
+        self, evaluate: _Counter, x0: np.ndarray, rng: np.random.Generator
+    ) -> tuple[Iterator[float], Iterator[float]]:
+        if self.learning_rate is None and self.perturbation is None:
+            get_eta, get_eps = self._calibrate(
+                evaluate,
+                x0,
+                c=0.2,
+                stability=self.stability,
+                target=self.target_magnitude,
+                alpha=SPALL_ALPHA,
+                gamma=SPALL_GAMMA,
+                modelspace=False,
+                samples=self.calibration_samples,
+                rng=rng,
+            )
+        elif self.learning_rate is None or self.perturbation is None:
+            raise ValueError("If one of learning rate or perturbation is set, both must be set.")
+        else:
+            _check_gain("learning_rate", self.learning_rate, self.maxiter)
+            _check_gain("perturbation", self.perturbation, self.maxiter)
+            get_eta = _gain_factory("learning_rate", self.learning_rate)
+            get_eps = _gain_factory("perturbation", self.perturbation)
+        return get_eta(), get_eps()
+
+    def _evaluate_samples(
+        self,
+        evaluate: _Counter,
+        x: np.ndarray,
+        eps: float,
+        deltas1: list[np.ndarray],
+        deltas2: list[np.ndarray | None],
+    ) -> list[tuple[float, float, np.ndarray, np.ndarray | None]]:
+        """``(value, spread, gradient, Hessian)`` samples, one per direction, from ONE grouped evaluation of every
+        direction's points (qiskit makes one call per direction)."""
+        points: list[np.ndarray] = []
+        for delta1, delta2 in zip(deltas1, deltas2, strict=True):
+            points += [x + eps * delta1, x - eps * delta1]
+            if delta2 is not None:
+                points += [x + eps * (delta1 + delta2), x + eps * (-delta1 + delta2)]
+        values = [_as_value("fun", v) for v in evaluate(points)]
+        per = self._evaluations_per_sample
+        samples = []
+        for i, (delta1, delta2) in enumerate(zip(deltas1, deltas2, strict=True)):
+            own = values[i * per : (i + 1) * per]
+            plus, minus = own[0], own[1]
+            gradient = (plus - minus) / (2 * eps) * delta1
+            hessian = None
+            if delta2 is not None:
+                diff = ((own[2] - plus) - (own[3] - minus)) / (2 * eps**2)
+                rank_one = np.outer(delta1, delta2)
+                hessian = diff * (rank_one + rank_one.T) / 2
+            samples.append((float(np.mean(own)), abs(plus - minus), gradient, hessian))
+        return samples
+
+    def _compute_update(
+        self,
+        evaluate: _Counter,
+        x: np.ndarray,
+        k: int,
+        eps: float,
+        lse_solver: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        rng: np.random.Generator,
+    ) -> tuple[float, float, np.ndarray]:
+        """``(value estimate, mean |f(x + c d) - f(x - c d)|, update direction)`` at ``x`` for iteration ``k``."""
+        num_samples = self.resamplings.get(k, 1) if isinstance(self.resamplings, dict) else self.resamplings
+        deltas1 = [bernoulli_perturbation(x.size, self.perturbation_dims, rng) for _ in range(num_samples)]
+        deltas2: list[np.ndarray | None] = (
+            [bernoulli_perturbation(x.size, self.perturbation_dims, rng) for _ in range(num_samples)]
+            if self.second_order
+            else [None] * num_samples
+        )
+        self._nfev = (self._nfev or 0) + num_samples * self._evaluations_per_sample
+        value, spread, gradient, hessian = 0.0, 0.0, np.zeros(x.size), np.zeros((x.size, x.size))
+        for value_sample, spread_sample, gradient_sample, hessian_sample in self._evaluate_samples(
+            evaluate, x, eps, deltas1, deltas2
+        ):
+            value += value_sample
+            spread += spread_sample
+            gradient += gradient_sample
+            if hessian_sample is not None:
+                hessian += hessian_sample
+        value, spread = value / num_samples, spread / num_samples
+        gradient, hessian = gradient / num_samples, hessian / num_samples
+        if self.second_order:
+            assert self._smoothed_hessian is not None
+            self._smoothed_hessian = k / (k + 1) * self._smoothed_hessian + 1 / (k + 1) * hessian
+            if k > self.hessian_delay:
+                spd_hessian = _make_spd(self._smoothed_hessian, self.regularization)
+                gradient = np.real(lse_solver(spd_hessian, gradient))
+        return value, spread, gradient
+
+    @property
+    def _evaluations_per_sample(self) -> int:
+        return 4 if self.second_order else 2
+
+    def _run(
+        self,
+        fun: Callable[[np.ndarray], Any],
+        x0: Any,
+        bounds: Sequence[tuple[float | None, float | None]] | None,
+        group: int,
+    ) -> SPSAResult:
         if not callable(fun):
             raise TypeError(f"fun must be callable, got {type(fun).__name__}")
-        x = as_parameter_vector("x0", np.asarray(x0, dtype=np.float64))
-        box = box_from_bounds(bounds, x)
-        nfev = 0
-
-        def evaluate(points: torch.Tensor) -> torch.Tensor:
-            nonlocal nfev
-            arr = points.detach().numpy().copy()
-            if self.batch:
-                out = np.asarray(fun(arr if len(arr) > 1 else arr[0]), dtype=np.float64).reshape(-1)
-            else:
-                out = np.array([float(fun(p)) for p in arr])
-            if out.shape != (len(arr),):
-                raise ValueError(
-                    f"fun returned {out.size} values for {len(arr)} points; with batch=True it must take a (K, P) "
-                    "array and return K values (or pass batch=False)"
-                )
-            nfev += len(arr)
-            return torch.as_tensor(out)
-
-        objective = NoisyBlackBox(lambda points, generator: evaluate(points))
-        generator = torch.Generator()
-        if self.seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(self.seed)
-        if box is not None:
-            x = torch.clamp(x, *box)
-        estimator, schedule, _ = self.gains.start(objective, x, generator)
-        calibration_evaluations = nfev
-
-        noise_std, initial_value = 0.0, None
-        if self.blocking:  # the noise of one evaluation, from repeated evaluations at x0 (one call, counted)
-            repeats = objective.evaluate(x.reshape(1, -1).repeat(self.gains.calibration_samples, 1), generator)
-            noise_std = float(repeats.std()) if len(repeats) > 1 else 0.0
-            initial_value = (float(repeats.mean()), noise_std / math.sqrt(len(repeats)))
-
-        def value_fn(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            values = objective.evaluate(points, generator)
-            return values, torch.full_like(values, noise_std)
-
-        def on_step(t: int, xt: torch.Tensor, record: dict[str, Any]) -> None:
+        x = np.atleast_1d(np.asarray(x0, dtype=np.float64)).copy()
+        if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+            raise ValueError(f"x0 must be a non-empty 1-D array of finite numbers, got {np.asarray(x0)!r}")
+        low, high = _box(bounds, x.size)
+        x = np.clip(x, low, high)
+        rng = self._generator()
+        evaluate = _Counter(fun, group)
+        eta, eps = self._gains(evaluate, x, rng)
+        lse_solver = np.linalg.solve if self.lse_solver is None else self.lse_solver
+        self._smoothed_hessian = (
+            np.identity(x.size) if self.initial_hessian is None else np.asarray(self.initial_hessian, dtype=float)
+        )
+        self._nfev = 0
+        result = SPSAResult()
+        fx = math.nan
+        allowed_increase = self.allowed_increase
+        if self.blocking:
+            fx = _as_value("fun", evaluate.one(x))
+            self._nfev += 1
+            if allowed_increase is None:
+                repeats = [_as_value("fun", v) for v in evaluate(25 * [x])]
+                allowed_increase = 2 * float(np.std(repeats))
+        guard = _DivergenceGuard()
+        last_steps: deque[np.ndarray] = deque([x])
+        window = self._average_window()
+        rates: list[float] = []
+        perturbations: list[float] = []
+        best_x, k = x, 0
+        while k < self.maxiter:
+            k += 1
+            eps_k = next(eps)
+            fx_estimate, spread, update = self._compute_update(evaluate, x, k, eps_k, lse_solver, rng)
+            if self.trust_region:
+                norm = np.linalg.norm(update)
+                if norm > 1:
+                    update = update / norm
+            eta_k = next(eta)
+            rates.append(eta_k)
+            perturbations.append(eps_k)
+            update = update * eta_k
+            x_next = np.clip(x - update, low, high)
+            fx_next = None
+            if not guard.observe(fx_estimate, spread, x_next):
+                break
+            if fx_estimate <= guard.best_value:
+                guard.best_value, best_x = fx_estimate, x
+            if self.blocking:
+                self._nfev += 1
+                fx_next = _as_value("fun", evaluate.one(x_next))
+                if fx + allowed_increase <= fx_next:  # type: ignore[operator]
+                    result.rejected += 1
+                    if self.callback is not None:
+                        self.callback(self._nfev, x_next, fx_next, float(np.linalg.norm(update)), False)
+                    continue
+                fx = fx_next
             if self.callback is not None:
-                self.callback(nfev, xt.numpy().copy(), record["estimate"], record["accepted"])
+                if not self.blocking:
+                    self._nfev += 1
+                    fx_next = _as_value("fun", evaluate.one(x_next))
+                self.callback(self._nfev, x_next, fx_next, float(np.linalg.norm(update)), True)  # type: ignore[arg-type]
+            x = x_next
+            if window > 1:
+                last_steps.append(x_next)
+                if len(last_steps) > window:
+                    last_steps.popleft()
+            if self.termination_checker is not None:
+                fx_check = fx_estimate if fx_next is None else fx_next
+                if self.termination_checker(self._nfev, x_next, fx_check, float(np.linalg.norm(update)), True):
+                    result.message = f"stopped by the termination checker at iteration {k}"
+                    break
+        if guard.diverged():
+            result.success, result.message = False, guard.message(k)
+            x = best_x  # the best iterate by its value estimate, before the run diverged
+        elif window > 1:
+            x = np.mean(np.asarray(last_steps), axis=0)
+        if self.final_evaluations == 1:  # fun's own value at one point, as qiskit returns it
+            result.fun = evaluate.one(x)
+        else:
+            values = np.array([_as_value("fun", v) for v in evaluate(self.final_evaluations * [x])])
+            result.fun = float(values.mean())
+            result.fun_stderr = float(values.std(ddof=1) / math.sqrt(len(values)))
+        result.x = x
+        result.nfev = self._nfev
+        result.nit = k
+        result.nfev_total = evaluate.total
+        result.learning_rate = np.asarray(rates)
+        result.perturbation = np.asarray(perturbations)
+        if result.success and not result.message:
+            result.message = f"{k} SPSA iterations, {result.rejected} steps rejected"
+        return result
 
-        result = _loop.run(
-            estimator,
-            SGD(schedule),
-            x,
-            steps=self.maxiter,
-            generator=generator,
-            value_fn=value_fn,
-            blocking=self.blocking,
-            average_last=self.gains.average_window,
-            bounds=box,
-            initial_value=initial_value,
-            on_step=on_step,
+    def _average_window(self) -> int:
+        if self.last_avg is None:
+            return max(1, math.ceil(DEFAULT_AVERAGE_FRACTION * self.maxiter))
+        return int(self.last_avg)
+
+
+class _DivergenceGuard:
+    """Tells a run that ran away from one that converged, so divergence is reported and never returned as success.
+
+    The reference is the first iteration's value estimate; the scale is the larger of its magnitude and the
+    spread of ``fun`` there (the differences ``|f(x + c d) - f(x - c d)|``, which hold both slope and noise).
+    A run whose last ``DIVERGENCE_PATIENCE`` value estimates all lie ``DIVERGENCE_FACTOR`` scales above where it
+    began has run away (a gain too large for the curvature). A transient excursion that the decaying gains
+    bring back is not a failure, so the run goes on; NaN or Inf stops it at once.
+    """
+
+    def __init__(self) -> None:
+        self.reference: float | None = None
+        self.scale = 0.0
+        self.recent: deque[float] = deque(maxlen=DIVERGENCE_PATIENCE)
+        self.best_value = math.inf
+        self.reason = ""
+
+    def observe(self, value: float, spread: float, x_next: np.ndarray) -> bool:
+        """Record an iteration; ``False`` when it produced NaN or Inf (the run cannot go on)."""
+        if not math.isfinite(value) or not math.isfinite(spread) or not np.all(np.isfinite(x_next)):
+            self.reason = "a value estimate or an iterate became NaN or Inf"
+            return False
+        if self.reference is None:
+            self.reference, self.scale = value, max(abs(value), spread, 1e-12)
+        self.recent.append(value)
+        return True
+
+    def diverged(self) -> bool:
+        """Whether the run ended far above where it began (or stopped on NaN/Inf)."""
+        if self.reason:
+            return True
+        if self.reference is None or len(self.recent) < DIVERGENCE_PATIENCE:
+            return False
+        threshold = self.reference + DIVERGENCE_FACTOR * self.scale
+        if min(self.recent) > threshold:
+            self.reason = (
+                f"its last {DIVERGENCE_PATIENCE} value estimates (down to {min(self.recent):.3g}) lie more than "
+                f"{DIVERGENCE_FACTOR:g} times the starting scale {self.scale:.3g} above the first, {self.reference:.3g}"
+            )
+            return True
+        return False
+
+    def message(self, k: int) -> str:
+        return (
+            f"SPSA diverged by iteration {k}: {self.reason}; the best iterate by its value estimate is returned. "
+            "Lower learning_rate, or set blocking=True or trust_region=True."
         )
-        x_final = result.x.numpy().copy()
-        finals = evaluate(torch.as_tensor(np.repeat(x_final[None, :], self.final_evaluations, 0)))
-        return OptimizeResult(
-            x=x_final,
-            fun=float(finals.mean()),
-            nfev=nfev,
-            njev=0,
-            nit=self.maxiter,
-            success=True,
-            message=f"{self.maxiter} SPSA iterations, {result.rejected} steps rejected",
-            calibration_evaluations=calibration_evaluations,
-            learning_rate=schedule,
-            history=result.history,
-        )
+
+
+def _box(
+    bounds: Sequence[tuple[float | None, float | None]] | None, size: int
+) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """``(low, high)`` arrays from scipy-style pairs (``None`` is unbounded); no bounds gives ``(-inf, inf)``."""
+    if bounds is None:
+        return -np.inf, np.inf
+    pairs = list(bounds)
+    if len(pairs) != size:
+        raise ValueError(f"bounds must give one (low, high) pair per parameter ({size}), got {len(pairs)}")
+    low = np.array([-np.inf if lo is None else float(lo) for lo, _ in pairs])
+    high = np.array([np.inf if hi is None else float(hi) for _, hi in pairs])
+    if np.any(np.isnan(low) | np.isnan(high)) or np.any(low > high):
+        raise ValueError("bounds must satisfy low <= high for every parameter (None means unbounded)")
+    return low, high

@@ -26,7 +26,7 @@ from .gradients import ParameterShift, finite_difference
 from .hamiltonians import exact_ground_energy
 from .objective import EnergyObjective
 from .sampling import generator_seed
-from .spsa import SPALL_GAMMA, SPSAGains
+from ._gains import SPALL_GAMMA, SPSAGains
 
 GRADIENTS = ("spsa", "parameter-shift", "finite-difference")
 
