@@ -11,6 +11,7 @@ from qiskit.quantum_info import Statevector
 from noisygrad.quantum import DeviceFallbackWarning, EnergyObjective, gpu_available, shot_estimator, tfim
 from noisygrad.quantum._statevector import TorchStatevector
 from noisygrad.quantum.backends import AerBackend, TorchBackend, make_backend, resolve_device
+from noisygrad.quantum.measurement import MeasurementPlan
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU")
 no_gpu_at_all = pytest.mark.skipif(
@@ -91,3 +92,36 @@ def test_cuda_estimator_matches_the_cpu_one():
     gpu = shot_estimator(shots=500, seed=9, device="GPU").run([(ansatz, hamiltonian, theta)]).result()[0].data.evs
     cpu = shot_estimator(shots=500, seed=9).run([(ansatz, hamiltonian, theta)]).result()[0].data.evs
     np.testing.assert_allclose(gpu, cpu, atol=1e-12)
+
+
+def test_auto_follows_the_measured_crossover():
+    """The rule measured by benchmarks/quantum_backend_crossover.py (README): torch on one thread up to 14 qubits at
+    any batch; from 15 to 20 qubits torch while a call holds at most 2**20 amplitudes (K points x 2**n), else Aer;
+    Aer above 20."""
+    from noisygrad.quantum.backends import TORCH_MAX_AMPLITUDES, TORCH_MAX_QUBITS, AutoBackend
+
+    assert (TORCH_MAX_QUBITS, TORCH_MAX_AMPLITUDES) == (14, 2**20)
+    small = make_backend(efficient_su2(14, reps=1))
+    assert isinstance(small, TorchBackend)
+    assert small.threads == 1
+    middle = make_backend(efficient_su2(15, reps=1))
+    assert isinstance(middle, AutoBackend)
+    assert isinstance(middle.pick(32), TorchBackend)  # 32 x 2**15 = 2**20
+    assert isinstance(middle.pick(33), AerBackend)
+    assert middle.pick(32).threads is None  # above 14 qubits torch keeps its own thread count
+    assert isinstance(make_backend(efficient_su2(20, reps=0)).pick(1), TorchBackend)
+    assert isinstance(make_backend(efficient_su2(21, reps=0)), AerBackend)
+
+
+def test_the_per_call_choice_gives_the_same_probabilities():
+    circuit = efficient_su2(15, reps=1)
+    auto = make_backend(circuit)
+    plan = MeasurementPlan(tfim(15), 15)
+    values = np.random.default_rng(3).uniform(-3, 3, (1, circuit.num_parameters))
+    np.testing.assert_allclose(auto.probabilities(values, plan), auto.pick(33).probabilities(values, plan), atol=1e-10)
+
+
+def test_one_thread_is_restored_after_each_call(hamiltonian, ansatz, theta):
+    before = torch.get_num_threads()
+    shot_estimator(shots=10, seed=0, backend="torch").run([(ansatz, hamiltonian, theta)])
+    assert torch.get_num_threads() == before

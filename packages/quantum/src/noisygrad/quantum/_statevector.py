@@ -136,8 +136,8 @@ def _as_basis_map(matrix: torch.Tensor, qubits: tuple[int, ...], n: int, device:
 
 def unsupported(circuit: QuantumCircuit) -> str | None:
     """Why the torch simulator cannot run ``circuit`` (``None`` if it can)."""
-    if circuit.num_clbits or any(i.operation.name == "measure" for i in circuit.data):
-        return "the circuit has measurements or classical bits"
+    if any(i.clbits or i.operation.name in ("measure", "reset", "store") for i in circuit.data):
+        return "the circuit measures, resets or uses classical bits"  # idle classical bits do not matter
     for inst in circuit.data:
         op = inst.operation
         if op.name in _SKIP:

@@ -16,18 +16,68 @@ Aer's GPU build (``qiskit-aer-gpu``); where neither is present it warns with a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import numpy as np
 import torch
 from qiskit import QuantumCircuit, transpile
+from qiskit.circuit import ControlFlowOp
 
 from ._statevector import TorchStatevector, unsupported
 from .measurement import MeasurementPlan
 
-TORCH_MAX_QUBITS = 12  # measured: from about 12 qubits Aer is faster than the einsum simulator on CPU
-SMALL_CIRCUIT_QUBITS = 14
+# The CPU rule of backend="auto", from benchmarks/quantum_backend_crossover.py (figures in the README). Up to 14
+# qubits Aer simulates on one thread (below SMALL_CIRCUIT_QUBITS we ask it to: thread start-up costs more than the
+# simulation; at 14 its statevector_parallel_threshold still keeps the gates serial), and so does torch here, and
+# torch was 1.2-19x faster at every batch size (1-200 points) and depth measured: torch at any batch. From 15
+# qubits Aer parallelises every gate and the balance turns with the batch: torch stayed 1.1-2.4x faster while a
+# call held at most TORCH_MAX_AMPLITUDES amplitudes (K points x 2**n; 15-20 qubits), Aer 1.2-2.2x faster above
+# (15 qubits at 64 points, 16 at 32, 17 at 8, 20 at 2), with misses of at most 1.3x next to the line.
+SMALL_CIRCUIT_QUBITS = 14  # Aer runs on one thread below this
+TORCH_MAX_QUBITS = 14  # torch for every batch, on one thread, up to here
+TORCH_MAX_AMPLITUDES = 2**20  # above: torch while K * 2**n <= this (so never above 20 qubits), else Aer
 _SEED_RANGE = 2**31 - 1
+_NO_STATE_CHANGE = {"barrier", "delay"}
+
+
+def non_unitary(circuit: QuantumCircuit) -> str | None:
+    """Why ``circuit`` does not prepare one pure state deterministically (``None`` if it does).
+
+    Refused: measurements, instructions on classical bits or variables, control flow, and resets (or
+    ``initialize``, which starts with one) of a qubit a gate has already acted on. On a simulator these collapse
+    the state to a random branch, which an estimator would then report as if it were the state. A reset of a
+    fresh qubit leaves ``|0>`` as it is and is accepted.
+    """
+    touched: set[int] = set()
+    for index, inst in enumerate(circuit.data):
+        op = inst.operation
+        qubits = {circuit.find_bit(q).index for q in inst.qubits}
+        if isinstance(op, ControlFlowOp) or inst.clbits or op.name in ("measure", "store"):
+            return f"has a mid-circuit {op.name!r} (instruction {index}): measurements, classical bits and control flow"
+        if op.name in ("reset", "initialize") and touched & qubits:
+            return (
+                f"resets qubits {sorted(touched & qubits)} after gates acted on them ({op.name!r}, instruction {index})"
+            )
+        if op.name not in _NO_STATE_CHANGE:
+            touched |= qubits
+    return None
+
+
+def without_final_measurements(circuit: QuantumCircuit, name: str = "circuit") -> QuantumCircuit:
+    """``circuit`` with its final measurements removed (a copy; ``circuit`` itself when it has none), as Qiskit's
+    estimators expect; a ``ValueError`` naming ``name`` and the circuit if anything non-unitary is left
+    (:func:`non_unitary`)."""
+    has_measurements = any(inst.operation.name == "measure" for inst in circuit.data)
+    stripped = circuit.remove_final_measurements(inplace=False) if has_measurements else circuit
+    reason = non_unitary(stripped)
+    if reason is not None:
+        raise ValueError(
+            f"{name} {circuit.name!r} {reason}. An estimator needs the state before any measurement: only final "
+            "measurements are allowed (they are removed), no mid-circuit measurement, reset or classical condition"
+        )
+    return stripped
 
 
 class Backend(Protocol):
@@ -35,15 +85,36 @@ class Backend(Protocol):
 
     def probabilities(self, values: np.ndarray, plan: MeasurementPlan) -> np.ndarray: ...
 
-    def counts(self, values: np.ndarray, plan: MeasurementPlan, shots: int, rng: np.random.Generator) -> np.ndarray: ...
+    def counts(
+        self, values: np.ndarray, plan: MeasurementPlan, shots: int | np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray: ...
 
 
 class DeviceFallbackWarning(UserWarning):
     """``device="GPU"`` was asked for but no GPU simulator is installed; the circuits run on the CPU."""
 
 
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with torch's intra-op thread count set to ``threads`` (``None``: leave it), then restore it."""
+    if threads is None or threads == torch.get_num_threads():
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class TorchBackend:
     """Exact probabilities from :class:`TorchStatevector`; counts drawn from them (multinomial).
+
+    On the CPU, circuits of up to :data:`TORCH_MAX_QUBITS` qubits run on one torch thread (:attr:`threads`), as
+    Aer's do: with another process busy on a 2-core machine, torch's OpenMP kernels on these small states were
+    measured 10-25x slower with 2 threads than with one (a thread of the team waits for a busy core at every
+    kernel); on the same machine idle, 2 threads gained at most 2.2x (50 points at 10-14 qubits).
 
     Args:
         circuit: the ansatz (no measurements).
@@ -56,11 +127,16 @@ class TorchBackend:
         check_backend("torch", device)
         self.device = device
         self.simulator = TorchStatevector(circuit, "cuda" if device == "GPU" else "cpu")
+        self.threads: int | None = 1 if device == "CPU" and circuit.num_qubits <= TORCH_MAX_QUBITS else None
 
     def probabilities(self, values: np.ndarray, plan: MeasurementPlan) -> np.ndarray:
-        return plan.probabilities(self.simulator.states(values))
+        with torch_threads(self.threads):
+            return plan.probabilities(self.simulator.states(values))
 
-    def counts(self, values: np.ndarray, plan: MeasurementPlan, shots: int, rng: np.random.Generator) -> np.ndarray:
+    def counts(
+        self, values: np.ndarray, plan: MeasurementPlan, shots: int | np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Outcome counts ``(K, G, 2**n)`` with ``shots`` (an int or one per group) shots of every group."""
         return plan.sample_counts(self.probabilities(values, plan), shots, rng)
 
 
@@ -86,6 +162,9 @@ class AerBackend:
     def __init__(self, circuit: QuantumCircuit, device: str = "CPU", *, sampler: bool = False) -> None:
         from qiskit_aer import AerSimulator
 
+        reason = non_unitary(circuit)
+        if reason is not None:
+            raise ValueError(f"circuit {circuit.name!r} {reason}; remove them (Aer would sample a collapsed branch)")
         if device not in ("CPU", "GPU"):
             raise ValueError(f"device must be 'CPU' or 'GPU', got {device!r}")
         if device == "GPU" and not gpu_available():
@@ -118,8 +197,10 @@ class AerBackend:
             self._cache[key] = transpile(qc, self.simulator, optimization_level=0)
         return self._cache[key]
 
-    def _run(self, values: np.ndarray, plan: MeasurementPlan, sample: bool, **options: object) -> list[object]:
-        circuits = [self._measured(g.basis, sample) for g in plan.groups]
+    def _run(self, values: np.ndarray, bases: list[str], sample: bool, **options: object) -> list[object]:
+        """Aer's results for the groups measured in ``bases`` at every row of ``values``, group-major
+        (experiment ``j * K + i`` is group ``j`` at point ``i``)."""
+        circuits = [self._measured(basis, sample) for basis in bases]
         if not circuits:
             return []
         params = list(self.circuit.parameters)
@@ -127,33 +208,77 @@ class AerBackend:
         if params:
             result = self.simulator.run(circuits, parameter_binds=binds, **options).result()
         else:
-            # group-major, as the readers below index results (experiment j * k + i)
             result = self.simulator.run([c for c in circuits for _ in range(len(values))], **options).result()
         return [result.results[i] for i in range(len(circuits) * len(values))]
 
     def probabilities(self, values: np.ndarray, plan: MeasurementPlan) -> np.ndarray:
         k, n = len(values), plan.num_qubits
         out = np.empty((k, plan.num_groups, 2**n))
-        experiments = self._run(values, plan, sample=False, shots=1)
+        experiments = self._run(values, [g.basis for g in plan.groups], sample=False, shots=1)
         for j in range(plan.num_groups):
             for i in range(k):
                 out[i, j] = experiments[j * k + i].data.probabilities  # type: ignore[attr-defined]
         return out
 
-    def counts(self, values: np.ndarray, plan: MeasurementPlan, shots: int, rng: np.random.Generator) -> np.ndarray:
+    def counts(
+        self, values: np.ndarray, plan: MeasurementPlan, shots: int | np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Outcome counts ``(K, G, 2**n)`` with ``shots`` (an int or one per group) shots of every group."""
         if not self.sampler:
             return plan.sample_counts(self.probabilities(values, plan), shots, rng)
         k, n = len(values), plan.num_qubits
+        per_group = np.broadcast_to(np.asarray(shots, dtype=np.int64), (plan.num_groups,))
         out = np.zeros((k, plan.num_groups, 2**n), dtype=np.int64)
-        seed = int(rng.integers(_SEED_RANGE))
-        experiments = self._run(values, plan, sample=True, shots=shots, seed_simulator=seed)
-        for j in range(plan.num_groups):
-            for i in range(k):
-                hex_counts = experiments[j * k + i].data.counts  # type: ignore[attr-defined]
-                for outcome, c in hex_counts.items():
-                    out[i, j, int(outcome, 16)] = c
+        offset = self.circuit.num_clbits  # measure_all writes after the circuit's own (idle) classical bits
+        for m in np.unique(per_group):  # one Aer call per distinct shot count: one when every group has the same
+            groups = np.flatnonzero(per_group == m)
+            seed = int(rng.integers(_SEED_RANGE))
+            bases = [plan.groups[j].basis for j in groups]
+            experiments = self._run(values, bases, sample=True, shots=int(m), seed_simulator=seed)
+            for jj, j in enumerate(groups):
+                for i in range(k):
+                    hex_counts = experiments[jj * k + i].data.counts  # type: ignore[attr-defined]
+                    for outcome, c in hex_counts.items():
+                        out[i, j, (int(outcome, 16) >> offset) & (2**n - 1)] = c
         return out
 
+
+class AutoBackend:
+    """``backend="auto"`` on the CPU for 15-20 qubits: each call goes to torch when it holds at most
+    :data:`TORCH_MAX_AMPLITUDES` amplitudes (``K * 2**n``), else to Aer (the measured crossover; each simulator
+    is built on its first call). Both give the same exact probabilities, to rounding.
+
+    Args:
+        circuit: the ansatz (no measurements), one that :class:`TorchStatevector` supports.
+    """
+
+    name = "auto"
+
+    def __init__(self, circuit: QuantumCircuit) -> None:
+        self.circuit = circuit
+        self.device = "CPU"
+        self._torch: TorchBackend | None = None
+        self._aer: AerBackend | None = None
+
+    def pick(self, points: int) -> TorchBackend | AerBackend:
+        """The simulator for a call with ``points`` parameter sets."""
+        if points * 2**self.circuit.num_qubits <= TORCH_MAX_AMPLITUDES:
+            self._torch = self._torch or TorchBackend(self.circuit)
+            return self._torch
+        self._aer = self._aer or AerBackend(self.circuit)
+        return self._aer
+
+    def probabilities(self, values: np.ndarray, plan: MeasurementPlan) -> np.ndarray:
+        return self.pick(len(values)).probabilities(values, plan)
+
+    def counts(
+        self, values: np.ndarray, plan: MeasurementPlan, shots: int | np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Outcome counts ``(K, G, 2**n)`` with ``shots`` (an int or one per group) shots of every group."""
+        return self.pick(len(values)).counts(values, plan, shots, rng)
+
+
+SimulatorBackend = TorchBackend | AerBackend | AutoBackend
 
 BACKENDS = ("auto", "torch", "aer", "aer-sampler")
 DEVICES = ("CPU", "GPU")
@@ -196,12 +321,23 @@ def resolve_device(backend: str, device: str) -> str:
     return "CPU"
 
 
-def make_backend(circuit: QuantumCircuit, backend: str = "auto", device: str = "CPU") -> TorchBackend | AerBackend:
+def _cpu_choice(circuit: QuantumCircuit, reason: str | None) -> str:
+    """``"torch"``, ``"auto"`` (per call, :class:`AutoBackend`) or ``"aer"`` for ``circuit`` on the CPU."""
+    if reason is not None or 2**circuit.num_qubits > TORCH_MAX_AMPLITUDES:
+        return "aer"
+    return "torch" if circuit.num_qubits <= TORCH_MAX_QUBITS else "auto"
+
+
+def make_backend(circuit: QuantumCircuit, backend: str = "auto", device: str = "CPU") -> SimulatorBackend:
     """The simulator for ``circuit``: ``"auto"``, ``"torch"``, ``"aer"``, or ``"aer-sampler"`` (Aer samples the
     shots itself), on ``device`` (``"CPU"`` or ``"GPU"``; see :func:`resolve_device` for the fallback).
 
-    ``"auto"`` on the CPU takes torch for supported circuits up to :data:`TORCH_MAX_QUBITS` qubits, else Aer. On
-    the GPU it takes torch (CUDA) for every supported circuit, else Aer's GPU build, else Aer on the CPU.
+    ``"auto"`` on the CPU follows the crossover measured by ``benchmarks/quantum_backend_crossover.py`` (see
+    :data:`TORCH_MAX_AMPLITUDES`) for circuits the torch simulator supports: torch up to :data:`TORCH_MAX_QUBITS`
+    (14) qubits, an :class:`AutoBackend` that picks torch or Aer per call by the batch size from 15 to 20 qubits,
+    Aer above (and for circuits torch cannot run). On the GPU it takes torch (CUDA) for every supported circuit,
+    else Aer's GPU build, else Aer on the CPU. A circuit that measures, resets or branches mid-way is refused with a
+    ``ValueError`` (:func:`non_unitary`).
     """
     device = resolve_device(backend, device)
     if backend == "auto":
@@ -220,7 +356,9 @@ def make_backend(circuit: QuantumCircuit, backend: str = "auto", device: str = "
                 )
                 backend, device = "aer", "CPU"
         else:
-            backend = "torch" if reason is None and circuit.num_qubits <= TORCH_MAX_QUBITS else "aer"
+            backend = _cpu_choice(circuit, reason)
+    if backend == "auto":
+        return AutoBackend(circuit)
     if backend == "torch":
         return TorchBackend(circuit, device)
     return AerBackend(circuit, device, sampler=backend == "aer-sampler")
