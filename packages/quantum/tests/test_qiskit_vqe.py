@@ -1,7 +1,6 @@
 """The path users already have: qiskit_algorithms.VQE with our estimator and our SPSA as `optimizer=`."""
 
 import numpy as np
-import pytest
 from qiskit_algorithms import VQE
 
 from noisygrad.quantum import CHEMICAL_ACCURACY, SPSA, EnergyObjective, shot_estimator

@@ -51,7 +51,8 @@ def test_same_iterates_as_qiskit_algorithms(settings):
     for (n1, x1, f1, s1, a1), (n2, x2, f2, s2, a2) in zip(ours, theirs, strict=True):
         assert (n1, a1) == (n2, a2)
         np.testing.assert_array_equal(x1, x2)
-        assert f1 == f2 and s1 == s2
+        assert f1 == f2
+        assert s1 == s2
     np.testing.assert_array_equal(ours_result.x, their_result.x)
     assert ours_result.fun == their_result.fun
     assert (ours_result.nfev, ours_result.nit) == (their_result.nfev, their_result.nit)
@@ -121,7 +122,8 @@ def test_call_groups_every_point_of_a_step_and_minimize_follows_max_evals_groupe
     spsa = SPSA(maxiter=5, resamplings=3, seed=0)
     spsa.set_max_evals_grouped(4)
     spsa.minimize(batched, np.zeros(4))
-    assert sizes[:13] == [4] * 11 + [3, 3] and sizes[13:15] == [3, 3]  # qiskit's np.array_split chunks
+    assert sizes[:13] == [4] * 11 + [3, 3]
+    assert sizes[13:15] == [3, 3]
 
 
 def test_shape_one_values_and_scalar_functions():
@@ -164,7 +166,8 @@ def test_a_run_away_gain_is_reported_not_returned_as_success():
 def test_settings_rebuild_the_optimizer():
     spsa = SPSA(maxiter=50, blocking=True, learning_rate=0.1, perturbation=0.2, seed=4, last_avg=3)
     assert SPSA(**spsa.settings).settings.keys() == spsa.settings.keys()
-    assert spsa.settings["seed"] == 4 and spsa.settings["last_avg"] == 3
+    assert spsa.settings["seed"] == 4
+    assert spsa.settings["last_avg"] == 3
     assert "seed" not in SPSA().settings  # at their defaults, only qiskit's keys
 
 

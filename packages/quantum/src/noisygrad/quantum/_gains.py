@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from noisygrad import NoisyBlackBox, RobbinsMonro, spsa_calibrate
 from noisygrad import SPSA as SPSAEstimator
+from noisygrad import NoisyBlackBox, RobbinsMonro, spsa_calibrate
 from noisygrad._validation import check_in_range, check_positive, check_positive_int
 
 SPALL_ALPHA = 0.602

@@ -128,6 +128,7 @@ class QNSPSA(SPSA):
         for i, (delta1, delta2) in enumerate(zip(deltas1, deltas2, strict=True)):
             plus, minus = losses[2 * i], losses[2 * i + 1]
             f = values[4 * i : 4 * i + 4]
+            assert delta2 is not None  # QNSPSA always draws a second direction
             gradient = (plus - minus) / (2 * eps) * delta1
             diff = ((f[2] - f[0]) - (f[3] - f[1])) / (2 * eps**2)
             rank_one = np.outer(delta1, delta2)
