@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGE_FILES := pyproject.toml requirements-dev.txt constraints-dev.txt $(wildcard packages/*/pyproject.toml)
 
-.PHONY: tour test test-slow lint wheels-check docs ci clean
+.PHONY: tour test test-slow peer-tests lint wheels-check docs ci clean
 
 $(STAMP): $(PACKAGE_FILES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
+## peer-tests: the peers' own test suites (qiskit-algorithms 0.4.0 from its sdist) against our components
+peer-tests: $(STAMP)
+	bash .ci/peer-tests
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -37,7 +41,7 @@ wheels-check: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
-ci: lint test test-slow wheels-check docs
+ci: lint test test-slow peer-tests wheels-check docs
 
 clean:
 	rm -rf $(VENV) dist build report docs/_build docs/api docs/auto_examples docs/_gallery_src
