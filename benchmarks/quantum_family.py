@@ -146,14 +146,15 @@ def _search_maxiter(budget: int, num_parameters: int, options: dict[str, Any]) -
     return maxiter, spent
 
 
-def _vqe_run(problem: Any, optimizer: Any, seed: int, x0: np.ndarray) -> tuple[np.ndarray, Any]:
+def _vqe_run(problem: Any, optimizer: Any, seed: int, x0: np.ndarray) -> tuple[np.ndarray, Any, bool | None]:
     from qiskit_algorithms import VQE
 
     from noisygrad.quantum import shot_estimator
 
     estimator = shot_estimator(shots=problem.shots, seed=seed)
     result = VQE(estimator, problem.ansatz, optimizer, initial_point=x0).compute_minimum_eigenvalue(problem.hamiltonian)
-    return np.asarray(result.optimal_point), estimator
+    # noisygrad's optimizers say whether a run diverged (qiskit's have no such field: None)
+    return np.asarray(result.optimal_point), estimator, getattr(result.optimizer_result, "success", None)
 
 
 Options = dict[str, dict[str, Any]]  # method -> its keyword overrides
@@ -165,7 +166,7 @@ def _run_qiskit_spsa(problem: Any, seed: int, x0: np.ndarray, options: Options) 
 
     algorithm_globals.random_seed = seed  # qiskit-algorithms draws its perturbations (and calibration) here
     optimizer = QiskitSPSA(maxiter=problem.maxiter, **options["qiskit-spsa"])
-    point, estimator = _vqe_run(problem, optimizer, seed, x0)
+    point, estimator, _ = _vqe_run(problem, optimizer, seed, x0)
     return {"point": point, "shots": estimator.shots_used, "evaluations": estimator.evaluations, "maxiter": None}
 
 
@@ -175,8 +176,14 @@ def _run_spsa(problem: Any, seed: int, x0: np.ndarray, options: Options) -> dict
     p = problem.num_parameters
     budget = _qiskit_evaluations(problem.maxiter, p, options["qiskit-spsa"])  # qiskit-spsa as it is run
     maxiter, _ = _matched_maxiter(budget, p, options["spsa"])
-    point, estimator = _vqe_run(problem, SPSA(maxiter=maxiter, seed=seed, **options["spsa"]), seed, x0)
-    return {"point": point, "shots": estimator.shots_used, "evaluations": estimator.evaluations, "maxiter": maxiter}
+    point, estimator, success = _vqe_run(problem, SPSA(maxiter=maxiter, seed=seed, **options["spsa"]), seed, x0)
+    return {
+        "point": point,
+        "shots": estimator.shots_used,
+        "evaluations": estimator.evaluations,
+        "maxiter": maxiter,
+        "success": success,
+    }
 
 
 def _counting_sampler(sampler: Any) -> Any:
@@ -273,13 +280,14 @@ def _run_qnspsa(problem: Any, seed: int, x0: np.ndarray, all_options: Options) -
         from qiskit_algorithms.utils import algorithm_globals
 
         algorithm_globals.random_seed = seed
-    point, estimator = _vqe_run(problem, qnspsa(function, maxiter=problem.maxiter, **options), seed, x0)
+    point, estimator, success = _vqe_run(problem, qnspsa(function, maxiter=problem.maxiter, **options), seed, x0)
     return {
         "point": point,
         "shots": estimator.shots_used + fidelity.shots_used,
         "fidelity_shots": fidelity.shots_used,
         "evaluations": estimator.evaluations,
         "maxiter": problem.maxiter,
+        "success": success,
     }
 
 
@@ -388,6 +396,7 @@ def summarise(records: list[dict[str, Any]], problems: list[Any], methods: list[
                 "shots": float(np.median([r["shots"] for r in good])),
                 "maxiter": good[0].get("maxiter"),
                 "wall_s": float(np.mean([r["wall_s"] for r in good])),
+                "unsuccessful": sum(r.get("success") is False for r in good),  # reported divergences
             }
     halves: dict[str, dict[str, Any]] = {}
     for split in ("tuning", "held_out"):
@@ -448,6 +457,8 @@ def report(summary: dict[str, Any], problems: list[Any], methods: list[str]) -> 
                 if s["coverage"] < COVERAGE:  # too few seeds for a 90% pair: the range, with its coverage
                     iters += f"  (interval covers {s['coverage']:.0%})"
                 failed = f"  ({s['failed']} failed)" if s["failed"] else ""
+                if s["unsuccessful"]:
+                    failed += f"  ({s['unsuccessful']} reported success=False)"
                 lines.append(
                     f"    {method:12} median {s['median']:.2e} [{s['interval'][0]:.2e}, {s['interval'][1]:.2e}]"
                     f" +- {s['bootstrap_se']:.1e}  worst {s['worst']:.2e}  shots/run {s['shots']:.3g}"

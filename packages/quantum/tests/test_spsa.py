@@ -30,6 +30,7 @@ def _trace(optimizer, fun, x0, seed=12):
     return points, result
 
 
+QISKIT_GAINS = {"learning_rate_decay": 0.602, "perturbation_decay": 0.101}
 QISKIT_SETTINGS = [
     {"maxiter": 30, "last_avg": 1},  # calibrated gains
     {"maxiter": 30, "last_avg": 4, "blocking": True, "allowed_increase": 0.0},
@@ -45,7 +46,7 @@ QISKIT_SETTINGS = [
 def test_same_iterates_as_qiskit_algorithms(settings):
     """With qiskit's settings and its global seed, every iterate, value, step and count equals qiskit's exactly."""
     x0 = np.array([0.3, -0.2, 0.5, 0.1])
-    ours, ours_result = _trace(SPSA(**settings), _rosen_like, x0)
+    ours, ours_result = _trace(SPSA(**settings, **QISKIT_GAINS), _rosen_like, x0)
     theirs, their_result = _trace(QiskitSPSA(**settings), _rosen_like, x0)
     assert len(ours) == len(theirs) > 0
     for (n1, x1, f1, s1, a1), (n2, x2, f2, s2, a2) in zip(ours, theirs, strict=True):
@@ -71,7 +72,7 @@ def test_qnspsa_same_iterates_as_qiskit_algorithms():
 
     x0 = np.array([0.4, 0.1, -0.3, 0.2])
     settings = {"maxiter": 15, "learning_rate": 0.05, "perturbation": 0.05, "regularization": 0.001}
-    ours, ours_result = _trace(QNSPSA(fidelity, **settings), energy, x0)
+    ours, ours_result = _trace(QNSPSA(fidelity, **settings, **QISKIT_GAINS), energy, x0)
     theirs, their_result = _trace(QiskitQNSPSA(fidelity, **settings), energy, x0)
     for (n1, x1, _, _, a1), (n2, x2, _, _, a2) in zip(ours, theirs, strict=True):
         assert (n1, a1) == (n2, a2)

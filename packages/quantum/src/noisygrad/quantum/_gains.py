@@ -24,8 +24,9 @@ class SPSAGains:
     """SPSA's settings, checked once, and the set-up both :class:`SPSA` and :func:`~noisygrad.quantum.vqe` use.
 
     ``a_k = a / (A + k + 1)^0.602`` and ``c_k = c / (k + 1)^gamma`` (Spall 1998: ``gamma = 0.101``). See
-    :class:`SPSA` for the meaning of each field; ``stability=None`` becomes 10% of ``maxiter`` and
-    ``average_last=None`` a quarter.
+    :class:`SPSA` for the meaning of each field; ``stability=None`` becomes 0 (qiskit's; Spall's 10% of
+    ``maxiter`` with the first step held at ``target_step`` left steps so large that runs random-walked on most
+    problems of ``benchmarks/quantum_family.py``) and ``average_last=None`` a quarter.
     """
 
     maxiter: int
@@ -49,7 +50,7 @@ class SPSAGains:
             "perturbation_decay": check_in_range(
                 "perturbation_decay", self.perturbation_decay, 0.0, 1.0, high_open=False
             ),
-            "stability": 0.1 * maxiter
+            "stability": 0.0
             if self.stability is None
             else check_positive("stability", self.stability, allow_zero=True),
             "target_step": check_positive("target_step", self.target_step),

@@ -21,7 +21,18 @@ from qiskit.circuit import QuantumCircuit
 from qiskit.primitives import BaseSamplerV2
 from qiskit_algorithms.state_fidelities import ComputeUncompute
 
-from .spsa import DEFAULT_TARGET_MAGNITUDE, SPSA, Callback, SPSAResult, TerminationChecker, _as_value, _Counter
+from .spsa import (
+    DEFAULT_AVERAGE_FRACTION,
+    DEFAULT_TARGET_MAGNITUDE,
+    SPALL_ALPHA,
+    SPALL_GAMMA,
+    SPSA,
+    Callback,
+    SPSAResult,
+    TerminationChecker,
+    _as_value,
+    _Counter,
+)
 
 Fidelity = Callable[[np.ndarray, np.ndarray], Any]
 
@@ -36,9 +47,10 @@ class QNSPSA(SPSA):
         regularization, hessian_delay, lse_solver, initial_hessian, callback, termination_checker: as in
             :class:`~noisygrad.quantum.SPSA` (``blocking`` defaults to ``True``, as in qiskit). Each direction
             costs 2 loss and 4 fidelity evaluations; qiskit counts all six in ``nfev``.
-        last_avg, seed, stability, calibration_samples, target_magnitude, final_evaluations, batch: noisygrad's
-            options, as in :class:`~noisygrad.quantum.SPSA`; ``last_avg`` keeps qiskit's default 1 here (the
-            returned point is the last iterate).
+        last_avg, seed, stability, learning_rate_decay, perturbation_decay, average_fraction, calibration_samples,
+        target_magnitude, final_evaluations, batch: noisygrad's
+            options, as in :class:`~noisygrad.quantum.SPSA`; QNSPSA keeps qiskit's defaults (``last_avg=1``, the
+            gains' decays 0.602 and 0.101): the problem family was used to choose SPSA's, not QNSPSA's.
     """
 
     def __init__(
@@ -61,6 +73,9 @@ class QNSPSA(SPSA):
         last_avg: int | None = 1,
         seed: int | np.random.Generator | None = None,
         stability: float = 0.0,
+        learning_rate_decay: float = SPALL_ALPHA,
+        perturbation_decay: float = SPALL_GAMMA,
+        average_fraction: float = DEFAULT_AVERAGE_FRACTION,
         calibration_samples: int = 25,
         target_magnitude: float = DEFAULT_TARGET_MAGNITUDE,
         final_evaluations: int = 1,
@@ -87,6 +102,9 @@ class QNSPSA(SPSA):
             termination_checker=termination_checker,
             seed=seed,
             stability=stability,
+            learning_rate_decay=learning_rate_decay,
+            perturbation_decay=perturbation_decay,
+            average_fraction=average_fraction,
             calibration_samples=calibration_samples,
             target_magnitude=target_magnitude,
             final_evaluations=final_evaluations,

@@ -121,7 +121,7 @@ def vqe(
         noise, backend, device: see :class:`~noisygrad.quantum.EnergyObjective`.
         perturbation: SPSA's ``c`` of ``c_k = c / (k + 1)^gamma``.
         perturbation_decay: ``gamma`` (Spall's 0.101; see :class:`~noisygrad.quantum.SPSA`).
-        stability: Spall's ``A`` (``None``: 10% of ``maxiter``, Spall's recommendation).
+        stability: Spall's ``A`` (``None``: 0, qiskit's; 10% of ``maxiter`` random-walked on the problem family).
         target_step: the calibrated size of SPSA's first step per parameter (Qiskit's ``2 pi / 10``).
         resamplings: SPSA perturbations averaged per step (one call).
         calibration_samples: SPSA estimates at the initial point that calibrate the gain ``a``
