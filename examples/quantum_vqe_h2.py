@@ -18,9 +18,9 @@ exact = EnergyObjective(hamiltonian, ansatz, noise="exact")
 # 1. The client users already have: every shot is sampled, counted, and the seed is a stream.
 estimator = shot_estimator(shots=1000, seed=7)
 x0 = np.random.default_rng(7).uniform(-np.pi, np.pi, ansatz.num_parameters)
-result = VQE(
-    estimator, ansatz, optimizer=SPSA(maxiter=300, resamplings=2, seed=7), initial_point=x0
-).compute_minimum_eigenvalue(hamiltonian)
+result = VQE(estimator, ansatz, optimizer=SPSA(maxiter=300, seed=7), initial_point=x0).compute_minimum_eigenvalue(
+    hamiltonian
+)
 error = exact.exact(result.optimal_point)[0] - e0
 print(f"qiskit VQE + noisygrad SPSA: exact error {error * 1e3:.2f} mHa, reported {result.eigenvalue:.4f} Ha")
 counted = f"evaluations {result.cost_function_evals} (the estimator counted {estimator.evaluations})"

@@ -1,27 +1,43 @@
 """The path users already have: qiskit_algorithms.VQE with our estimator and our SPSA as `optimizer=`."""
 
 import numpy as np
+import pytest
 from qiskit_algorithms import VQE
 
 from noisygrad.quantum import CHEMICAL_ACCURACY, SPSA, EnergyObjective, shot_estimator
 
+H2_ELECTRONIC = -1.857275030202  # exact ground energy of h2() (electronic part, Hartree)
 
-def test_qiskit_algorithms_vqe_reaches_chemical_accuracy_with_honest_nfev(hamiltonian, ansatz):
-    """The README's snippet as written, with VQE's random initial point seeded. Measured over 20 seeds of the same
-    snippet (benchmarks/quantum_spsa_h2.py's method): 18/20 within 1.6 mHa, median 0.26 mHa."""
+
+def _snippet(hamiltonian, ansatz, seed):
+    """The README's snippet as written, with VQE's random initial point seeded."""
     from qiskit_algorithms.utils import algorithm_globals
 
-    algorithm_globals.random_seed = 7  # VQE draws its initial point from this global generator
-    estimator = shot_estimator(shots=1000, seed=7)
-    vqe = VQE(estimator, ansatz, optimizer=SPSA(maxiter=300, resamplings=2, seed=7))
-    result = vqe.compute_minimum_eigenvalue(hamiltonian)
-    exact = EnergyObjective(hamiltonian, ansatz, noise="exact").exact(result.optimal_point)[0]
-    assert exact - (-1.857275030202) < CHEMICAL_ACCURACY
-    # nfev is qiskit's count (300 x 2 x 2); nfev_total every energy the estimator computed (+ 50 calibration, 1 final)
-    assert result.cost_function_evals == result.optimizer_result.nfev == 1200
-    assert result.optimizer_result.nfev_total == estimator.evaluations == 1251
-    assert estimator.shots_used == 1251 * 2 * 1000
+    algorithm_globals.random_seed = seed  # VQE draws its initial point from this global generator
+    estimator = shot_estimator(shots=1000, seed=seed)
+    result = VQE(estimator, ansatz, optimizer=SPSA(maxiter=300, seed=seed)).compute_minimum_eigenvalue(hamiltonian)
+    error = EnergyObjective(hamiltonian, ansatz, noise="exact").exact(result.optimal_point)[0] - H2_ELECTRONIC
+    return result, estimator, error
+
+
+def test_qiskit_algorithms_vqe_counts_every_evaluation(hamiltonian, ansatz):
+    result, estimator, error = _snippet(hamiltonian, ansatz, seed=7)
+    # nfev is qiskit's count (300 x 2); nfev_total every energy the estimator computed (+ 50 calibration, 1 final)
+    assert result.cost_function_evals == result.optimizer_result.nfev == 600
+    assert result.optimizer_result.nfev_total == estimator.evaluations == 651
+    assert estimator.shots_used == 651 * 2 * 1000
     assert estimator.calls == 1 + 300 + 1  # one batched call for calibration, one per step, one final
+    assert result.optimizer_result.success
+    assert 0 <= error < 0.05  # far below the 1.2 Ha spread of random starts; the accuracy claim is the slow test
+
+
+@pytest.mark.slow
+def test_qiskit_algorithms_vqe_snippet_reaches_chemical_accuracy_in_median(hamiltonian, ansatz):
+    """The README's claim, over seeds 0-19: measured median 0.75 mHa, 13/20 within 1.6 mHa (chemical accuracy),
+    worst 20 mHa (a run that stalls on a plateau). The test holds the median and a majority within."""
+    errors = np.array([_snippet(hamiltonian, ansatz, seed)[2] for seed in range(20)])
+    assert np.median(errors) < CHEMICAL_ACCURACY
+    assert (errors < CHEMICAL_ACCURACY).sum() >= 11
 
 
 def test_minimizer_batches_resamplings_and_blocking_counts():
