@@ -2,9 +2,10 @@
 
 Two ways in:
 
-* Qiskit's own: ``VQE(shot_estimator(shots=1000, seed=7), ansatz, optimizer=SPSA(maxiter=300, resamplings=2, seed=7))``
+* Qiskit's own: ``VQE(shot_estimator(shots=1000, seed=7), ansatz, optimizer=SPSA(maxiter=300, seed=7))``
   with ``qiskit_algorithms.VQE``; :func:`shot_estimator` samples shots for real (a seed stream, a shot
-  counter) and :class:`SPSA` batches its points and counts every evaluation.
+  counter); :class:`SPSA` and :class:`QNSPSA` are qiskit-algorithms' optimizers argument for argument, with a
+  seed of their own, every evaluation counted and divergence reported.
 * The native loop: :func:`vqe` with ``gradient="spsa" | "parameter-shift" | "finite-difference"`` and any
   noisygrad optimizer, returning energies, parameters, evaluations, shots and a history.
 """
