@@ -181,7 +181,20 @@ def spsa_h2(seed: int = 0, quick: bool = True) -> list[Finding]:
     seeds = range(seed, seed + (5 if quick else 10))
     maxiter = 1000
     start = time.perf_counter()
-    runs = [vqe(h2(), efficient_su2(2, reps=1), shots=1000, maxiter=maxiter, seed=s, track_exact=False) for s in seeds]
+    # Spall's stability constant at 10% of maxiter, with the first step held at 2 pi / 10: the setting this claim
+    # was measured with (the native loop's default is 0 since the problem family showed 10% random-walking)
+    runs = [
+        vqe(
+            h2(),
+            efficient_su2(2, reps=1),
+            shots=1000,
+            maxiter=maxiter,
+            seed=s,
+            track_exact=False,
+            stability=0.1 * maxiter,
+        )
+        for s in seeds
+    ]
     errors = np.array([r.error for r in runs])
     median = float(np.median(errors))
     return [
