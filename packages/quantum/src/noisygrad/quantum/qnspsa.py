@@ -43,14 +43,17 @@ class QNSPSA(SPSA):
     Args:
         fidelity: ``fidelity(x, y)`` of the ansatz states; with grouped evaluation it receives lists of points
             and returns one fidelity per pair. :meth:`get_fidelity` builds one from a sampler.
-        maxiter, blocking, allowed_increase, learning_rate, perturbation, resamplings, perturbation_dims,
-        regularization, hessian_delay, lse_solver, initial_hessian, callback, termination_checker: as in
-            :class:`~noisygrad.quantum.SPSA` (``blocking`` defaults to ``True``, as in qiskit). Each direction
-            costs 2 loss and 4 fidelity evaluations; qiskit counts all six in ``nfev``.
-        last_avg, seed, stability, learning_rate_decay, perturbation_decay, average_fraction, calibration_samples,
-        target_magnitude, final_evaluations, batch: noisygrad's
-            options, as in :class:`~noisygrad.quantum.SPSA`; QNSPSA keeps qiskit's defaults (``last_avg=1``, the
-            gains' decays 0.602 and 0.101): the problem family was used to choose SPSA's, not QNSPSA's.
+        maxiter: iterations; each direction costs 2 loss and 4 fidelity evaluations (qiskit counts all six in
+            ``nfev``).
+        blocking: as in :class:`~noisygrad.quantum.SPSA`, but on by default, as in qiskit.
+
+    The other arguments (``allowed_increase``, ``learning_rate``, ``perturbation``, ``resamplings``,
+    ``perturbation_dims``, ``regularization``, ``hessian_delay``, ``lse_solver``, ``initial_hessian``,
+    ``callback``, ``termination_checker``) and noisygrad's keyword-only options (``last_avg``, ``seed``,
+    ``stability``, ``learning_rate_decay``, ``perturbation_decay``, ``average_fraction``, ``calibration_samples``,
+    ``target_magnitude``, ``final_evaluations``, ``batch``) mean what they mean for
+    :class:`~noisygrad.quantum.SPSA`. QNSPSA keeps qiskit's defaults (``last_avg=1``, decays 0.602 and 0.101):
+    the problem family was used to choose SPSA's defaults, not QNSPSA's.
     """
 
     def __init__(
