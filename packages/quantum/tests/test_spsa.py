@@ -206,3 +206,13 @@ def test_bad_calls_named():
         SPSA(maxiter=3).minimize(lambda x: float("nan"), [0.0, 1.0])
     with pytest.raises(TypeError, match="fidelity"):
         QNSPSA(fidelity=None)
+
+
+@pytest.mark.parametrize("modelspace", [False, True])
+def test_calibration_on_a_flat_function_warns_and_falls_back(modelspace):
+    """A constant loss gives no slope to calibrate on: qiskit's fallback ``a = target``, in both modes."""
+    with pytest.warns(RuntimeWarning, match="calibration failed"):
+        learning_rate, _ = SPSA.calibrate(
+            lambda x: 1.0, np.zeros(3), modelspace=modelspace, rng=np.random.default_rng(0)
+        )
+    assert next(learning_rate()) == pytest.approx(2 * np.pi / 10)

@@ -15,8 +15,7 @@ from noisygrad import SPSA as SPSAEstimator
 from noisygrad import NoisyBlackBox, RobbinsMonro, spsa_calibrate
 from noisygrad._validation import check_in_range, check_positive, check_positive_int
 
-SPALL_ALPHA = 0.602
-SPALL_GAMMA = 0.101
+from .spsa import SPALL_ALPHA, SPALL_GAMMA
 
 
 @dataclass(frozen=True)

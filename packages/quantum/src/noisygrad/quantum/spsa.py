@@ -34,10 +34,12 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+import torch
 from qiskit_algorithms.optimizers import Optimizer, OptimizerResult, OptimizerSupportLevel
 from qiskit_algorithms.utils import algorithm_globals
 
 from noisygrad._validation import check_in_range, check_positive, check_positive_int
+from noisygrad.minimizer import box_from_bounds
 
 SPALL_ALPHA = 0.602
 SPALL_GAMMA = 0.101
@@ -190,7 +192,7 @@ class _Counter:
         out: list[Any] = []
         for chunk in np.array_split(np.asarray(points), math.ceil(len(points) / self.group)):
             values = self.fun(*[list(part) for part in zip(*chunk, strict=True)]) if unpack else self.fun(chunk)
-            values = list(np.asarray(values).reshape(-1)) if np.ndim(values) != 1 else list(values)
+            values = list(np.asarray(values).reshape(-1))
             if len(values) != len(chunk):
                 raise ValueError(
                     f"fun returned {len(values)} values for a batch of {len(chunk)} points; with grouped evaluation "
@@ -199,6 +201,11 @@ class _Counter:
                 )
             out += values
         return out
+
+
+def _stddev(evaluate: _Counter, point: np.ndarray, repeats: int) -> float:
+    """The standard deviation of ``repeats`` evaluations at ``point`` (qiskit's ``estimate_stddev``)."""
+    return float(np.std([_as_value("fun", v) for v in evaluate(repeats * [point])]))
 
 
 def _as_value(name: str, value: Any) -> float:
@@ -398,8 +405,8 @@ class SPSA(Optimizer):  # type: ignore[misc]
         for i in range(samples):
             magnitude += abs((losses[2 * i] - losses[2 * i + 1]) / (2 * c))
         magnitude /= samples
-        a = target / magnitude**2 if modelspace else target / magnitude if magnitude > 0 else math.inf
-        if not a >= 1e-10 or not math.isfinite(a):
+        a = (target / magnitude**2 if modelspace else target / magnitude) if magnitude > 0 else math.inf
+        if not 1e-10 <= a < math.inf:
             warnings.warn(f"SPSA calibration failed, using {target} for `a`", RuntimeWarning, stacklevel=3)
             a = target
         return (lambda: powerseries(a, alpha, stability)), (lambda: powerseries(c, gamma))
@@ -412,8 +419,7 @@ class SPSA(Optimizer):  # type: ignore[misc]
         max_evals_grouped: int = 1,
     ) -> float:
         """The standard deviation of ``avg`` evaluations of ``loss`` at ``initial_point``."""
-        evaluate = _Counter(loss, max_evals_grouped or 1)
-        return float(np.std([_as_value("loss", v) for v in evaluate(avg * [np.asarray(initial_point)])]))
+        return _stddev(_Counter(loss, max_evals_grouped or 1), np.asarray(initial_point), avg)
 
     def get_support_level(self) -> dict[str, OptimizerSupportLevel]:
         """Gradients are ignored, bounds clip the iterates, an initial point is required."""
@@ -596,7 +602,8 @@ class SPSA(Optimizer):  # type: ignore[misc]
         x = np.atleast_1d(np.asarray(x0, dtype=np.float64)).copy()
         if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
             raise ValueError(f"x0 must be a non-empty 1-D array of finite numbers, got {np.asarray(x0)!r}")
-        low, high = _box(bounds, x.size)
+        box = box_from_bounds(bounds, torch.from_numpy(x))
+        low, high = (-np.inf, np.inf) if box is None else (box[0].numpy(), box[1].numpy())
         x = np.clip(x, low, high)
         rng = self._generator()
         evaluate = _Counter(fun, group)
@@ -613,8 +620,7 @@ class SPSA(Optimizer):  # type: ignore[misc]
             fx = _as_value("fun", evaluate.one(x))
             self._nfev += 1
             if allowed_increase is None:
-                repeats = [_as_value("fun", v) for v in evaluate(25 * [x])]
-                allowed_increase = 2 * float(np.std(repeats))
+                allowed_increase = 2 * _stddev(evaluate, x, 25)
         guard = _DivergenceGuard()
         last_steps: deque[np.ndarray] = deque([x])
         window = self._average_window()
@@ -737,19 +743,3 @@ class _DivergenceGuard:
             f"SPSA diverged by iteration {k}: {self.reason}; the best iterate by its value estimate is returned. "
             "Lower learning_rate, or set blocking=True or trust_region=True."
         )
-
-
-def _box(
-    bounds: Sequence[tuple[float | None, float | None]] | None, size: int
-) -> tuple[np.ndarray | float, np.ndarray | float]:
-    """``(low, high)`` arrays from scipy-style pairs (``None`` is unbounded); no bounds gives ``(-inf, inf)``."""
-    if bounds is None:
-        return -np.inf, np.inf
-    pairs = list(bounds)
-    if len(pairs) != size:
-        raise ValueError(f"bounds must give one (low, high) pair per parameter ({size}), got {len(pairs)}")
-    low = np.array([-np.inf if lo is None else float(lo) for lo, _ in pairs])
-    high = np.array([np.inf if hi is None else float(hi) for _, hi in pairs])
-    if np.any(np.isnan(low) | np.isnan(high)) or np.any(low > high):
-        raise ValueError("bounds must satisfy low <= high for every parameter (None means unbounded)")
-    return low, high

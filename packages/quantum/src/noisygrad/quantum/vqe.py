@@ -22,11 +22,12 @@ from noisygrad import SGD, Adam, Estimator, Optimizer
 from noisygrad._validation import check_positive_int
 
 from . import _loop
-from ._gains import SPALL_GAMMA, SPSAGains
+from ._gains import SPSAGains
 from .gradients import ParameterShift, finite_difference
 from .hamiltonians import exact_ground_energy
 from .objective import EnergyObjective
 from .sampling import generator_seed
+from .spsa import SPALL_GAMMA
 
 GRADIENTS = ("spsa", "parameter-shift", "finite-difference")
 
