@@ -10,7 +10,7 @@ round-robin (shuffled each round) in one process so that drifting load on a shar
 * ``noise_stats="norms"``: exact per-example gradient norms of the linear layers from one pass (module only);
 * ``noise_stats="probe"``: unbiased random-sign probe, two vector-Jacobian products of one forward pass
   (per-example losses from a ``vmap`` of the loss, or known);
-* :func:`noisygrad.noise.gradient_noise` on the batch (all per-example gradients, adds ``tr(S^2)``).
+* :func:`noisygrad.noise.statistics.gradient_noise` on the batch (all per-example gradients, adds ``tr(S^2)``).
 
 Printed: median CPU times and their ratios to the plain gradient of the same objective (target: <= 1.5x),
 and each method's ``tr(S_b)`` on the batch (``vmap`` and ``norms`` agree to rounding; the probe scatters).
@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 
 from noisygrad import FiniteSum, MiniBatch
-from noisygrad.noise import gradient_noise
+from noisygrad.noise.statistics import gradient_noise
 
 
 def mlp_objectives(

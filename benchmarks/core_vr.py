@@ -50,8 +50,8 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from noisygrad import SGD, FiniteSum, minimize
+from noisygrad.estimators.variance_reduction import SAGA, SVRG
 from noisygrad.glm import GLM
-from noisygrad.variance_reduction import SAGA, SVRG
 
 
 def problem() -> tuple[np.ndarray, np.ndarray, float]:

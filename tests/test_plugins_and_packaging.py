@@ -10,7 +10,7 @@ from packaging.requirements import Requirement
 from typer.testing import CliRunner
 
 from noisygrad import plugins
-from noisygrad.cli import app
+from noisygrad.tour.cli import app
 
 PLUGINS = ["bio", "dsp", "pinn", "quantum"]
 

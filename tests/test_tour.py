@@ -12,14 +12,15 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from noisygrad import cli, tour
-from noisygrad.findings import Curve, Finding
+from noisygrad.tour import cli
+from noisygrad.tour import registry as tour
+from noisygrad.tour.findings import Curve, Finding
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 FAKE_EXPERIMENTS = '''
 import numpy as np
-from noisygrad.findings import Curve, Finding
+from noisygrad.tour.findings import Curve, Finding
 
 
 def coin(seed=0, quick=True, flips=400):

@@ -5,9 +5,10 @@ import math
 
 import pytest
 
-from noisygrad import plotting, report
-from noisygrad.findings import Finding
-from noisygrad.tour import TourEntry
+from noisygrad.tour import figures as plotting
+from noisygrad.tour import report
+from noisygrad.tour.findings import Finding
+from noisygrad.tour.registry import TourEntry
 
 
 def _finding(predicted, measured, uncertainty, tolerance, **kw):

@@ -14,7 +14,7 @@ import pytest
 import scipy.integrate
 import torch
 
-from noisygrad.theory import mean_first_passage_time
+from noisygrad.noise.theory import mean_first_passage_time
 
 H, CHAINS = 0.01, 1000
 

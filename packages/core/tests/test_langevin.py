@@ -29,12 +29,12 @@ import pytest
 import torch
 
 from noisygrad import SVRG, Energy, FiniteSum, FullBatch, TorchOptimizer, minimize
-from noisygrad.langevin import BAOAB, SGLD
-from noisygrad.theory import (
+from noisygrad.noise.theory import (
     langevin_stationary_covariance,
     least_squares_sgld_noise_correction,
     least_squares_sgld_stationary_covariance,
 )
+from noisygrad.optim.langevin import BAOAB, SGLD
 
 
 class Moments(NamedTuple):

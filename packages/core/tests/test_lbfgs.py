@@ -14,7 +14,7 @@ import torch
 
 import noisygrad
 from noisygrad import FiniteSum
-from noisygrad.lbfgs import LBFGS, minimize_lbfgs
+from noisygrad.optim.lbfgs import LBFGS, minimize_lbfgs
 
 N, D, B, STEPS = 2000, 10, 16, 300
 

@@ -125,10 +125,10 @@ def test_black_box_central_difference_batches_all_points_and_counts_shots():
 
 
 def test_core_headline_experiments_pass():
-    from noisygrad.experiments import CORE_EXPERIMENTS
+    from noisygrad.tour.registry import experiments
 
     for name in ("core.minibatch-variance", "core.noise-ball"):
-        findings = CORE_EXPERIMENTS[name](seed=0, quick=True)
+        findings = experiments()[name].run(seed=0, quick=True)
         assert findings
         for f in findings:
             assert f.passed, f

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from noisygrad import SGD, FiniteSum, MiniBatch, minimize
-from noisygrad.noise import (
+from noisygrad.noise.statistics import (
     NoiseScaleMeter,
     NoiseStats,
     TemperatureMeter,

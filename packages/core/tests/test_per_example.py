@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import noisygrad as ng
-from noisygrad.per_example import PerExampleNoise, batch_noise
+from noisygrad.noise.per_example import PerExampleNoise, batch_noise
 
 F64 = torch.float64
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from noisygrad.experiments import CORE_EXPERIMENTS
+from noisygrad.tour.registry import experiments
 
 # the claims behind the slower ones are held by their modules' own tests; here they run as the tour runs them
 FAST = ["core.spsa-variance"]
@@ -19,7 +19,7 @@ SLOW = [
 
 
 def _check(name: str) -> None:
-    findings = CORE_EXPERIMENTS[name](seed=0, quick=True)
+    findings = experiments()[name].run(seed=0, quick=True)
     assert findings
     for finding in findings:
         assert finding.experiment == name

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from noisygrad import SGD, FiniteSum, MiniBatch, minimize
-from noisygrad.estimators import Cost
+from noisygrad.estimators.base import Cost
 from noisygrad.loop import StepInfo
-from noisygrad.noise import TemperatureMeter, effective_temperature, gradient_noise
-from noisygrad.theory import (
+from noisygrad.noise.statistics import TemperatureMeter, effective_temperature, gradient_noise
+from noisygrad.noise.theory import (
     langevin_stationary_covariance,
     least_squares_sgld_noise_correction,
     least_squares_sgld_stationary_covariance,
@@ -26,7 +26,7 @@ from noisygrad.theory import (
     noise_ball,
     sgd_stationary_covariance,
 )
-from noisygrad.thermostat import Thermostat
+from noisygrad.optim.thermostat import Thermostat
 
 A = np.array([[1.0, 0.3], [0.3, 0.2]])  # eigenvalues 0.1 and 1.1
 C = np.array([[1.0, -0.2], [-0.2, 0.5]])

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from noisygrad import SGD, Energy, FiniteSum, MiniBatch, NonFiniteGradientError, minimize
+from noisygrad.estimators.variance_reduction import SAGA, STORM, SVRG
 from noisygrad.glm import GLM, GLMKernels
 from noisygrad.objectives import BatchingNotAllowedError
-from noisygrad.variance_reduction import SAGA, STORM, SVRG
 
 N, D, LAM = 2000, 10, 1e-3
 

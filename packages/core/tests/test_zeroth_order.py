@@ -13,7 +13,7 @@ import torch
 
 import noisygrad
 from noisygrad import SGD, Energy, NoisyBlackBox, RobbinsMonro, minimize
-from noisygrad.zeroth_order import SPSA, GaussianSmoothing, evaluate_points, spsa_calibrate
+from noisygrad.estimators.zeroth_order import SPSA, GaussianSmoothing, evaluate_points, spsa_calibrate
 
 Z = 4.0
 

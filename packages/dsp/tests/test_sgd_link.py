@@ -9,7 +9,8 @@ from scipy.signal import lfilter
 
 import noisygrad as ng
 from noisygrad.dsp import LMS, StreamingLeastSquares, sgd_lms, tapped_delay_line
-from noisygrad.dsp.experiments import DSP_EXPERIMENTS
+from noisygrad.dsp import experiments as dsp_experiments
+from noisygrad.tour.registry import experiments
 
 
 def test_sgd_on_the_streaming_objective_is_lms():
@@ -44,7 +45,7 @@ def test_streaming_estimator_reports_the_lms_error_and_resumes():
 
 
 def _check_quick(name: str) -> None:
-    findings = DSP_EXPERIMENTS[name](seed=0, quick=True)
+    findings = experiments()[f"dsp.{name}"].run(seed=0, quick=True)
     assert findings
     for f in findings:
         assert f.passed, (name, f.claim, f.predicted, f.measured, f.tolerance)
@@ -67,8 +68,9 @@ def test_plugin_declares_the_experiments():
     from noisygrad.plugins import get
 
     declared = get("dsp").experiments
-    assert set(declared) == {f"dsp.{name}" for name in DSP_EXPERIMENTS}
-    for target in declared.values():
+    assert set(declared) == {"dsp.lms-misadjustment", "dsp.rls-kalman", "dsp.lms-noise-ball", "dsp.rls-tracking"}
+    for name, target in declared.items():
         module, _, func = target.partition(":")
         assert module == "noisygrad.dsp.experiments"
-        assert DSP_EXPERIMENTS[func.replace("_", "-")].__name__ == func
+        assert name == f"dsp.{func.replace('_', '-')}"
+        assert callable(getattr(dsp_experiments, func))

@@ -31,20 +31,20 @@ _EXPORTS = {
     "BatchingNotAllowedError": "objectives",
     "GLM": "glm",
     "ModuleLoss": "objectives",
-    "BatchNoise": "per_example",
-    "PerExampleNoise": "per_example",
-    "batch_noise": "per_example",
+    "BatchNoise": "noise.per_example",
+    "PerExampleNoise": "noise.per_example",
+    "batch_noise": "noise.per_example",
     # estimators
-    "Estimator": "estimators",
-    "Estimate": "estimators",
-    "Cost": "estimators",
-    "FullBatch": "estimators",
-    "MiniBatch": "estimators",
-    "CentralDifference": "estimators",
+    "Estimator": "estimators.base",
+    "Estimate": "estimators.base",
+    "Cost": "estimators.base",
+    "FullBatch": "estimators.base",
+    "MiniBatch": "estimators.base",
+    "CentralDifference": "estimators.base",
     # optimizers and schedules
-    "Optimizer": "optimizers",
-    "SGD": "optimizers",
-    "Adam": "optimizers",
+    "Optimizer": "optim.base",
+    "SGD": "optim.base",
+    "Adam": "optim.base",
     "Constant": "schedules",
     "RobbinsMonro": "schedules",
     "Cosine": "schedules",
@@ -53,65 +53,66 @@ _EXPORTS = {
     "minimize": "loop",
     "MinimizeResult": "loop",
     "StepInfo": "loop",
-    "TorchOptimizer": "torch_adapter",
-    "Minimizer": "minimizer",
+    "TorchOptimizer": "adapters.torch_optim",
+    "Minimizer": "adapters.scipy_minimize",
     # errors and reporting
-    "NonFiniteGradientError": "_validation",
-    "Finding": "findings",
-    "Curve": "findings",
+    "NonFiniteGradientError": "checks",
+    "Finding": "tour.findings",
+    "Curve": "tour.findings",
     # zeroth-order estimators
-    "SPSA": "zeroth_order",
-    "GaussianSmoothing": "zeroth_order",
-    "SPSACalibration": "zeroth_order",
-    "spsa_calibrate": "zeroth_order",
+    "SPSA": "estimators.zeroth_order",
+    "GaussianSmoothing": "estimators.zeroth_order",
+    "SPSACalibration": "estimators.zeroth_order",
+    "spsa_calibrate": "estimators.zeroth_order",
     # noise statistics
-    "NoiseStats": "noise",
-    "NoiseScaleMeter": "noise",
-    "TemperatureMeter": "noise",
-    "gradient_noise": "noise",
-    "predicted_cosine": "noise",
-    "monte_carlo_cosine": "noise",
-    "effective_temperature": "noise",
+    "NoiseStats": "noise.statistics",
+    "NoiseScaleMeter": "noise.statistics",
+    "TemperatureMeter": "noise.statistics",
+    "gradient_noise": "noise.statistics",
+    "predicted_cosine": "noise.statistics",
+    "monte_carlo_cosine": "noise.statistics",
+    "effective_temperature": "noise.statistics",
     # closed forms and the thermostat
-    "sgd_stationary_covariance": "theory",
-    "least_squares_stationary_covariance": "theory",
-    "langevin_stationary_covariance": "theory",
-    "least_squares_sgld_stationary_covariance": "theory",
-    "least_squares_sgld_noise_correction": "theory",
-    "noise_ball": "theory",
-    "NoiseBall": "theory",
-    "mean_first_passage_time": "theory",
-    "Thermostat": "thermostat",
+    "sgd_stationary_covariance": "noise.theory",
+    "least_squares_stationary_covariance": "noise.theory",
+    "langevin_stationary_covariance": "noise.theory",
+    "least_squares_sgld_stationary_covariance": "noise.theory",
+    "least_squares_sgld_noise_correction": "noise.theory",
+    "noise_ball": "noise.theory",
+    "NoiseBall": "noise.theory",
+    "mean_first_passage_time": "noise.theory",
+    "Thermostat": "optim.thermostat",
     # samplers
-    "SGLD": "langevin",
-    "BAOAB": "langevin",
+    "SGLD": "optim.langevin",
+    "BAOAB": "optim.langevin",
     # variance reduction
-    "SVRG": "variance_reduction",
-    "SAGA": "variance_reduction",
-    "STORM": "variance_reduction",
+    "SVRG": "estimators.variance_reduction",
+    "SAGA": "estimators.variance_reduction",
+    "STORM": "estimators.variance_reduction",
     # quasi-Newton under noise
-    "LBFGS": "lbfgs",
-    "LBFGSResult": "lbfgs",
-    "minimize_lbfgs": "lbfgs",
+    "LBFGS": "optim.lbfgs",
+    "LBFGSResult": "optim.lbfgs",
+    "minimize_lbfgs": "optim.lbfgs",
     # heavy tails
-    "Clipped": "heavy_tails",
-    "hill_tail_index": "heavy_tails",
-    "kesten_tail_index": "heavy_tails",
+    "Clipped": "estimators.clipping",
+    "hill_tail_index": "estimators.clipping",
+    "kesten_tail_index": "estimators.clipping",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from ._validation import NonFiniteGradientError
-    from .estimators import CentralDifference, Cost, Estimate, Estimator, FullBatch, MiniBatch
-    from .findings import Curve, Finding
-    from .glm import GLM
-    from .heavy_tails import Clipped, hill_tail_index, kesten_tail_index
-    from .langevin import BAOAB, SGLD
-    from .lbfgs import LBFGS, LBFGSResult, minimize_lbfgs
-    from .loop import MinimizeResult, StepInfo, minimize
-    from .minimizer import Minimizer
-    from .noise import (
+    from noisygrad.adapters.scipy_minimize import Minimizer
+    from noisygrad.adapters.torch_optim import TorchOptimizer
+    from noisygrad.checks import NonFiniteGradientError
+    from noisygrad.estimators.base import CentralDifference, Cost, Estimate, Estimator, FullBatch, MiniBatch
+    from noisygrad.estimators.clipping import Clipped, hill_tail_index, kesten_tail_index
+    from noisygrad.estimators.variance_reduction import SAGA, STORM, SVRG
+    from noisygrad.estimators.zeroth_order import SPSA, GaussianSmoothing, SPSACalibration, spsa_calibrate
+    from noisygrad.glm import GLM
+    from noisygrad.loop import MinimizeResult, StepInfo, minimize
+    from noisygrad.noise.per_example import BatchNoise, PerExampleNoise, batch_noise
+    from noisygrad.noise.statistics import (
         NoiseScaleMeter,
         NoiseStats,
         TemperatureMeter,
@@ -120,11 +121,7 @@ if TYPE_CHECKING:
         monte_carlo_cosine,
         predicted_cosine,
     )
-    from .objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, ModuleLoss, NoisyBlackBox
-    from .optimizers import SGD, Adam, Optimizer
-    from .per_example import BatchNoise, PerExampleNoise, batch_noise
-    from .schedules import Constant, Cosine, RobbinsMonro, StepDecay
-    from .theory import (
+    from noisygrad.noise.theory import (
         NoiseBall,
         langevin_stationary_covariance,
         least_squares_sgld_noise_correction,
@@ -134,10 +131,13 @@ if TYPE_CHECKING:
         noise_ball,
         sgd_stationary_covariance,
     )
-    from .thermostat import Thermostat
-    from .torch_adapter import TorchOptimizer
-    from .variance_reduction import SAGA, STORM, SVRG
-    from .zeroth_order import SPSA, GaussianSmoothing, SPSACalibration, spsa_calibrate
+    from noisygrad.objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, ModuleLoss, NoisyBlackBox
+    from noisygrad.optim.base import SGD, Adam, Optimizer
+    from noisygrad.optim.langevin import BAOAB, SGLD
+    from noisygrad.optim.lbfgs import LBFGS, LBFGSResult, minimize_lbfgs
+    from noisygrad.optim.thermostat import Thermostat
+    from noisygrad.schedules import Constant, Cosine, RobbinsMonro, StepDecay
+    from noisygrad.tour.findings import Curve, Finding
 
 
 def __getattr__(name: str) -> Any:

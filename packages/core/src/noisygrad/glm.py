@@ -6,7 +6,7 @@ example's margin ``z_i = x_i . w``, times the example's features, plus the penal
 
 * its gradients are closed forms, two matrix-vector products without autograd (what :class:`~noisygrad.FullBatch`,
   :class:`~noisygrad.MiniBatch` and :class:`~noisygrad.STORM` call), and so are its per-example gradients (no
-  ``vmap``; the noise statistics of :mod:`noisygrad.per_example` use them);
+  ``vmap``; the noise statistics of :mod:`noisygrad.noise.per_example` use them);
 * :class:`~noisygrad.SVRG` and :class:`~noisygrad.SAGA` detect it and remember one number per example instead of a
   gradient: SAGA's table holds ``N`` derivatives (as scikit-learn's SAG and SAGA do) and SVRG's snapshot keeps its
   ``N`` derivatives, so an inner step evaluates ``b`` examples instead of ``2 b``. Their steps are ``O(b d)``
@@ -32,8 +32,8 @@ import numpy.typing as npt
 import torch
 from scipy.special import expit
 
-from ._validation import check_finite, check_positive
-from .objectives import FiniteSum
+from noisygrad.checks import check_finite, check_positive
+from noisygrad.objectives import FiniteSum
 
 __all__ = ["GLM", "GLMKernels", "GLMLoss"]
 

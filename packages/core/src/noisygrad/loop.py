@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from ._validation import as_parameter_vector, check_positive_int
-from .estimators import Cost, Estimate, Estimator
-from .objectives import Kind
-from .optimizers import Optimizer, State
+from noisygrad.checks import as_parameter_vector, check_positive_int
+from noisygrad.estimators.base import Cost, Estimate, Estimator
+from noisygrad.objectives import Kind
+from noisygrad.optim.base import Optimizer, State
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ The kind decides which gradient estimates are honest:
   mini-batch gives an unbiased gradient, so mini-batching is allowed. It may also know each example's loss
   (:meth:`FiniteSum.from_example_losses`) or the ``torch.nn.Module`` it evaluates
   (:meth:`FiniteSum.from_module`, through :class:`ModuleLoss`): cheaper noise statistics use them
-  (:mod:`noisygrad.per_example`).
+  (:mod:`noisygrad.noise.per_example`).
 * :class:`NoisyBlackBox` -- only noisy evaluations, each with a cost (shots, simulations, experiments).
   Gradients must be estimated from evaluations (finite differences, SPSA, ...).
 * :class:`Energy` -- a holistic deterministic function (a molecule's energy, a PDE residual norm taken
@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ._validation import check_finite, check_positive
+from noisygrad.checks import check_finite, check_positive
 
 
 class Kind(enum.Enum):
@@ -122,7 +122,7 @@ class FiniteSum:
         100
 
     :meth:`from_example_losses` and :meth:`from_module` build one that also knows each example's loss
-    (``example_losses`` is then set); the noise statistics of :mod:`noisygrad.per_example` use it.
+    (``example_losses`` is then set); the noise statistics of :mod:`noisygrad.noise.per_example` use it.
     """
 
     kind = Kind.FINITE_SUM
@@ -151,7 +151,7 @@ class FiniteSum:
         """A finite sum given each example's loss: ``example_losses(params, *batch) -> (B,)`` tensor.
 
         The objective's ``loss`` is their mean. Knowing the per-example losses spares the random-sign probe
-        of :mod:`noisygrad.per_example` a ``vmap`` over the forward pass.
+        of :mod:`noisygrad.noise.per_example` a ``vmap`` over the forward pass.
         """
         if not callable(example_losses):
             raise TypeError(

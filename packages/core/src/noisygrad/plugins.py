@@ -95,12 +95,24 @@ def _field_requirements(dist: metadata.Distribution) -> tuple[str, ...]:
     return tuple(names)
 
 
-def available() -> list[PluginStatus]:
-    """Every installed plugin, sorted by name, with the field packages it is missing."""
+def declared_experiments() -> dict[str, dict[str, str]]:
+    """Every ``noisygrad.experiments`` entry point, by distribution: ``{distribution: {name: "module:function"}}``
+    (the core declares its own there too, under ``noisygrad-core``)."""
     experiments: dict[str, dict[str, str]] = {}
     for ep in metadata.entry_points(group=EXPERIMENT_GROUP):
         dist_name = canonicalize_name(ep.dist.name) if ep.dist is not None else ""
         experiments.setdefault(dist_name, {})[ep.name] = ep.value
+    return experiments
+
+
+def core_experiments() -> dict[str, str]:
+    """The core's own experiments, ``{name: "module:function"}``, from ``noisygrad-core``'s entry points."""
+    return dict(declared_experiments().get(_CORE, {}))
+
+
+def available() -> list[PluginStatus]:
+    """Every installed plugin, sorted by name, with the field packages it is missing."""
+    experiments = declared_experiments()
     found: dict[str, PluginStatus] = {}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._validation import check_in_range, check_positive, check_positive_int
+from noisygrad.checks import check_in_range, check_positive, check_positive_int
 
 Schedule = Callable[[int], float]
 

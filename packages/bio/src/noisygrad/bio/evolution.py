@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import check_generator, check_positive, check_positive_int
+from noisygrad.checks import check_generator, check_positive, check_positive_int
 
 
 def _as_points(z: np.ndarray, dim: int) -> np.ndarray:

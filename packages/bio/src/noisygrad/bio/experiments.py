@@ -13,7 +13,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from noisygrad.findings import Curve, Finding
+from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding
 
 from .evolution import LinearLandscape, RuggedLandscape, WrightFisher, compare_searches
 from .morphogen import (
@@ -27,7 +27,6 @@ from .morphogen import (
 )
 from .pruning import PruningModel, input_covariance, oja_drift, simulate_competition
 
-_Z = 4.0
 # Allowances (relative to lambda*) for the delta method's finite-count bias in the Bicoid optimum, without and
 # with amplitude noise: see bicoid_optimum.
 _DELTA_METHOD_BIAS = 0.003
@@ -66,7 +65,7 @@ def pruning_passage(seed: int = 0, quick: bool = True) -> list[Finding]:
                 model.mean_passage_time(),
                 float(t.mean()),
                 mean_se,
-                _Z * mean_se,
+                TOLERANCE_Z * mean_se,
                 "steps",
                 common,
             ),
@@ -76,7 +75,7 @@ def pruning_passage(seed: int = 0, quick: bool = True) -> list[Finding]:
                 model.variance_passage_time(),
                 var,
                 var_se,
-                _Z * var_se,
+                TOLERANCE_Z * var_se,
                 "steps^2",
                 common,
             ),
@@ -102,7 +101,7 @@ def pruning_passage(seed: int = 0, quick: bool = True) -> list[Finding]:
                 model.discrete_mean_passage_time(),
                 float(walk.mean()),
                 walk_se,
-                _Z * walk_se,
+                TOLERANCE_Z * walk_se,
                 "steps",
                 {
                     "sigma": sigma,
@@ -134,7 +133,7 @@ def _competition(rng: np.random.Generator, quick: bool) -> list[Finding]:
                 float(expected[group].mean()),
                 float(per_neuron.mean()),
                 se,
-                _Z * se,
+                TOLERANCE_Z * se,
                 "weight / eta",
                 details,
             )
@@ -236,7 +235,7 @@ def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
                 best,
                 curve.fitted_optimum(),
                 curve.fitted_optimum_se(),
-                _DELTA_METHOD_BIAS * best + _Z * curve.fitted_optimum_se(),
+                _DELTA_METHOD_BIAS * best + TOLERANCE_Z * curve.fitted_optimum_se(),
                 "EL",
                 {
                     "x_T": x_t,
@@ -268,7 +267,7 @@ def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
             best,
             curve.fitted_optimum(),
             se,
-            _DELTA_METHOD_BIAS_CV * best + _Z * se,
+            _DELTA_METHOD_BIAS_CV * best + TOLERANCE_Z * se,
             "EL",
             {
                 "noiseless_optimum": x_t / 2,
@@ -291,7 +290,7 @@ def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
             predicted,
             sd,
             sd_se,
-            _Z * sd_se,
+            TOLERANCE_Z * sd_se,
             "EL",
             {
                 "boundary_mean_EL": float(edges.mean()),
@@ -343,7 +342,7 @@ def evolution(seed: int = 0, quick: bool = True) -> list[Finding]:
             float(predicted.mean()),
             float(gain.mean()),
             se,
-            _Z * se,
+            TOLERANCE_Z * se,
             "log-fitness / generation",
             details,
             curve=Curve(
@@ -372,7 +371,7 @@ def evolution(seed: int = 0, quick: bool = True) -> list[Finding]:
             0.0,
             float(per_rep.mean()),
             drift_se,
-            _Z * drift_se,
+            TOLERANCE_Z * drift_se,
             "trait units / generation",
             neutral,
         ),
@@ -382,7 +381,7 @@ def evolution(seed: int = 0, quick: bool = True) -> list[Finding]:
             predicted_var,
             measured_var,
             var_se,
-            _Z * var_se,
+            TOLERANCE_Z * var_se,
             "trait units^2",
             neutral,
         ),

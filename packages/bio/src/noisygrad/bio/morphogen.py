@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 from scipy import optimize
 
-from ._checks import check_generator, check_positive, check_positive_array, check_positive_int
+from noisygrad.checks import check_generator, check_positive, check_positive_array, check_positive_int
 
 Constraint = Literal["amplitude", "total", "flux"]
 

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import special, stats
 
-from ._checks import check_generator, check_positive, check_positive_int, check_real
+from noisygrad.checks import check_generator, check_positive, check_positive_int, check_real
 
 #: Siegmund's constant -zeta(1/2)/sqrt(2 pi): the expected overshoot of a driftless Gaussian walk, in steps' sd.
 RHO = float(-special.zeta(0.5) / math.sqrt(2.0 * math.pi))

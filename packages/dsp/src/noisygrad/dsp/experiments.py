@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from noisygrad.findings import Finding
+from noisygrad.tour.kit import Finding
 
 from . import theory
 from .filters import LMS, RLS, tapped_delay_line
@@ -313,11 +313,3 @@ def rls_tracking(seed: int = 0, quick: bool = True) -> list[Finding]:
         )
     )
     return findings
-
-
-DSP_EXPERIMENTS = {
-    "lms-misadjustment": lms_misadjustment,
-    "rls-kalman": rls_kalman,
-    "lms-noise-ball": lms_noise_ball,
-    "rls-tracking": rls_tracking,
-}

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from noisygrad.checks import as_array, as_dtype, check_in_range, check_positive, check_positive_int
+
 from . import _kernels
-from ._checks import as_array, as_dtype, check_in_range, check_positive, check_positive_int
 
 _BLOCK = 4096  # samples per block when RLS materialises delay-line regressors
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from noisygrad.checks import as_array, check_in_range, check_positive
+
 from . import _kernels
-from ._checks import as_array, check_in_range, check_positive
 from .filters import RLS
 
 

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 import noisygrad as ng
-
-from ._checks import as_array, check_positive
+from noisygrad.checks import as_array, check_positive
 
 
 def _least_squares_loss(w: torch.Tensor, u: torch.Tensor, d: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import as_array, check_in_range, check_positive, check_positive_int
+from noisygrad.checks import as_array, check_in_range, check_positive, check_positive_int
 
 _FORMS = ("exact", "small-step", "separation")
 
@@ -157,10 +157,10 @@ def noise_ball_covariance(mu: float, hessian: Any, noise_cov: Any) -> np.ndarray
     """Stationary weight-error covariance of constant-step SGD on a quadratic with gradient noise.
 
     Solves ``K = (I - mu H) K (I - mu H) + mu^2 Sigma`` (exact for noise uncorrelated with the error) with the
-    core's :func:`noisygrad.theory.sgd_stationary_covariance`. For LMS, ``H = R`` and ``Sigma`` is the
+    core's :func:`noisygrad.noise.theory.sgd_stationary_covariance`. For LMS, ``H = R`` and ``Sigma`` is the
     covariance of ``-e_k u_k - R (w_k - w_o)``.
     """
-    from noisygrad.theory import sgd_stationary_covariance  # on first use: the core's theory loads torch
+    from noisygrad.noise.theory import sgd_stationary_covariance  # on first use: the core's theory loads torch
 
     mu = check_positive("mu", mu)
     h = as_array("hessian", hessian, np.float64, ndim=(2,))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisygrad._validation import check_positive_int
+from noisygrad.checks import check_positive_int
 
 Rows = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 

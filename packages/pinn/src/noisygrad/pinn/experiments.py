@@ -21,16 +21,15 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from noisygrad import Adam, Finding, TorchOptimizer
-from noisygrad.noise import noise_stats_from_grads
+from noisygrad import Adam, TorchOptimizer
+from noisygrad.noise.statistics import noise_stats_from_grads
+from noisygrad.tour.kit import TOLERANCE_Z, Finding
 
 from . import problems
 from ._deepxde import quiet
 from .batches import CollocationBatches
 from .noise import _flat_grad, _params, group_gradients, predicted_cosine
 from .training import train
-
-_Z = 4.0  # Monte-Carlo tolerances are 4 standard errors
 
 
 def _one_thread(fn: Callable[..., list[Finding]]) -> Callable[..., list[Finding]]:
@@ -117,7 +116,7 @@ def collocation_noise(seed: int = 0, quick: bool = True) -> list[Finding]:
             predicted=predicted_cosine(rho, b, n),
             measured=float(measured),
             uncertainty=se,
-            tolerance=_Z * se,
+            tolerance=TOLERANCE_Z * se,
             details={"b": b, "N": n, "rho": rho, "draws": draws, "tolerance": "4 standard errors"},
         )
     ]

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisygrad._validation import check_positive, check_positive_int
-from noisygrad.noise import effective_temperature
-from noisygrad.noise import predicted_cosine as core_predicted_cosine
+from noisygrad.checks import check_positive, check_positive_int
+from noisygrad.noise.statistics import effective_temperature
+from noisygrad.noise.statistics import predicted_cosine as core_predicted_cosine
 
 from .batches import CollocationBatches
 from .optimizers import trainable

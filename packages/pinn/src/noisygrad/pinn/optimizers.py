@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from noisygrad import LBFGS, SGD, Adam, Optimizer, TorchOptimizer
-from noisygrad._validation import check_positive, check_positive_int
+from noisygrad.checks import check_positive, check_positive_int
 
 FIRST_ORDER_NAMES = ("adam", "adamw", "sgd")
 LBFGS_NAMES = ("lbfgs", "L-BFGS", "L-BFGS-B")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisygrad._validation import check_positive_int
+from noisygrad.checks import check_positive_int
 
 from ._deepxde import deepxde, quiet
 from .optimizers import PinnWarning

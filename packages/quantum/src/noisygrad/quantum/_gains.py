@@ -13,7 +13,7 @@ import torch
 
 from noisygrad import SPSA as SPSAEstimator
 from noisygrad import NoisyBlackBox, RobbinsMonro, spsa_calibrate
-from noisygrad._validation import check_in_range, check_positive, check_positive_int
+from noisygrad.checks import check_in_range, check_positive, check_positive_int
 
 from .spsa import SPALL_ALPHA, SPALL_GAMMA
 

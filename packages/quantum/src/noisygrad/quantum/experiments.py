@@ -21,14 +21,12 @@ import numpy as np
 import torch
 
 from noisygrad import SPSA as SPSAEstimator
-from noisygrad import Finding
+from noisygrad.tour.kit import TOLERANCE_Z, Finding
 
 from .gradients import ParameterShift, finite_difference
 from .hamiltonians import CHEMICAL_ACCURACY, h2
 from .objective import EnergyObjective
 from .vqe import vqe
-
-_Z = 4.0
 
 
 def _h2_objective(shots: int, **kwargs: object) -> EnergyObjective:
@@ -71,7 +69,7 @@ def shot_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
                 predicted=predicted,
                 measured=measured,
                 uncertainty=se,
-                tolerance=_Z * se,
+                tolerance=TOLERANCE_Z * se,
                 unit="Ha^2",
                 details={"repeats": n, "shots": shots, "groups": objective.plan.num_groups, "theta_seed": seed},
             )
@@ -115,7 +113,7 @@ def gradient_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
                 predicted=predicted,
                 measured=measured,
                 uncertainty=se,
-                tolerance=_Z * se,
+                tolerance=TOLERANCE_Z * se,
                 unit="Ha^2",
                 details={
                     "draws": draws,
@@ -149,7 +147,7 @@ def gradient_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
             predicted=exact_trace,
             measured=measured,
             uncertainty=se,
-            tolerance=_Z * se,
+            tolerance=TOLERANCE_Z * se,
             unit="Ha^2",
             details=details,
         )
@@ -166,7 +164,7 @@ def gradient_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
             details={
                 **details,
                 "tolerance": "10% of the formula",
-                "4 s.e. of the measurement, % of the formula": round(100 * _Z * se / spall, 1),
+                "4 s.e. of the measurement, % of the formula": round(100 * TOLERANCE_Z * se / spall, 1),
                 "formula's own error against the exact average, %": round(100 * (spall / exact_trace - 1), 2),
             },
         )
@@ -219,10 +217,3 @@ def spsa_h2(seed: int = 0, quick: bool = True) -> list[Finding]:
             },
         )
     ]
-
-
-QUANTUM_EXPERIMENTS = {
-    "quantum.shot-variance": shot_variance,
-    "quantum.gradient-variance": gradient_variance,
-    "quantum.spsa-h2": spsa_h2,
-}

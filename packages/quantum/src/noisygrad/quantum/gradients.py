@@ -23,7 +23,7 @@ import torch
 from qiskit.circuit import Parameter
 
 from noisygrad import CentralDifference, Cost, Estimate
-from noisygrad._validation import check_finite, check_positive
+from noisygrad.checks import check_finite, check_positive
 
 from .objective import EnergyObjective
 from .sampling import generator_seed

@@ -18,7 +18,7 @@ import numpy as np
 from qiskit.circuit import ParameterVector, QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
-from noisygrad._validation import check_positive_int
+from noisygrad.checks import check_positive_int
 
 from .measurement import as_observable
 

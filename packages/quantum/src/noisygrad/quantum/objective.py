@@ -15,7 +15,7 @@ import torch
 from qiskit import QuantumCircuit
 
 from noisygrad import NoisyBlackBox
-from noisygrad._validation import check_positive_int
+from noisygrad.checks import check_positive_int
 
 from .backends import make_backend
 from .measurement import MeasurementPlan

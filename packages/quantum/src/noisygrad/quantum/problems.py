@@ -39,7 +39,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit.library import efficient_su2, real_amplitudes
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
-from noisygrad._validation import check_positive_int
+from noisygrad.checks import check_positive_int
 
 from .hamiltonians import (
     hartree_fock_ansatz,

@@ -22,7 +22,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
-from noisygrad._validation import check_positive_int
+from noisygrad.checks import check_positive_int
 
 from .backends import SimulatorBackend
 from .measurement import MAX_SHOTS, MeasurementPlan

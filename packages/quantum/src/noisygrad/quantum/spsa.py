@@ -38,8 +38,8 @@ import torch
 from qiskit_algorithms.optimizers import Optimizer, OptimizerResult, OptimizerSupportLevel
 from qiskit_algorithms.utils import algorithm_globals
 
-from noisygrad._validation import check_in_range, check_positive, check_positive_int
-from noisygrad.minimizer import box_from_bounds
+from noisygrad.adapters.scipy_minimize import box_from_bounds
+from noisygrad.checks import check_in_range, check_positive, check_positive_int
 
 SPALL_ALPHA = 0.602
 SPALL_GAMMA = 0.101

@@ -19,7 +19,7 @@ import torch
 from qiskit import QuantumCircuit
 
 from noisygrad import SGD, Adam, Estimator, Optimizer
-from noisygrad._validation import check_positive_int
+from noisygrad.checks import check_positive_int
 
 from . import _loop
 from ._gains import SPSAGains

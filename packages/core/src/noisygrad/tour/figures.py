@@ -7,7 +7,7 @@ switched and no window opens.
 
 Every finding gets a *value panel*: the prediction as a vertical line inside its pass band
 (prediction +/- tolerance) and the measurement as a point with a one-standard-error bar, on an axis in
-the finding's unit. A finding that carries a :class:`~noisygrad.findings.Curve` also gets a *curve panel*:
+the finding's unit. A finding that carries a :class:`~noisygrad.tour.findings.Curve` also gets a *curve panel*:
 the theory as a line and the measurements as points with error bars along the swept parameter.
 """
 
@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .findings import Finding
+from noisygrad.tour.findings import Finding
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .tour import TourEntry
+    from noisygrad.tour.registry import TourEntry
 
 PASS_COLOR = "#2a9d8f"
 FAIL_COLOR = "#d62828"

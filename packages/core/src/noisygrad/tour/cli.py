@@ -1,7 +1,7 @@
 """The ``noisygrad`` command: ``plugins``, ``list``, ``run`` and ``tour``.
 
 ``noisygrad tour`` runs every installed headline experiment with a progress display, prints a short table,
-writes the report folder (:mod:`noisygrad.report`) and exits with status 1 if any claim fails.
+writes the report folder (:mod:`noisygrad.tour.report`) and exits with status 1 if any claim fails.
 ``noisygrad run`` runs chosen experiments, optionally with their own parameters (``-p name=value``).
 """
 
@@ -20,10 +20,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
-from . import plugins as _plugins
-from .plotting import normalised_deviation
-from .tour import Experiment, TourEntry, experiments, run_experiments, select
+from noisygrad import __version__
+from noisygrad import plugins as _plugins
+from noisygrad.tour.figures import normalised_deviation
+from noisygrad.tour.registry import Experiment, TourEntry, experiments, run_experiments, select
 
 app = typer.Typer(help="noisygrad: noisy-gradient optimisation across fields.", no_args_is_help=True)
 console = Console()
@@ -170,7 +170,7 @@ def _parse_params(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _write_report(entries: Sequence[TourEntry], out: Path, seed: int, quick: bool, quiet: bool) -> None:
-    from .report import write_report  # matplotlib is imported only when a report is written
+    from noisygrad.tour.report import write_report  # matplotlib is imported only when a report is written
 
     index = write_report(entries, out, seed=seed, quick=quick)
     if not quiet:
@@ -230,7 +230,7 @@ def run_command(
     if out is not None:
         _write_report(entries, out, seed, not full, quiet=as_json)
     if as_json:
-        from .report import jsonable
+        from noisygrad.tour.report import jsonable
 
         print(json.dumps(jsonable([e.as_dict() for e in entries]), indent=2))
     else:
@@ -271,7 +271,7 @@ def tour_command(
     passed = sum(e.passed for e in entries)
     summary.print(f"{passed}/{len(entries)} experiments passed in {sum(e.seconds for e in entries):.1f} s")
     if as_json:
-        from .report import results
+        from noisygrad.tour.report import results
 
         print(json.dumps(results(entries, seed=seed, quick=not full), indent=2))
     raise typer.Exit(0 if passed == len(entries) else 1)

@@ -32,8 +32,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ._validation import check_finite, check_in_range, check_positive_int
-from .objectives import FiniteSum, Kind, require_kind
+from noisygrad.checks import check_finite, check_in_range, check_positive_int
+from noisygrad.objectives import FiniteSum, Kind, require_kind
 
 __all__ = [
     "BatchNoiseMoments",
@@ -459,7 +459,7 @@ def effective_temperature(lr: float, batch_grad_variance: float, dim: int) -> fl
     With ``E|g_b - g|^2 = tr(C)/B`` this is ``lr tr(C) / (2 B d)``: for isotropic noise ``C = sigma^2 I`` it is
     exactly the temperature of the stationary law ``Sigma = kT A^(-1)`` near a minimum of Hessian ``A``
     (Mandt et al. 2017; continuous-time limit, i.i.d. batches). For anisotropic noise the stationary law is not
-    a Boltzmann law (see :mod:`noisygrad.theory`); ``kT`` is then its per-coordinate average scale. Pass the
+    a Boltzmann law (see :mod:`noisygrad.noise.theory`); ``kT`` is then its per-coordinate average scale. Pass the
     FPC-aware variance (``MiniBatch(noise_stats=True)`` reports it as ``grad_variance``).
     """
     lr = float(check_in_range("lr", lr, 0.0, math.inf, low_open=True))

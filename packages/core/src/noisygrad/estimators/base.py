@@ -12,9 +12,17 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from ._validation import check_finite, check_positive, check_positive_int
-from .objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, NoisyBlackBox, Objective, require_kind
-from .per_example import NOISE_METHODS, NoiseMethod, PerExampleNoise
+from noisygrad.checks import check_finite, check_positive, check_positive_int
+from noisygrad.noise.per_example import NOISE_METHODS, NoiseMethod, PerExampleNoise
+from noisygrad.objectives import (
+    BatchingNotAllowedError,
+    Energy,
+    FiniteSum,
+    Kind,
+    NoisyBlackBox,
+    Objective,
+    require_kind,
+)
 
 
 @dataclass(frozen=True)
@@ -103,8 +111,8 @@ class MiniBatch(_Stateless):
             of one batch are distinct and batches are drawn independently, so the estimate's covariance is
             ``(S / b) (1 - b / N)`` with ``S`` the (N-1)-normalised per-example covariance.
         noise_stats: also report the batch's noise: ``trace_cov``, the within-batch ``tr(S)`` (see
-            :class:`~noisygrad.per_example.BatchNoise`), and ``grad_variance``, an unbiased estimate of the
-            trace of the estimate's covariance. How (:mod:`noisygrad.per_example` gives costs and assumptions):
+            :class:`~noisygrad.noise.per_example.BatchNoise`), and ``grad_variance``, an unbiased estimate of the
+            trace of the estimate's covariance. How (:mod:`noisygrad.noise.per_example` gives costs and assumptions):
 
             * ``True`` or ``"vmap"``: exact, from all per-example gradients (``torch.func.vmap``); any objective.
             * ``"norms"``: exact per-example gradient norms from one forward and backward pass; objectives

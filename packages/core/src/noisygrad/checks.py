@@ -1,6 +1,11 @@
 """Input checks for the public boundary: each error names the argument and what is allowed.
 
-torch is imported only by the tensor checks, so numpy-only plugins can use the scalar checks cheaply.
+The core and every plugin check their arguments with these (a plugin never needs a private core module):
+scalars (:func:`check_positive`, :func:`check_positive_int`, :func:`check_in_range`, :func:`check_real`),
+numpy arrays and dtypes (:func:`as_array`, :func:`as_dtype`, :func:`check_positive_array`), generators
+(:func:`check_generator`) and tensors (:func:`check_finite`, :func:`check_same_shape`,
+:func:`as_parameter_vector`). torch is imported only by the tensor checks, so numpy-only plugins use the others
+cheaply.
 """
 
 from __future__ import annotations
@@ -9,8 +14,25 @@ import math
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
     import torch
+
+__all__ = [
+    "NonFiniteGradientError",
+    "as_array",
+    "as_dtype",
+    "as_parameter_vector",
+    "check_finite",
+    "check_generator",
+    "check_in_range",
+    "check_positive",
+    "check_positive_array",
+    "check_positive_int",
+    "check_real",
+    "check_same_shape",
+]
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -99,3 +121,68 @@ def as_parameter_vector(name: str, x: object, dtype: torch.dtype | None = None) 
     out = t.detach().to(dtype if not t.is_floating_point() else t.dtype).clone()
     check_finite(name, out, hint=f"pass finite numbers as {name}")
     return out
+
+
+# ---------------------------------------------------------------- numpy arrays, dtypes and generators
+
+_DTYPES: dict[np.dtype, type[np.floating]] = {np.dtype(np.float64): np.float64, np.dtype(np.float32): np.float32}
+
+
+def as_dtype(dtype: object) -> type[np.floating]:
+    """``np.float64`` or ``np.float32`` (also given as a string or ``np.dtype``)."""
+    try:
+        key = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError as exc:
+        raise TypeError(f"dtype must be float64 or float32, got {dtype!r}") from exc
+    if key not in _DTYPES:
+        raise ValueError(f"dtype must be float64 or float32, got {key}")
+    return _DTYPES[key]
+
+
+def as_array(
+    name: str, value: object, dtype: type[np.floating], *, ndim: tuple[int, ...], copy: bool = False
+) -> np.ndarray:
+    """``value`` as a C-contiguous array in ``dtype`` with one of the allowed ``ndim``; NaN/Inf raise.
+
+    Without ``copy`` the result may be the caller's own array: use it read-only. Anything stored or written
+    to is taken with ``copy=True``, so nothing a user passed in is mutated or aliased.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be an array of real numbers, got {type(value).__name__}") from exc
+    if arr.dtype.kind not in "fiu" or arr.dtype == np.bool_:
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim not in ndim:
+        allowed = " or ".join(str(k) for k in ndim)
+        raise ValueError(f"{name} must have {allowed} dimensions, got shape {arr.shape}")
+    out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else np.ascontiguousarray(arr, dtype=dtype)
+    finite = np.isfinite(out)
+    if not finite.all():
+        bad = int(out.size - finite.sum())
+        raise ValueError(f"{name} has {bad} non-finite value{'s' if bad != 1 else ''} (NaN or Inf) out of {out.size}")
+    return out
+
+
+def check_generator(rng: object) -> np.random.Generator:
+    """Require an explicit ``numpy.random.Generator`` (``np.random.default_rng(seed)``)."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    return rng
+
+
+def check_real(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    return float(value)
+
+
+def check_positive_array(name: str, values: object) -> np.ndarray:
+    """A float64 copy of ``values`` (1-D, non-empty) if every entry is finite and > 0."""
+    arr = np.array(values, dtype=np.float64, ndmin=1)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{name} must hold finite numbers > 0, got {values!r}")
+    return arr

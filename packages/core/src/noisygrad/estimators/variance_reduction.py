@@ -30,10 +30,10 @@ from typing import Any
 
 import torch
 
-from ._validation import check_finite, check_in_range, check_positive_int
-from .estimators import Cost, Estimate
-from .glm import GLM, GLMKernels
-from .objectives import BatchingNotAllowedError, FiniteSum, Kind, require_kind
+from noisygrad.checks import check_finite, check_in_range, check_positive_int
+from noisygrad.estimators.base import Cost, Estimate
+from noisygrad.glm import GLM, GLMKernels
+from noisygrad.objectives import BatchingNotAllowedError, FiniteSum, Kind, require_kind
 
 __all__ = ["SAGA", "STORM", "SVRG"]
 

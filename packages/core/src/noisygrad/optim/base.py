@@ -15,8 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from ._validation import check_finite, check_in_range, check_positive, check_same_shape
-from .schedules import Constant, Schedule, as_schedule
+from noisygrad.checks import check_finite, check_in_range, check_positive, check_same_shape
+from noisygrad.schedules import Constant, Schedule, as_schedule
 
 State = dict[str, Any]
 

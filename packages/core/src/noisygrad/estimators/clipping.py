@@ -24,8 +24,8 @@ import scipy.optimize
 import scipy.stats
 import torch
 
-from ._validation import check_in_range, check_positive, check_positive_int
-from .estimators import Estimate, Estimator
+from noisygrad.checks import check_in_range, check_positive, check_positive_int
+from noisygrad.estimators.base import Estimate, Estimator
 
 __all__ = ["Clipped", "hill_tail_index", "kesten_tail_index"]
 

@@ -24,9 +24,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from . import plotting
-from .findings import Finding
-from .tour import TourEntry
+from noisygrad.tour import figures as plotting
+from noisygrad.tour.findings import Finding
+from noisygrad.tour.registry import TourEntry
 
 _DISTRIBUTIONS = ("noisygrad-core", "noisygrad-pinn", "noisygrad-quantum", "noisygrad-dsp", "noisygrad-bio")
 
@@ -239,7 +239,7 @@ def write_report(entries: Sequence[TourEntry], out: str | Path, *, seed: int, qu
     Figures left in ``out/figures`` by an earlier run are replaced, so the folder describes this run only.
 
     Args:
-        entries: the tour's results, from :func:`noisygrad.tour.run_experiments`.
+        entries: the tour's results, from :func:`noisygrad.tour.registry.run_experiments`.
         out: the folder to write (created if needed).
         seed: the seed the tour ran with (recorded, and shown in the command that reproduces it).
         quick: whether the tour ran at its quick size.

@@ -1,7 +1,7 @@
 """A thermostat: hold SGD's effective temperature ``kT = lr E|g_b - g|^2 / (2 d)`` at a target.
 
-The temperature of constant-step SGD (:func:`noisygrad.noise.effective_temperature`) is ``lr tr(S_pop) / (2 B d)``
-for i.i.d. batches (with replacement; ``S_pop`` the N-normalised per-example covariance) and
+The temperature of constant-step SGD (:func:`noisygrad.noise.statistics.effective_temperature`) is
+``lr tr(S_pop) / (2 B d)`` for i.i.d. batches (with replacement; ``S_pop`` the N-normalised per-example covariance) and
 ``lr tr(S)(1/B - 1/N) / (2 d)`` for batches drawn without replacement (``S`` the (N-1)-normalised one). As the
 gradient noise changes along a run (it usually shrinks towards a minimum of a least-squares fit, grows on a
 sharp one), a fixed ``lr`` and ``B`` drift in temperature. The thermostat measures the noise from each
@@ -9,7 +9,7 @@ mini-batch (an exponential moving average of ``MiniBatch(..., noise_stats=True)`
 within-batch sample variance: unbiased for ``tr(S_pop)`` with replacement, for ``tr(S)`` without) and moves
 either the learning rate (``control="lr"``) or the batch size (``control="batch"``) to hold ``kT``, with the
 same noise-per-example factor as the estimator's ``grad_variance`` (so a
-:class:`~noisygrad.noise.TemperatureMeter` reads the target on the batch the thermostat measured).
+:class:`~noisygrad.noise.statistics.TemperatureMeter` reads the target on the batch the thermostat measured).
 
 Use it as both the optimizer's learning-rate schedule and a callback of :func:`noisygrad.minimize`::
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._validation import check_in_range, check_positive
-from .estimators import MiniBatch
+from noisygrad.checks import check_in_range, check_positive
+from noisygrad.estimators.base import MiniBatch
 
 __all__ = ["Thermostat"]
 

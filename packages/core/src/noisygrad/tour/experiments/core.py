@@ -11,22 +11,11 @@ import math
 
 import torch
 
-from .estimators import FullBatch, MiniBatch
-from .findings import Finding
-from .objectives import FiniteSum
-from .optimizers import SGD
-from .schedules import RobbinsMonro
-from .science_experiments import (
-    cosine_alignment,
-    heavy_tails,
-    lbfgs_noise,
-    lyapunov,
-    sgld_boltzmann,
-    spsa_variance,
-    variance_reduction,
-)
-
-_Z = 4.0  # tolerances are 4 standard errors: a correct implementation fails about 1 run in 15,000
+from noisygrad.estimators.base import FullBatch, MiniBatch
+from noisygrad.objectives import FiniteSum
+from noisygrad.optim.base import SGD
+from noisygrad.schedules import RobbinsMonro
+from noisygrad.tour.kit import TOLERANCE_Z, Finding
 
 
 def _least_squares(n: int, d: int, generator: torch.Generator) -> FiniteSum:
@@ -61,7 +50,7 @@ def minibatch_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
                 predicted=predicted,
                 measured=measured,
                 uncertainty=se,
-                tolerance=_Z * se,
+                tolerance=TOLERANCE_Z * se,
                 details={"N": n, "d": d, "b": b, "draws": draws, "tolerance": "4 standard errors"},
             )
         )
@@ -99,21 +88,8 @@ def noise_ball(seed: int = 0, quick: bool = True) -> list[Finding]:
                 predicted=predicted,
                 measured=measured,
                 uncertainty=se,
-                tolerance=_Z * se,
+                tolerance=TOLERANCE_Z * se,
                 details={"a": a, "sigma": sigma, "eta": eta, "steps": steps, "chains": chains},
             )
         )
     return findings
-
-
-CORE_EXPERIMENTS = {
-    "core.minibatch-variance": minibatch_variance,
-    "core.noise-ball": noise_ball,
-    "core.cosine-alignment": cosine_alignment,
-    "core.spsa-variance": spsa_variance,
-    "core.lyapunov": lyapunov,
-    "core.sgld-boltzmann": sgld_boltzmann,
-    "core.variance-reduction": variance_reduction,
-    "core.lbfgs-noise": lbfgs_noise,
-    "core.heavy-tails": heavy_tails,
-}

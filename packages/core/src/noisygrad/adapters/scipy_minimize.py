@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from scipy.optimize import OptimizeResult
 
-from ._validation import as_parameter_vector, check_finite, check_positive_int
-from .estimators import CentralDifference, Estimator
-from .objectives import NoisyBlackBox
-from .optimizers import Optimizer
+from noisygrad.checks import as_parameter_vector, check_finite, check_positive_int
+from noisygrad.estimators.base import CentralDifference, Estimator
+from noisygrad.objectives import NoisyBlackBox
+from noisygrad.optim.base import Optimizer
 
 Bounds = Sequence[tuple[float | None, float | None]]
 EstimatorFactory = Callable[[NoisyBlackBox], Estimator]

@@ -13,11 +13,11 @@ Temperature convention: with exact gradients of ``f``, the stationary law is the
 
 Mini-batch gradients add noise of covariance ``V`` to each step and heat the chain: for SGLD the stationary
 covariance becomes ``Sigma = (I - h A) Sigma (I - h A)^T + 2 h T I + h^2 V``
-(:func:`noisygrad.theory.langevin_stationary_covariance`), i.e. an extra temperature of about ``h V / 2``
+(:func:`noisygrad.noise.theory.langevin_stationary_covariance`), i.e. an extra temperature of about ``h V / 2``
 per direction, which dominates when ``V ~ N^2 / n`` (+160% on a 1000-example regression with batches of 10 at
-``h lambda_max = 0.05``, measured). Control variates (:class:`noisygrad.variance_reduction.SVRG` with a fixed
+``h lambda_max = 0.05``, measured). Control variates (:class:`noisygrad.estimators.variance_reduction.SVRG` with a fixed
 anchor at the mode) remove most of it: what is left is *multiplicative* noise, ``(A_B - A)(x - anchor)``, and
-the chain's exact law is :func:`noisygrad.theory.least_squares_sgld_stationary_covariance` (0.5% above the
+the chain's exact law is :func:`noisygrad.noise.theory.least_squares_sgld_stationary_covariance` (0.5% above the
 full-gradient law there, 2% above the posterior, most of it SGLD's own ``O(h)`` bias). ``SGLD``'s
 ``noise_correction`` removes both biases on a Gaussian target.
 """
@@ -29,9 +29,9 @@ import math
 import numpy as np
 import torch
 
-from ._validation import check_positive, check_positive_int
-from .optimizers import State, _Rule
-from .schedules import Schedule, as_schedule
+from noisygrad.checks import check_positive, check_positive_int
+from noisygrad.optim.base import State, _Rule
+from noisygrad.schedules import Schedule, as_schedule
 
 __all__ = ["BAOAB", "SGLD"]
 
@@ -72,7 +72,7 @@ class SGLD(_Sampler):
     covariance is *exactly* ``T A^-1`` for every stable step: ``T A`` cancels the discretisation bias (the chain
     is then the exact discretisation of the Ornstein-Uhlenbeck law), ``V`` the heating by mini-batch noise (the
     subtraction of SGHMC's ``B-hat``, Chen et al. 2014, and ``posteriors``' ``lr (2 - lr beta) T``).
-    :func:`noisygrad.theory.least_squares_sgld_noise_correction` computes ``C`` for a Bayesian linear regression,
+    :func:`noisygrad.noise.theory.least_squares_sgld_noise_correction` computes ``C`` for a Bayesian linear regression,
     control variates included. Away from Gaussian targets ``C`` from the mode's Hessian and noise is an
     approximation. It needs ``2 h T I - h^2 C`` positive semi-definite (a step raises otherwise).
 

@@ -11,11 +11,11 @@ evaluated without autograd. Every estimator puts all the points of one estimate 
 * :class:`GaussianSmoothing` (Nesterov and Spokoiny 2017; evolution strategies, Salimans et al. 2017):
   antithetic Gaussian directions ``u``: ``(f(x + s u) - f(x - s u)) u / (2 s)``, an unbiased gradient of the
   smoothed ``f_s(x) = E f(x + s u)`` (equal to ``grad f`` on quadratics), ``rho = d + 1``.
-* :class:`~noisygrad.CentralDifference` (in :mod:`noisygrad.estimators`): ``2 d`` evaluations, no ``rho``
+* :class:`~noisygrad.CentralDifference` (in :mod:`noisygrad.estimators.base`): ``2 d`` evaluations, no ``rho``
   (deterministic directions), noise ``sigma^2 / (2 h^2)`` per component.
 
 With ``S`` perturbations averaged, the predicted alignment with the true gradient is
-``E[cos] ~ (1 + rho / S)^(-1/2)`` (the noise-statistics law, :mod:`noisygrad.noise`).
+``E[cos] ~ (1 + rho / S)^(-1/2)`` (the noise-statistics law, :mod:`noisygrad.noise.statistics`).
 
 Spall's gains ``a_k = a / (A + k + 1)^alpha`` are ``RobbinsMonro(a, b=A + 1, alpha=0.602)`` from
 :mod:`noisygrad.schedules`; :func:`spsa_calibrate` chooses ``a``.
@@ -29,10 +29,10 @@ from typing import Any
 
 import torch
 
-from ._validation import check_finite, check_in_range, check_positive, check_positive_int
-from .estimators import Cost, Estimate, evaluate_points
-from .objectives import Energy, Kind, NoisyBlackBox, require_kind
-from .schedules import RobbinsMonro
+from noisygrad.checks import check_finite, check_in_range, check_positive, check_positive_int
+from noisygrad.estimators.base import Cost, Estimate, evaluate_points
+from noisygrad.objectives import Energy, Kind, NoisyBlackBox, require_kind
+from noisygrad.schedules import RobbinsMonro
 
 __all__ = ["SPSA", "GaussianSmoothing", "SPSACalibration", "evaluate_points", "spsa_calibrate"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ._validation import check_finite, check_positive
-from .optimizers import Optimizer, _Rule, is_constant_rate
+from noisygrad.checks import check_finite, check_positive
+from noisygrad.optim.base import Optimizer, _Rule, is_constant_rate
 
 
 class TorchOptimizer(torch.optim.Optimizer):

@@ -34,7 +34,7 @@ import scipy.integrate
 import scipy.linalg
 import torch
 
-from ._validation import check_positive, check_positive_int
+from noisygrad.checks import check_positive, check_positive_int
 
 __all__ = [
     "NoiseBall",
@@ -249,7 +249,7 @@ def least_squares_sgld_stationary_covariance(
     multiplicative term, ``Sigma = E[(I - h A_B) Sigma (I - h A_B)^T] + h^2 Cov(m_B) + Q``, with ``Q = 2 h T I``
     (or ``2 h T I - h^2 C`` with ``noise_correction=C``, see :func:`least_squares_sgld_noise_correction`).
 
-    :class:`noisygrad.langevin.SGLD` on the mean loss ``U / N`` with ``temperature = T / N`` and step ``lr = N h``
+    :class:`noisygrad.optim.langevin.SGLD` on the mean loss ``U / N`` with ``temperature = T / N`` and step ``lr = N h``
     is the same chain.
 
     Args:
@@ -259,7 +259,7 @@ def least_squares_sgld_stationary_covariance(
         batch_size: ``B`` >= 1.
         prior_precision: ``P0``, a number (times the identity) or a ``(d, d)`` matrix; 0 for a flat prior.
         temperature: ``T`` > 0.
-        noise_correction: ``C`` of :class:`~noisygrad.langevin.SGLD`'s ``noise_correction`` (``None`` for none).
+        noise_correction: ``C`` of :class:`~noisygrad.optim.langevin.SGLD`'s ``noise_correction`` (``None`` for none).
         replace: batches drawn with replacement (default) or without.
     """
     x, r = _least_squares_data(features, residuals)
@@ -289,7 +289,7 @@ def least_squares_sgld_noise_correction(
     covariance ``T P^-1`` exactly, for every stable step: ``T P`` cancels the ``O(h)`` discretisation bias and
     the other two terms the gradient noise (additive and multiplicative) that the chain has at that covariance.
     ``C`` does not depend on ``h``; the chain needs ``2 h T I - h^2 C`` positive semi-definite, i.e.
-    ``h <= 2 T / lambda_max(C)`` (:class:`~noisygrad.langevin.SGLD` raises otherwise). The
+    ``h <= 2 T / lambda_max(C)`` (:class:`~noisygrad.optim.langevin.SGLD` raises otherwise). The
     subtraction of the gradient noise is SGHMC's ``B-hat`` (Chen et al. 2014) and ``posteriors``' scalar
     ``beta`` in ``lr (2 - lr beta) T``; adding ``T P`` removes the discretisation bias as well. Exactness needs a
     Gaussian target with known ``P`` and batch moments; elsewhere ``C`` built from the mode's Hessian and
@@ -343,7 +343,7 @@ def langevin_stationary_covariance(
     (state-independent); for the multiplicative noise of real mini-batches on least squares see
     :func:`least_squares_sgld_stationary_covariance`.
 
-    With ``noise_correction=C`` (:class:`~noisygrad.langevin.SGLD`'s option) the injected noise is
+    With ``noise_correction=C`` (:class:`~noisygrad.optim.langevin.SGLD`'s option) the injected noise is
     ``2 h T I - h^2 C``; ``C = T A + V`` gives exactly ``T A^-1``.
     """
     a = _matrix("hessian", hessian)
@@ -397,8 +397,8 @@ def mean_first_passage_time(potential: Callable[[float], float], start: float, e
     ``tau = (1/T) int_start^end dy e^{U(y)/T} int_{-inf}^y dz e^{-U(z)/T}``. For a barrier ``Delta U`` much
     larger than ``T`` it tends to Kramers' ``2 pi / sqrt(U''(a)|U''(b)|) e^{Delta U / T}``: escape from a
     shallow well is exponentially faster at higher temperature. In SGD terms, one unit of time is ``1 / lr``
-    steps and ``T`` the effective temperature (:func:`noisygrad.noise.effective_temperature`). ``U`` must grow
-    fast enough as ``x -> -inf`` for the inner integral to converge.
+    steps and ``T`` the effective temperature (:func:`noisygrad.noise.statistics.effective_temperature`).
+    ``U`` must grow fast enough as ``x -> -inf`` for the inner integral to converge.
     """
     if not callable(potential):
         raise TypeError(f"potential must be callable as potential(x) -> float, got {type(potential).__name__}")

@@ -40,9 +40,9 @@ from typing import Any
 
 import torch
 
-from ._validation import as_parameter_vector, check_finite, check_in_range, check_positive, check_positive_int
-from .estimators import Cost
-from .objectives import FiniteSum, Kind, require_kind
+from noisygrad.checks import as_parameter_vector, check_finite, check_in_range, check_positive, check_positive_int
+from noisygrad.estimators.base import Cost
+from noisygrad.objectives import FiniteSum, Kind, require_kind
 
 __all__ = ["LBFGS", "LBFGSResult", "minimize_lbfgs"]
 

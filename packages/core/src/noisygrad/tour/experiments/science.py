@@ -1,7 +1,7 @@
 """Headline experiments of the core science: each claim measured beside its closed form.
 
-Registered in :data:`noisygrad.experiments.CORE_EXPERIMENTS` (``noisygrad run core.<name>``). Tolerances are
-sized to the Monte-Carlo error of each measurement (4 standard errors unless stated in ``details``). Many
+Declared as ``noisygrad.experiments`` entry points in the core's ``pyproject.toml`` (``noisygrad run core.<name>``).
+Tolerances are sized to the Monte-Carlo error of each measurement (4 standard errors unless stated in ``details``). Many
 independent chains run side by side as the rows of one tensor; 2 x 2 products are written elementwise, which
 stays fast whatever the thread count.
 """
@@ -14,25 +14,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from .estimators import MiniBatch
-from .findings import Curve, Finding
-from .heavy_tails import hill_tail_index, kesten_tail_index
-from .langevin import BAOAB, SGLD
-from .lbfgs import minimize_lbfgs
-from .loop import minimize
-from .noise import NoiseStats, gradient_noise, monte_carlo_cosine
-from .objectives import FiniteSum, NoisyBlackBox
-from .optimizers import SGD
-from .theory import (
+from noisygrad.estimators.base import MiniBatch
+from noisygrad.estimators.clipping import hill_tail_index, kesten_tail_index
+from noisygrad.estimators.variance_reduction import SAGA, SVRG
+from noisygrad.estimators.zeroth_order import SPSA
+from noisygrad.loop import minimize
+from noisygrad.noise.statistics import NoiseStats, gradient_noise, monte_carlo_cosine
+from noisygrad.noise.theory import (
     langevin_stationary_covariance,
     least_squares_sgld_noise_correction,
     least_squares_sgld_stationary_covariance,
     sgd_stationary_covariance,
 )
-from .variance_reduction import SAGA, SVRG
-from .zeroth_order import SPSA
+from noisygrad.objectives import FiniteSum, NoisyBlackBox
+from noisygrad.optim.base import SGD
+from noisygrad.optim.langevin import BAOAB, SGLD
+from noisygrad.optim.lbfgs import minimize_lbfgs
+from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding
 
-_Z = 4.0
 _F64 = torch.float64
 
 
@@ -70,7 +69,7 @@ def _frobenius_finding(
         predicted=0.0,
         measured=error,
         uncertainty=uncertainty,
-        tolerance=_Z * uncertainty,
+        tolerance=TOLERANCE_Z * uncertainty,
         unit="relative Frobenius error",
         details={**details, "measured": measured.round(8).tolist(), "predicted": predicted.round(8).tolist()},
     )
@@ -182,7 +181,7 @@ def _cosine_findings(seed: int, quick: bool) -> list[Finding]:
                     predicted=row["first_order" if order == 1 else "second_order"],
                     measured=row["measured"],
                     uncertainty=row["se"],
-                    tolerance=formula_error * row["measured"] + _Z * row["se"],
+                    tolerance=formula_error * row["measured"] + TOLERANCE_Z * row["se"],
                     details=details,
                     curve=_cosine_curve(stats, rows, gap=b > 64) if b in (64, 1900) and len(sizes) > 2 else None,
                 )
@@ -239,7 +238,7 @@ def spsa_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
             predicted=predicted,
             measured=float(errors.mean()),
             uncertainty=se,
-            tolerance=_Z * se,
+            tolerance=TOLERANCE_Z * se,
             details={"d": d, "sigma": sigma, "c": c, "draws": draws, "evaluations per perturbation": 2},
         )
     ]
@@ -488,7 +487,7 @@ def heavy_tails(seed: int = 0, quick: bool = True) -> list[Finding]:
             predicted=kesten_tail_index(lr),
             measured=alpha,
             uncertainty=se,
-            tolerance=_Z * se + 0.05,
+            tolerance=TOLERANCE_Z * se + 0.05,
             details={"estimator": "Hill, top 0.1%", "samples": len(draws) * chains, "tolerance": "4 s.e. + 0.05 bias"},
         )
     ]

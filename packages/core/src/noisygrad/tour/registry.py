@@ -1,8 +1,8 @@
 """The tour: run the headline experiments of the core and of every installed plugin.
 
-Experiments are named ``"<plugin>.<experiment>"``; the core's live in :mod:`noisygrad.experiments`,
-plugins declare theirs in their :class:`~noisygrad.plugins.Plugin` record as ``"module:function"`` so that
-listing them imports nothing heavy.
+Experiments are named ``"<plugin>.<experiment>"``. The core and every plugin declare theirs the same way, as
+``noisygrad.experiments`` entry points (``"module:function"``) in their ``pyproject.toml``, so listing them
+imports nothing heavy; the core's functions live in :mod:`noisygrad.tour.experiments`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from . import plugins as _plugins
-from .findings import Finding
+from noisygrad import plugins as _plugins
+from noisygrad.tour.findings import Finding
 
 ExperimentFn = Callable[..., list[Finding]]
 
@@ -79,9 +79,7 @@ class Experiment:
 
 def experiments(include_unusable: bool = False) -> dict[str, Experiment]:
     """Every experiment the installed distributions offer, core first, then plugins by name."""
-    from .experiments import CORE_EXPERIMENTS
-
-    found = {name: Experiment(name, f"noisygrad.experiments:{fn.__name__}") for name, fn in CORE_EXPERIMENTS.items()}
+    found = {name: Experiment(name, target) for name, target in _plugins.core_experiments().items()}
     for status in _plugins.available():
         if not status.usable and not include_unusable:
             continue

@@ -3,12 +3,12 @@
 For a batch of ``B`` examples with per-example gradients ``g_i`` (of each example's own loss) and mean
 ``g_b``, the noise statistics need only ``tr(S_b) = (sum_i |g_i|^2 - B |g_b|^2) / (B - 1)``, the unbiased
 (``B - 1``-normalised) trace of the within-batch covariance; with ``|g_b|^2`` it gives the gradient
-diversity, the predicted cosine and the temperature (:mod:`noisygrad.noise`). :func:`batch_noise` returns the
+diversity, the predicted cosine and the temperature (:mod:`noisygrad.noise.statistics`). :func:`batch_noise` returns the
 batch's mean loss, mean gradient and ``tr(S_b)`` by one of three methods:
 
 ``"vmap"`` -- exact, any :class:`~noisygrad.FiniteSum`.
     All ``B`` per-example gradients through ``torch.func.vmap(grad)`` (the only method that keeps them, so
-    also the one behind ``tr(S^2)`` in :func:`noisygrad.noise.gradient_noise`). Cost: B gradients in one
+    also the one behind ``tr(S^2)`` in :func:`noisygrad.noise.statistics.gradient_noise`). Cost: B gradients in one
     batched pass, measured 3.4-4.2x a plain mini-batch gradient for a 16-64-1 MLP at ``B = 128``
     (``benchmarks/core_noise_stats.py``, one CPU thread).
 
@@ -49,8 +49,8 @@ from typing import Literal, cast
 
 import torch
 
-from ._validation import check_positive_int
-from .objectives import FiniteSum, Kind, ModuleLoss, require_kind
+from noisygrad.checks import check_positive_int
+from noisygrad.objectives import FiniteSum, Kind, ModuleLoss, require_kind
 
 __all__ = [
     "NOISE_METHODS",

@@ -1,0 +1,26 @@
+"""The ``noisygrad`` command's application: findings, the registry of experiments (the core's and every
+plugin's, through the ``noisygrad.experiments`` entry points), the report and its figures, the command line.
+
+The library (everything outside this folder) never imports it; it needs the application's dependencies
+(typer, rich, matplotlib: ``pip install 'noisygrad-core[tour]'``, which ``pip install noisygrad`` includes).
+"""
+
+from __future__ import annotations
+
+#: The application's own dependencies (the ``tour`` extra of ``noisygrad-core``).
+APPLICATION_DEPENDENCIES = ("typer", "rich", "matplotlib")
+
+
+def main() -> None:
+    """Entry point of the ``noisygrad`` console script: the command, or a clear message when the ``tour`` extra
+    (typer, rich, matplotlib) is not installed (``noisygrad-core`` alone is the library)."""
+    try:
+        from noisygrad.tour.cli import main as run
+    except ModuleNotFoundError as exc:
+        if exc.name not in APPLICATION_DEPENDENCIES:
+            raise
+        raise SystemExit(
+            f"the noisygrad command needs {exc.name}, which is not installed: pip install 'noisygrad-core[tour]' "
+            "(pip install noisygrad includes it)"
+        ) from exc
+    run()

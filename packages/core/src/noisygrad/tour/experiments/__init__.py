@@ -1,0 +1,1 @@
+"""The core's headline experiments (``core.*``): each takes ``seed`` and ``quick`` and returns findings."""
