@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from noisygrad import FiniteSum, MiniBatch
-from noisygrad.estimators.clipping import Clipped, hill_tail_index, kesten_tail_index
+from noisygrad.estimators.clipping import Clipped
+from noisygrad.noise.tails import hill_tail_index, kesten_tail_index
 
 
 @pytest.mark.parametrize(("lr", "alpha"), [(0.05, 35.2), (0.4, 3.81), (0.62, 2.20)])

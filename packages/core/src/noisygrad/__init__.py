@@ -38,13 +38,13 @@ _EXPORTS = {
     "Estimator": "estimators.base",
     "Estimate": "estimators.base",
     "Cost": "estimators.base",
-    "FullBatch": "estimators.base",
-    "MiniBatch": "estimators.base",
-    "CentralDifference": "estimators.base",
+    "FullBatch": "estimators.batch",
+    "MiniBatch": "estimators.batch",
+    "CentralDifference": "estimators.differences",
     # optimizers and schedules
     "Optimizer": "optim.base",
-    "SGD": "optim.base",
-    "Adam": "optim.base",
+    "SGD": "optim.sgd",
+    "Adam": "optim.adam",
     "Constant": "schedules",
     "RobbinsMonro": "schedules",
     "Cosine": "schedules",
@@ -95,8 +95,8 @@ _EXPORTS = {
     "minimize_lbfgs": "optim.lbfgs",
     # heavy tails
     "Clipped": "estimators.clipping",
-    "hill_tail_index": "estimators.clipping",
-    "kesten_tail_index": "estimators.clipping",
+    "hill_tail_index": "noise.tails",
+    "kesten_tail_index": "noise.tails",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -105,8 +105,10 @@ if TYPE_CHECKING:
     from noisygrad.adapters.scipy_minimize import Minimizer
     from noisygrad.adapters.torch_optim import TorchOptimizer
     from noisygrad.checks import NonFiniteGradientError
-    from noisygrad.estimators.base import CentralDifference, Cost, Estimate, Estimator, FullBatch, MiniBatch
-    from noisygrad.estimators.clipping import Clipped, hill_tail_index, kesten_tail_index
+    from noisygrad.estimators.base import Cost, Estimate, Estimator
+    from noisygrad.estimators.batch import FullBatch, MiniBatch
+    from noisygrad.estimators.clipping import Clipped
+    from noisygrad.estimators.differences import CentralDifference
     from noisygrad.estimators.variance_reduction import SAGA, STORM, SVRG
     from noisygrad.estimators.zeroth_order import SPSA, GaussianSmoothing, SPSACalibration, spsa_calibrate
     from noisygrad.glm import GLM
@@ -121,6 +123,7 @@ if TYPE_CHECKING:
         monte_carlo_cosine,
         predicted_cosine,
     )
+    from noisygrad.noise.tails import hill_tail_index, kesten_tail_index
     from noisygrad.noise.theory import (
         NoiseBall,
         langevin_stationary_covariance,
@@ -132,9 +135,11 @@ if TYPE_CHECKING:
         sgd_stationary_covariance,
     )
     from noisygrad.objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, ModuleLoss, NoisyBlackBox
-    from noisygrad.optim.base import SGD, Adam, Optimizer
+    from noisygrad.optim.adam import Adam
+    from noisygrad.optim.base import Optimizer
     from noisygrad.optim.langevin import BAOAB, SGLD
     from noisygrad.optim.lbfgs import LBFGS, LBFGSResult, minimize_lbfgs
+    from noisygrad.optim.sgd import SGD
     from noisygrad.optim.thermostat import Thermostat
     from noisygrad.schedules import Constant, Cosine, RobbinsMonro, StepDecay
     from noisygrad.tour.findings import Curve, Finding

@@ -15,7 +15,8 @@ import torch
 from scipy.optimize import OptimizeResult
 
 from noisygrad.checks import as_parameter_vector, check_finite, check_positive_int
-from noisygrad.estimators.base import CentralDifference, Estimator
+from noisygrad.estimators.base import Estimator
+from noisygrad.estimators.differences import CentralDifference
 from noisygrad.objectives import NoisyBlackBox
 from noisygrad.optim.base import Optimizer
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from noisygrad.checks import check_finite, check_positive
-from noisygrad.optim.base import Optimizer, _Rule, is_constant_rate
+from noisygrad.optim.base import Optimizer, Rule, is_constant_rate
 
 
 class TorchOptimizer(torch.optim.Optimizer):
@@ -50,7 +50,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         follow_schedule = not is_constant_rate(self.rule)
         # noisygrad's own rules skip the per-call checks of ``update``: the adapter checks each gradient once
         # here, shapes match by construction, and the group's rate is checked once per group.
-        advance = self.rule._advance if isinstance(self.rule, _Rule) else None
+        advance = self.rule._advance if isinstance(self.rule, Rule) else None
         for group in self.param_groups:
             lr = check_positive("lr", group["lr"])
             for index, p in enumerate(group["params"]):

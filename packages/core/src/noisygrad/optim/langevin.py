@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from noisygrad.checks import check_positive, check_positive_int
-from noisygrad.optim.base import State, _Rule
+from noisygrad.optim.base import Rule, State
 from noisygrad.schedules import Schedule, as_schedule
 
 __all__ = ["BAOAB", "SGLD"]
@@ -38,7 +38,7 @@ __all__ = ["BAOAB", "SGLD"]
 _GOLDEN = 0x9E3779B97F4A7C15
 
 
-class _Sampler(_Rule):
+class _Sampler(Rule):
     """Seeding and the generator-in-state mechanics shared by the samplers."""
 
     seed: int

@@ -26,7 +26,7 @@ import math
 from typing import Any
 
 from noisygrad.checks import check_in_range, check_positive
-from noisygrad.estimators.base import MiniBatch
+from noisygrad.estimators.batch import MiniBatch
 
 __all__ = ["Thermostat"]
 

@@ -11,9 +11,9 @@ import math
 
 import torch
 
-from noisygrad.estimators.base import FullBatch, MiniBatch
+from noisygrad.estimators.batch import FullBatch, MiniBatch
 from noisygrad.objectives import FiniteSum
-from noisygrad.optim.base import SGD
+from noisygrad.optim.sgd import SGD
 from noisygrad.schedules import RobbinsMonro
 from noisygrad.tour.kit import TOLERANCE_Z, Finding
 

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisygrad.estimators.base import MiniBatch
-from noisygrad.estimators.clipping import hill_tail_index, kesten_tail_index
+from noisygrad.estimators.batch import MiniBatch
 from noisygrad.estimators.variance_reduction import SAGA, SVRG
 from noisygrad.estimators.zeroth_order import SPSA
 from noisygrad.loop import minimize
 from noisygrad.noise.statistics import NoiseStats, gradient_noise, monte_carlo_cosine
+from noisygrad.noise.tails import hill_tail_index, kesten_tail_index
 from noisygrad.noise.theory import (
     langevin_stationary_covariance,
     least_squares_sgld_noise_correction,
@@ -27,9 +27,9 @@ from noisygrad.noise.theory import (
     sgd_stationary_covariance,
 )
 from noisygrad.objectives import FiniteSum, NoisyBlackBox
-from noisygrad.optim.base import SGD
 from noisygrad.optim.langevin import BAOAB, SGLD
 from noisygrad.optim.lbfgs import minimize_lbfgs
+from noisygrad.optim.sgd import SGD
 from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding
 
 _F64 = torch.float64
