@@ -120,14 +120,6 @@ class ExponentialGradient:
         return np.asarray(self.decay_length * np.log(self.exposure * amplitude / n))
 
 
-def amplitude_for(decay_length: float, constraint: str, *, reference_decay_length: float, reference_c0: float) -> float:
-    """The amplitude ``c0`` a constraint allows at ``decay_length``: ``c0_ref (lambda/lambda_ref)^beta``."""
-    lam = check_positive("decay_length", decay_length)
-    ref = check_positive("reference_decay_length", reference_decay_length)
-    c0 = check_positive("reference_c0", reference_c0)
-    return c0 * (lam / ref) ** constraint_beta(constraint)
-
-
 def positional_error(
     x: float,
     decay_length: float | np.ndarray,

@@ -9,7 +9,6 @@ names it knows and says how it will step the result (:class:`Built`).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -278,9 +277,3 @@ def check_model(model: Any, callbacks: Sequence[object] | None = None) -> None:
     if opt is not None and is_lbfgs(opt):
         check_lbfgs_options(opt, stacklevel=3)
     check_sampling(model, callbacks, stacklevel=3)
-
-
-def finite_or_raise(name: str, value: float) -> float:
-    if not math.isfinite(value):
-        raise FloatingPointError(f"{name} became {value}; lower the learning rate or train in float64")
-    return value
