@@ -7,20 +7,28 @@ The library (everything outside this folder) never imports it; it needs the appl
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 #: The application's own dependencies (the ``tour`` extra of ``noisygrad-core``).
 APPLICATION_DEPENDENCIES = ("typer", "rich", "matplotlib")
+
+
+def _installed(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
 
 
 def main() -> None:
     """Entry point of the ``noisygrad`` console script: the command, or a clear message when the ``tour`` extra
     (typer, rich, matplotlib) is not installed (``noisygrad-core`` alone is the library)."""
-    try:
-        from noisygrad.tour.cli import main as run
-    except ModuleNotFoundError as exc:
-        if exc.name not in APPLICATION_DEPENDENCIES:
-            raise
+    missing = [name for name in APPLICATION_DEPENDENCIES if not _installed(name)]
+    if missing:
         raise SystemExit(
-            f"the noisygrad command needs {exc.name}, which is not installed: pip install 'noisygrad-core[tour]' "
-            "(pip install noisygrad includes it)"
-        ) from exc
+            f"the noisygrad command needs {', '.join(missing)}, which is not installed: "
+            "pip install 'noisygrad-core[tour]' (pip install noisygrad includes it)"
+        )
+    from noisygrad.tour.cli import main as run
+
     run()
