@@ -53,6 +53,11 @@ _EXPORTS = {
     "minimize": "loop",
     "MinimizeResult": "loop",
     "StepInfo": "loop",
+    "Projection": "loop_parts",
+    "Blocking": "loop_parts",
+    "IterateAveraging": "loop_parts",
+    "FinalEstimate": "loop_parts",
+    "Measurement": "loop_parts",
     "TorchOptimizer": "adapters.torch_optim",
     "Minimizer": "adapters.scipy_minimize",
     # errors and reporting
@@ -101,48 +106,133 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-if TYPE_CHECKING:
-    from noisygrad.adapters.scipy_minimize import Minimizer
-    from noisygrad.adapters.torch_optim import TorchOptimizer
-    from noisygrad.checks import NonFiniteGradientError
-    from noisygrad.estimators.base import Cost, Estimate, Estimator
-    from noisygrad.estimators.batch import FullBatch, MiniBatch
-    from noisygrad.estimators.clipping import Clipped
-    from noisygrad.estimators.differences import CentralDifference
-    from noisygrad.estimators.variance_reduction import SAGA, STORM, SVRG
-    from noisygrad.estimators.zeroth_order import SPSA, GaussianSmoothing, SPSACalibration, spsa_calibrate
-    from noisygrad.glm import GLM
-    from noisygrad.loop import MinimizeResult, StepInfo, minimize
-    from noisygrad.noise.per_example import BatchNoise, PerExampleNoise, batch_noise
+if TYPE_CHECKING:  # explicit re-exports (``X as X``), so type checkers see the public names
+    from noisygrad.adapters.scipy_minimize import Minimizer as Minimizer
+    from noisygrad.adapters.torch_optim import TorchOptimizer as TorchOptimizer
+    from noisygrad.checks import NonFiniteGradientError as NonFiniteGradientError
+    from noisygrad.estimators.base import Cost as Cost
+    from noisygrad.estimators.base import Estimate as Estimate
+    from noisygrad.estimators.base import Estimator as Estimator
+    from noisygrad.estimators.batch import FullBatch as FullBatch
+    from noisygrad.estimators.batch import MiniBatch as MiniBatch
+    from noisygrad.estimators.clipping import Clipped as Clipped
+    from noisygrad.estimators.differences import CentralDifference as CentralDifference
+    from noisygrad.estimators.variance_reduction import SAGA as SAGA
+    from noisygrad.estimators.variance_reduction import STORM as STORM
+    from noisygrad.estimators.variance_reduction import SVRG as SVRG
+    from noisygrad.estimators.zeroth_order import (
+        SPSA as SPSA,
+    )
+    from noisygrad.estimators.zeroth_order import (
+        GaussianSmoothing as GaussianSmoothing,
+    )
+    from noisygrad.estimators.zeroth_order import (
+        SPSACalibration as SPSACalibration,
+    )
+    from noisygrad.estimators.zeroth_order import (
+        spsa_calibrate as spsa_calibrate,
+    )
+    from noisygrad.glm import GLM as GLM
+    from noisygrad.loop import MinimizeResult as MinimizeResult
+    from noisygrad.loop import StepInfo as StepInfo
+    from noisygrad.loop import minimize as minimize
+    from noisygrad.noise.per_example import (
+        BatchNoise as BatchNoise,
+    )
+    from noisygrad.noise.per_example import (
+        PerExampleNoise as PerExampleNoise,
+    )
+    from noisygrad.noise.per_example import (
+        batch_noise as batch_noise,
+    )
     from noisygrad.noise.statistics import (
-        NoiseScaleMeter,
-        NoiseStats,
-        TemperatureMeter,
-        effective_temperature,
-        gradient_noise,
-        monte_carlo_cosine,
-        predicted_cosine,
+        NoiseScaleMeter as NoiseScaleMeter,
     )
-    from noisygrad.noise.tails import hill_tail_index, kesten_tail_index
+    from noisygrad.noise.statistics import (
+        NoiseStats as NoiseStats,
+    )
+    from noisygrad.noise.statistics import (
+        TemperatureMeter as TemperatureMeter,
+    )
+    from noisygrad.noise.statistics import (
+        effective_temperature as effective_temperature,
+    )
+    from noisygrad.noise.statistics import (
+        gradient_noise as gradient_noise,
+    )
+    from noisygrad.noise.statistics import (
+        monte_carlo_cosine as monte_carlo_cosine,
+    )
+    from noisygrad.noise.statistics import (
+        predicted_cosine as predicted_cosine,
+    )
+    from noisygrad.noise.tails import hill_tail_index as hill_tail_index
+    from noisygrad.noise.tails import kesten_tail_index as kesten_tail_index
     from noisygrad.noise.theory import (
-        NoiseBall,
-        langevin_stationary_covariance,
-        least_squares_sgld_noise_correction,
-        least_squares_sgld_stationary_covariance,
-        least_squares_stationary_covariance,
-        mean_first_passage_time,
-        noise_ball,
-        sgd_stationary_covariance,
+        NoiseBall as NoiseBall,
     )
-    from noisygrad.objectives import BatchingNotAllowedError, Energy, FiniteSum, Kind, ModuleLoss, NoisyBlackBox
-    from noisygrad.optim.adam import Adam
-    from noisygrad.optim.base import Optimizer
-    from noisygrad.optim.langevin import BAOAB, SGLD
-    from noisygrad.optim.lbfgs import LBFGS, LBFGSResult, minimize_lbfgs
-    from noisygrad.optim.sgd import SGD
-    from noisygrad.optim.thermostat import Thermostat
-    from noisygrad.schedules import Constant, Cosine, RobbinsMonro, StepDecay
-    from noisygrad.tour.findings import Curve, Finding
+    from noisygrad.noise.theory import (
+        langevin_stationary_covariance as langevin_stationary_covariance,
+    )
+    from noisygrad.noise.theory import (
+        least_squares_sgld_noise_correction as least_squares_sgld_noise_correction,
+    )
+    from noisygrad.noise.theory import (
+        least_squares_sgld_stationary_covariance as least_squares_sgld_stationary_covariance,
+    )
+    from noisygrad.noise.theory import (
+        least_squares_stationary_covariance as least_squares_stationary_covariance,
+    )
+    from noisygrad.noise.theory import (
+        mean_first_passage_time as mean_first_passage_time,
+    )
+    from noisygrad.noise.theory import (
+        noise_ball as noise_ball,
+    )
+    from noisygrad.noise.theory import (
+        sgd_stationary_covariance as sgd_stationary_covariance,
+    )
+    from noisygrad.objectives import (
+        BatchingNotAllowedError as BatchingNotAllowedError,
+    )
+    from noisygrad.objectives import (
+        Energy as Energy,
+    )
+    from noisygrad.objectives import (
+        FiniteSum as FiniteSum,
+    )
+    from noisygrad.objectives import (
+        Kind as Kind,
+    )
+    from noisygrad.objectives import (
+        ModuleLoss as ModuleLoss,
+    )
+    from noisygrad.objectives import (
+        NoisyBlackBox as NoisyBlackBox,
+    )
+    from noisygrad.optim.adam import Adam as Adam
+    from noisygrad.optim.base import Optimizer as Optimizer
+    from noisygrad.optim.langevin import BAOAB as BAOAB
+    from noisygrad.optim.langevin import SGLD as SGLD
+    from noisygrad.optim.lbfgs import LBFGS as LBFGS
+    from noisygrad.optim.lbfgs import LBFGSResult as LBFGSResult
+    from noisygrad.optim.lbfgs import minimize_lbfgs as minimize_lbfgs
+    from noisygrad.optim.sgd import SGD as SGD
+    from noisygrad.optim.thermostat import Thermostat as Thermostat
+    from noisygrad.schedules import (
+        Constant as Constant,
+    )
+    from noisygrad.schedules import (
+        Cosine as Cosine,
+    )
+    from noisygrad.schedules import (
+        RobbinsMonro as RobbinsMonro,
+    )
+    from noisygrad.schedules import (
+        StepDecay as StepDecay,
+    )
+    from noisygrad.tour.findings import Curve as Curve
+    from noisygrad.tour.findings import Finding as Finding
 
 
 def __getattr__(name: str) -> Any:

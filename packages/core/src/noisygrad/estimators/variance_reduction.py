@@ -37,6 +37,9 @@ from noisygrad.objectives import BatchingNotAllowedError, FiniteSum, Kind, requi
 
 __all__ = ["SAGA", "STORM", "SVRG"]
 
+#: What a NaN/Inf in the parameters means: the run broke before this estimate (nothing is remembered of it).
+_PARAMS_HINT = "the parameters were already NaN/Inf; the estimator's memory is left as it was"
+
 
 def _check_finite_sum(name: str, objective: object, batch_size: int) -> int:
     if getattr(objective, "kind", None) is Kind.ENERGY:
@@ -127,22 +130,31 @@ class SVRG:
         """Anchor at ``point`` (owned): the full value and gradient there, and for a GLM each example's derivative."""
         if self._glm is None:
             value, grad = self.objective.value_and_grad(point)
+            check_finite("gradient", grad)  # before the anchor changes: a refused call leaves the state as it was
         else:
             w = self._glm.params(point)
             value, derivatives, data_grad = self._glm.full(w)
-            grad = self._glm.tensor(data_grad + self._glm.l2 * w)
+            grad = check_finite("gradient", self._glm.tensor(data_grad + self._glm.l2 * w))
             self._anchor_derivatives = self._glm.tensor(derivatives)
         self._anchor, self._anchor_grad = point, grad
         return value, grad
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
-        examples = self._pending_cost
-        self._pending_cost = 0
+        check_finite("params", params, hint=_PARAMS_HINT)
         snapshot_due = self._anchor is None or (self.refresh is not None and self.calls % self.refresh == 0)
-        self.calls += 1
         if snapshot_due:
             value, grad = self._snapshot(params.detach().clone())
-            return Estimate(check_finite("gradient", grad), value, Cost(examples=examples + self.objective.n_examples))
+            estimate = Estimate(grad, value, Cost(examples=self._pending_cost + self.objective.n_examples))
+        else:
+            estimate = self._corrected(params, generator)
+        # a refused call (NaN/Inf raised above) leaves the call count, the pending cost and the anchor as they were
+        self._pending_cost = 0
+        self.calls += 1
+        return estimate
+
+    def _corrected(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        """``grad f_B(x) - grad f_B(anchor) + grad f(anchor)`` on a fresh batch (the anchor is not changed)."""
+        examples = self._pending_cost
         assert self._anchor is not None
         assert self._anchor_grad is not None
         idx = _batch(self.objective, self.batch_size, generator)
@@ -230,24 +242,27 @@ class SAGA:
         return Estimate(grad, value, Cost(examples=examples + b))
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        check_finite("params", params, hint=_PARAMS_HINT)
         if self._glm is not None:
             return self._estimate_glm(self._glm, params, generator)
         n, flat = self.objective.n_examples, params.numel()
         examples = 0
-        if self._table is None:
-            self._table = self.objective.per_example_grads(params, torch.arange(n)).reshape(n, flat).clone()
-            self._table_mean = self._table.mean(0)
+        table, table_mean = self._table, self._table_mean
+        if table is None:
+            table = self.objective.per_example_grads(params, torch.arange(n)).reshape(n, flat).clone()
+            table_mean = check_finite("gradient", table.mean(0))
             examples += n
-        assert self._table_mean is not None
+        assert table_mean is not None
         idx = _batch(self.objective, self.batch_size, generator)
         values, fresh = self.objective.per_example_values_and_grads(params, idx)
         fresh = fresh.reshape(len(idx), flat)
-        old = self._table[idx]
-        grad = (fresh - old).mean(0) + self._table_mean
-        self._table.index_copy_(0, idx, fresh)  # O(b d): the table is owned (cloned on creation and on load)
-        self._table_mean = self._table_mean + (fresh - old).sum(0) / n
+        old = table[idx]
+        grad = check_finite("gradient", ((fresh - old).mean(0) + table_mean).reshape(params.shape))
+        # only now, with every new number finite, does the memory change
+        table.index_copy_(0, idx, fresh)  # O(b d): the table is owned (cloned on creation and on load)
+        self._table, self._table_mean = table, table_mean + (fresh - old).sum(0) / n
         value = float(values.mean())
-        return Estimate(check_finite("gradient", grad.reshape(params.shape)), value, Cost(examples=examples + len(idx)))
+        return Estimate(grad, value, Cost(examples=examples + len(idx)))
 
     def state_dict(self) -> dict[str, Any]:
         return {"table": _optional(self._table), "table_mean": _optional(self._table_mean)}
@@ -286,6 +301,7 @@ class STORM:
         self._direction: torch.Tensor | None = None
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        check_finite("params", params, hint=_PARAMS_HINT)
         idx = _batch(self.objective, self.batch_size, generator)
         value, grad = self.objective.value_and_grad(params, idx)
         examples = self.batch_size
@@ -293,8 +309,9 @@ class STORM:
             _, grad_previous = self.objective.value_and_grad(self._previous, idx)
             grad = grad + (1.0 - self.momentum) * (self._direction - grad_previous)
             examples += self.batch_size
+        check_finite("gradient", grad)  # before the memory changes
         self._previous, self._direction = params.detach().clone(), grad
-        return Estimate(check_finite("gradient", grad), value, Cost(examples=examples))
+        return Estimate(grad, value, Cost(examples=examples))
 
     def state_dict(self) -> dict[str, Any]:
         return {"previous": _optional(self._previous), "direction": _optional(self._direction)}

@@ -54,6 +54,7 @@ class Rule:
     ) -> tuple[torch.Tensor, State]:
         """One step from ``params`` along ``grad``; ``lr`` overrides the schedule for this step."""
         check_same_shape("grad", grad, params, "params")
+        check_finite("params", params, hint="the parameters were already NaN/Inf before this step")
         check_finite("grad", grad)
         step_lr = self.lr(int(state["step"])) if lr is None else check_positive("lr", lr)
         return self._advance(params.detach(), grad.detach(), state, step_lr)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import noisygrad as ng
-from noisygrad.checks import as_array, check_positive
+from noisygrad.checks import as_array, check_finite, check_positive
 
 
 def _least_squares_loss(w: torch.Tensor, u: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -48,8 +48,10 @@ class StreamingLeastSquares:
         """The gradient of sample ``position``'s loss at ``params``; advances the stream by one sample."""
         if self.position >= self.objective.n_examples:
             raise IndexError(f"the stream is exhausted after {self.objective.n_examples} samples")
+        check_finite("params", params, hint="the parameters were already NaN/Inf; the stream did not advance")
         idx = torch.tensor([self.position])
         value, grad = self.objective.value_and_grad(params, idx)
+        check_finite("gradient", grad)  # before the stream advances: a refused call leaves the position as it was
         self.position += 1
         error = float(self.objective.data[1][idx] - self.objective.data[0][idx] @ params)
         return ng.Estimate(grad, value, ng.Cost(examples=1), {"error": error})

@@ -9,7 +9,9 @@ names it knows and says how it will step the result (:class:`Built`).
 
 from __future__ import annotations
 
+import copy
 import warnings
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import torch
 
 from noisygrad import LBFGS, SGD, Adam, Optimizer, TorchOptimizer
-from noisygrad.checks import check_positive, check_positive_int
+from noisygrad.checks import NonFiniteGradientError, check_finite, check_positive, check_positive_int
 
 FIRST_ORDER_NAMES = ("adam", "adamw", "sgd")
 LBFGS_NAMES = ("lbfgs", "L-BFGS", "L-BFGS-B")
@@ -70,6 +72,41 @@ def is_robust_lbfgs(optimizer: torch.optim.Optimizer) -> bool:
     return isinstance(optimizer, LBFGS)
 
 
+class CheckedLBFGS(torch.optim.LBFGS):
+    """``torch.optim.LBFGS`` that refuses NaN/Inf instead of stepping on it.
+
+    torch's L-BFGS takes a NaN loss or gradient into its line search and history without a word, and the
+    parameters come back NaN. Here a ``step`` first checks the parameters, and each evaluation of the closure
+    checks the loss and every gradient; on NaN/Inf it raises :class:`~noisygrad.NonFiniteGradientError` and puts
+    the parameters and the optimizer's state back to where the step began. The arithmetic is torch's own.
+    """
+
+    @torch.no_grad()
+    def step(self, closure: Any) -> Any:  # type: ignore[override]
+        params = [p for group in self.param_groups for p in group["params"]]
+        for p in params:
+            check_finite("params", p, hint="the parameters were already NaN/Inf before this step")
+        start = [p.detach().clone() for p in params]
+        state = {p: copy.deepcopy(value) for p, value in self.state.items()}  # the same tensors as keys
+
+        @torch.enable_grad()
+        def checked() -> Any:
+            loss = closure()
+            check_finite("loss", torch.as_tensor(loss).detach())
+            for p in params:
+                if p.grad is not None:
+                    check_finite("gradient", p.grad)
+            return loss
+
+        try:
+            return super().step(checked)
+        except NonFiniteGradientError:
+            for p, p0 in zip(params, start, strict=True):
+                p.copy_(p0)
+            self.state = defaultdict(dict, state)
+            raise
+
+
 def lbfgs(
     params: Sequence[torch.Tensor],
     *,
@@ -79,13 +116,13 @@ def lbfgs(
     tolerance_grad: float = 1e-8,
     tolerance_change: float = 0.0,
 ) -> torch.optim.LBFGS:
-    """``torch.optim.LBFGS`` with a strong-Wolfe line search and DeepXDE's tolerances.
+    """``torch.optim.LBFGS`` (as :class:`CheckedLBFGS`) with a strong-Wolfe line search and DeepXDE's tolerances.
 
     ``max_eval`` is ``max(5 max_iter / 4, 25)``: torch's own default (``5 max_iter / 4``) leaves a
     one-iteration step a single evaluation, so the line search returns a zero step whenever the unit step
     does not decrease the loss.
     """
-    return torch.optim.LBFGS(
+    return CheckedLBFGS(
         params,
         lr=lr,
         max_iter=max_iter,
