@@ -40,8 +40,6 @@ from typing import Any
 
 import torch
 
-# The core's names are exported lazily (``__all__ = sorted(...)``), which mypy's strict mode does not read as
-# explicit re-exports; hence the ignore.
 from noisygrad import Estimator, Optimizer
 
 from ._common import Check
