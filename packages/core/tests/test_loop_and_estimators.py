@@ -132,3 +132,151 @@ def test_core_headline_experiments_pass():
         assert findings
         for f in findings:
             assert f.passed, f
+
+
+# ------------------------------------------------------------------ the loop's parts
+
+
+def noisy_bowl(sigma=0.3):
+    """``|x - 1|^2`` plus Gaussian noise of standard deviation ``sigma`` per evaluation (from the run's generator)."""
+
+    def fn(points, generator):
+        noise = sigma * torch.randn(points.shape[0], generator=generator, dtype=points.dtype)
+        return ((points - 1.0) ** 2).sum(1) + noise
+
+    return ng.NoisyBlackBox(fn)
+
+
+def bowl_measure(sigma=0.3):
+    """The same values as a Measure with their standard errors (``sigma`` each)."""
+    box = noisy_bowl(sigma)
+
+    def measure(points, generator):
+        values = box.evaluate(points, generator)
+        return ng.Measurement(values, torch.full_like(values, sigma), ng.Cost(evaluations=len(values)))
+
+    return measure
+
+
+def test_projection_keeps_x0_and_every_iterate_in_the_box():
+    seen = []
+    result = ng.minimize(
+        ng.SPSA(noisy_bowl(), c=0.1),
+        ng.SGD(0.2),
+        [3.0, -3.0, 0.0],
+        steps=60,
+        projection=ng.Projection(torch.tensor([-1.0, -1.0, -1.0]), torch.tensor([0.5, 2.0, 2.0])),
+        callbacks=[lambda info: seen.append(info.x)],
+    )
+    xs = torch.stack(seen)
+    assert bool((xs >= torch.tensor([-1.0, -1.0, -1.0])).all() and (xs <= torch.tensor([0.5, 2.0, 2.0])).all())
+    assert result.x[0] == 0.5  # the constrained minimum sits on the face of the box
+    with pytest.raises(ValueError, match="low <= high"):
+        ng.Projection(1.0, 0.0)
+
+
+def test_blocking_applies_its_rule_and_counts_what_it_measured():
+    sigma = 0.3
+
+    def run(**kwargs):  # SPSA's noise (sigma / 2c = 1.5 per component) makes steps of 0.3 climb now and then
+        return ng.minimize(
+            ng.SPSA(noisy_bowl(sigma), c=0.1),
+            ng.SGD(0.3),
+            torch.zeros(3, dtype=torch.float64),
+            steps=50,
+            seed=2,
+            **kwargs,
+        )
+
+    free, result = run(), run(blocking=ng.Blocking(bowl_measure(sigma)))
+    assert 5 < result.rejected < 45
+    assert float(((result.x - 1) ** 2).sum()) < float(((free.x - 1) ** 2).sum()) / 5
+    assert result.rejected == sum(not h["accepted"] for h in result.history)
+    for h in result.history:  # accept iff the value rose by at most two standard errors of the difference
+        assert h["allowed"] == pytest.approx(2 * math.hypot(sigma, sigma))
+        assert h["accepted"] == (h["measured"] <= h["reference"] + h["allowed"])
+    assert result.cost.evaluations == 50 * 2 + 1 + 50  # SPSA, the reference at x0, one candidate per step
+    assert result.checkpoint["optimizer"]["step"] == 50  # a rejected step still advances the gain schedule
+
+
+def test_blocking_with_a_fixed_allowance_needs_no_standard_errors():
+    result = ng.minimize(
+        ng.CentralDifference(ng.Energy(lambda x: ((x - 1.0) ** 2).sum())),
+        ng.SGD(1.2),  # oscillates with growing amplitude without blocking
+        [0.0, 0.0],
+        steps=10,
+        blocking=ng.Blocking(allowed_increase=0.0),  # the objective's own values: monotone descent
+    )
+    values = [h["measured"] for h in result.history if h["accepted"]]
+    assert values == sorted(values, reverse=True)
+    with pytest.raises(ValueError, match="allowed_increase"):
+        ng.minimize(
+            ng.SPSA(noisy_bowl()), ng.SGD(0.1), [0.0], steps=1, blocking=ng.Blocking()
+        )  # no standard errors, no allowance
+
+
+def test_iterate_averaging_returns_the_mean_of_the_last_iterates():
+    seen = []
+    result = ng.minimize(
+        ng.SPSA(noisy_bowl(), c=0.1),
+        ng.SGD(0.05),
+        torch.zeros(3, dtype=torch.float64),
+        steps=40,
+        averaging=ng.IterateAveraging(10),
+        callbacks=[lambda info: seen.append(info.x)],
+    )
+    assert torch.equal(result.x, torch.stack(seen[-10:]).mean(0))
+    assert torch.equal(result.checkpoint["x"], seen[-1])  # the run continues from the last iterate
+    assert result.fun is None  # a black box: see fun_estimate
+
+
+def test_final_estimate_reports_a_fresh_value_and_its_standard_error():
+    result = ng.minimize(
+        ng.SPSA(noisy_bowl(0.3), c=0.1),
+        ng.SGD(0.05),
+        torch.zeros(2, dtype=torch.float64),
+        steps=20,
+        final=ng.FinalEstimate(repeats=400),
+    )
+    exact = float(((result.x - 1.0) ** 2).sum())
+    assert result.fun_stderr == pytest.approx(0.3 / 20, rel=0.2)
+    assert abs(result.fun_estimate - exact) < 5 * result.fun_stderr
+    assert result.cost.evaluations == 20 * 2 + 400
+    assert result.checkpoint["cost"]["evaluations"] == 20 * 2  # a continued run makes its own final estimate
+
+
+def test_checkpoint_resume_with_every_part_is_bit_identical(tmp_path):
+    def run(**kwargs):
+        return ng.minimize(
+            ng.SPSA(noisy_bowl(), c=0.1),
+            ng.Adam(0.3),
+            steps=kwargs.pop("steps"),
+            projection=ng.Projection(-0.5, 0.8),
+            blocking=ng.Blocking(bowl_measure(), sigmas=0.5),
+            averaging=ng.IterateAveraging(8),
+            final=ng.FinalEstimate(repeats=3),
+            **kwargs,
+        )
+
+    whole = run(x0=torch.zeros(3, dtype=torch.float64), steps=40, seed=5)
+    first = run(x0=torch.zeros(3, dtype=torch.float64), steps=15, seed=5)
+    torch.save(first.checkpoint, tmp_path / "run.pt")
+    resumed = run(steps=25, resume=torch.load(tmp_path / "run.pt", weights_only=True))
+    assert whole.rejected > 0  # blocking's state matters
+    assert torch.equal(resumed.x, whole.x)
+    assert first.history + resumed.history == whole.history
+    assert (resumed.rejected, resumed.fun_estimate, resumed.cost) == (whole.rejected, whole.fun_estimate, whole.cost)
+    with pytest.raises(ValueError, match="blocking="):
+        ng.minimize(ng.SPSA(noisy_bowl(), c=0.1), ng.Adam(0.3), steps=1, resume=first.checkpoint)
+
+
+def test_a_callers_generator_continues_its_stream():
+    def run(**kwargs):
+        return ng.minimize(ng.SPSA(noisy_bowl()), ng.SGD(0.1), [0.0, 0.0], steps=10, **kwargs)
+
+    assert torch.equal(run(seed=3).x, run(generator=torch.Generator().manual_seed(3)).x)
+    generator = torch.Generator().manual_seed(3)
+    torch.rand(1, generator=generator)  # an earlier draw of the caller's (an initial point)
+    assert not torch.equal(run(seed=3).x, run(generator=generator).x)
+    with pytest.raises(ValueError, match="not both"):
+        run(seed=3, generator=torch.Generator())

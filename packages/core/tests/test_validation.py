@@ -124,6 +124,27 @@ def test_minimize_checks_its_arguments():
         ng.minimize(est, opt, [0.0, 0.0], steps=1, resume=ckpt)
 
 
+def test_minimize_checks_its_parts():
+    est, opt = ng.FullBatch(_objective()), ng.SGD(0.1)
+    with pytest.raises(ValueError, match="last must be an integer > 0"):
+        ng.IterateAveraging(0)
+    with pytest.raises(ValueError, match="repeats must be an integer > 0"):
+        ng.FinalEstimate(repeats=0)
+    with pytest.raises(ValueError, match="sigmas must be"):
+        ng.Blocking(sigmas=0.0)
+    with pytest.raises(ValueError, match="allowed_increase must be"):
+        ng.Blocking(allowed_increase=-1.0)
+    with pytest.raises(ValueError, match="low <= high"):
+        ng.Projection(torch.tensor([0.0, math.nan]), 1.0)
+    with pytest.raises(TypeError, match="default measure"):  # a finite sum has no cheap value to measure
+        ng.minimize(est, opt, [0.0, 0.0], steps=1, final=ng.FinalEstimate())
+    with pytest.raises(TypeError, match="generator must be a torch"):
+        ng.minimize(est, opt, [0.0, 0.0], steps=1, generator=np.random.default_rng(0))
+    ckpt = ng.minimize(est, opt, [0.0, 0.0], steps=1).checkpoint
+    with pytest.raises(ValueError, match="leave generator out"):
+        ng.minimize(est, opt, steps=1, resume=ckpt, generator=torch.Generator())
+
+
 def test_minimize_refuses_a_nan_gradient():
     energy = ng.Energy(lambda x: torch.sqrt(x).sum())  # d/dx sqrt at 0 is inf
     with pytest.raises(ng.NonFiniteGradientError, match="gradient"):

@@ -1,6 +1,7 @@
 """The native VQE loop: accounting, reproducibility, optimizers, and errors at the boundary."""
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from qiskit.circuit.library import efficient_su2
 from qiskit.quantum_info import SparsePauliOp
 
 import noisygrad as ng
-from noisygrad.quantum import CHEMICAL_ACCURACY, SPSA, EnergyObjective, tfim, vqe
+from noisygrad.quantum import CHEMICAL_ACCURACY, SPSA, EnergyObjective, ParameterShift, finite_difference, tfim, vqe
 
 
 def test_spsa_run_counts_every_shot(hamiltonian, ansatz):
@@ -25,7 +26,7 @@ def test_spsa_run_counts_every_shot(hamiltonian, ansatz):
 
 
 def test_vqe_and_the_minimizer_share_the_spsa_set_up(hamiltonian, ansatz):
-    """Both calibrate through SPSAGains: calibration_samples sets the spend in both (it was fixed at 25 in vqe)."""
+    """calibration_samples sets the calibration's spend in both (it was fixed at 25 in vqe)."""
     result = vqe(hamiltonian, ansatz, shots=500, maxiter=10, seed=3, calibration_samples=10, final_shots=500)
     assert result.calibration["evaluations"] == 20
     assert result.evaluations == 20 + 2 * 10 + 1
@@ -61,6 +62,7 @@ def test_spsa_blocking_and_averaging_run(hamiltonian, ansatz):
     assert result.evaluations == 50 + 1 + 60 * 3 + 1  # blocking: f(x0) once, then one candidate per step
     for h in result.history:  # the rule, step by step: accept iff the value rose by at most the allowed increase
         assert h["accepted"] == (h["estimate"] <= h["reference"] + h["allowed"])
+    assert result.rejected == sum(not h["accepted"] for h in result.history)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -81,6 +83,57 @@ def test_blocking_stops_a_too_large_step_from_climbing(hamiltonian, ansatz, seed
             assert h["exact"] - exact <= 3 * h["allowed"]
             exact = h["exact"]
     assert blocked.error < free.error
+
+
+SPSA_SETTINGS = {"perturbation": 0.3, "perturbation_decay": 0.2, "resamplings": 2}
+
+
+@pytest.mark.parametrize(
+    ("name", "factory", "settings"),
+    [
+        ("spsa", partial(ng.SPSA, c=0.3, gamma=0.2, resamplings=2), SPSA_SETTINGS),
+        ("parameter-shift", ParameterShift, {}),
+        ("finite-difference", partial(finite_difference, step=0.2), {"step": 0.2}),
+    ],
+)
+def test_an_estimator_factory_runs_as_its_shorthand(hamiltonian, ansatz, name, factory, settings):
+    """The shorthand is its factory: same estimator, same default optimizer (Spall's calibrated gains for SPSA),
+    same averaging, so the runs agree bit for bit."""
+    named = vqe(hamiltonian, ansatz, gradient=name, shots=200, maxiter=12, seed=4, **settings)
+    built = vqe(hamiltonian, ansatz, gradient=factory, shots=200, maxiter=12, seed=4)
+    np.testing.assert_array_equal(named.parameters, built.parameters)
+    assert named.history == built.history
+    assert named.calibration == built.calibration
+    assert (named.shots, named.energy_estimate) == (built.shots, built.energy_estimate)
+    assert bool(named.calibration) == (name == "spsa")
+
+
+def test_any_core_estimator_can_be_the_gradient(hamiltonian, ansatz):
+    result = vqe(
+        hamiltonian,
+        ansatz,
+        gradient=partial(ng.GaussianSmoothing, sigma=0.3, samples=3),
+        optimizer=ng.Adam(lr=0.05),
+        shots=200,
+        maxiter=10,
+    )
+    assert result.evaluations == 10 * 6 + 1  # 3 antithetic pairs per step and the final estimate
+    assert result.calibration == {}
+
+
+def test_gradient_settings_go_where_they_belong(hamiltonian, ansatz):
+    with pytest.raises(ValueError, match="perturbation is a setting of gradient='spsa', not of gradient='parameter"):
+        vqe(hamiltonian, ansatz, gradient="parameter-shift", perturbation=0.3)
+    with pytest.raises(ValueError, match="step is a setting of gradient='finite-difference'"):
+        vqe(hamiltonian, ansatz, step=0.2)
+    with pytest.raises(ValueError, match="give it to the factory"):
+        vqe(hamiltonian, ansatz, gradient=ng.SPSA, resamplings=2)
+    with pytest.raises(TypeError, match="bound to an objective"):
+        vqe(hamiltonian, ansatz, gradient=ParameterShift(EnergyObjective(hamiltonian, ansatz)))
+    with pytest.raises(TypeError, match="must return a noisygrad estimator"):
+        vqe(hamiltonian, ansatz, gradient=lambda objective: "spsa")
+    with pytest.raises(ValueError, match="average_last"):
+        vqe(hamiltonian, ansatz, average_last=0)
 
 
 def test_tfim_parameter_shift_with_sgd():

@@ -136,6 +136,11 @@ if TYPE_CHECKING:  # explicit re-exports (``X as X``), so type checkers see the 
     from noisygrad.loop import MinimizeResult as MinimizeResult
     from noisygrad.loop import StepInfo as StepInfo
     from noisygrad.loop import minimize as minimize
+    from noisygrad.loop_parts import Blocking as Blocking
+    from noisygrad.loop_parts import FinalEstimate as FinalEstimate
+    from noisygrad.loop_parts import IterateAveraging as IterateAveraging
+    from noisygrad.loop_parts import Measurement as Measurement
+    from noisygrad.loop_parts import Projection as Projection
     from noisygrad.noise.per_example import (
         BatchNoise as BatchNoise,
     )

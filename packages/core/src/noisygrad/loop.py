@@ -1,14 +1,20 @@
 """The ``minimize`` loop: estimate, step, record, call back, and checkpoint anywhere.
 
-A run's whole state (parameters, optimizer state, estimator memory, the generator's state, the step and
-the cost so far) is in :attr:`MinimizeResult.checkpoint`, a dict that ``torch.save`` stores and
-``torch.load(..., weights_only=True)`` restores; ``minimize(..., resume=checkpoint)`` continues the run
-bit-identically to one that was never interrupted.
+One loop serves every caller: :class:`~noisygrad.Minimizer` and ``noisygrad.quantum.vqe`` run on it. What a
+caller needs beyond ``estimate -> update`` comes as a part from :mod:`noisygrad.loop_parts`, each in its own
+slot: ``projection=`` (:class:`~noisygrad.Projection`, bounds), ``blocking=`` (:class:`~noisygrad.Blocking`,
+reject steps that raised the measured value), ``averaging=`` (:class:`~noisygrad.IterateAveraging`, the
+returned point) and ``final=`` (:class:`~noisygrad.FinalEstimate`, a fresh value at the returned point).
+
+A run's whole state (parameters, optimizer state, estimator memory, the generator's state, the step, the cost
+so far and the parts' states) is in :attr:`MinimizeResult.checkpoint`, a dict that ``torch.save`` stores and
+``torch.load(..., weights_only=True)`` restores; ``minimize(..., resume=checkpoint)`` with the same parts
+continues the run bit-identically to one that was never interrupted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,19 +22,33 @@ import torch
 
 from noisygrad.checks import as_parameter_vector, check_positive_int
 from noisygrad.estimators.base import Cost, Estimate, Estimator
+from noisygrad.loop_parts import Blocking, FinalEstimate, IterateAveraging, Measure, Projection, measure_of
 from noisygrad.objectives import Kind
 from noisygrad.optim.base import Optimizer, State
 
 
 @dataclass(frozen=True)
 class StepInfo:
-    """What a callback sees after each step."""
+    """What a callback sees after each step.
+
+    Attributes:
+        step: the steps taken so far (across resumed runs).
+        x: the current iterate (the candidate if it was accepted, else the point before the step).
+        estimate: the gradient estimate the step used.
+        lr: the learning rate of the step.
+        cost: what the run has spent so far.
+        accepted: whether the step was taken (always ``True`` without blocking).
+        details: the blocking decision, if any: the candidate's ``measured`` value, the ``reference`` (last
+            accepted value) and the ``allowed`` increase.
+    """
 
     step: int
     x: torch.Tensor
     estimate: Estimate
     lr: float
     cost: Cost
+    accepted: bool = True
+    details: Mapping[str, float] = field(default_factory=dict)
 
 
 Callback = Callable[[StepInfo], bool | None]
@@ -39,15 +59,18 @@ class MinimizeResult:
     """The outcome of :func:`minimize`.
 
     Attributes:
-        x: the final parameters.
+        x: the returned point: the last iterate, or the average of the last ones with ``averaging=``.
         fun: the objective at ``x``: exact for finite sums and energies (its cost is *not* in ``cost``,
-            it is a report, not part of the run), ``None`` for black boxes (estimate it separately).
-        nit: steps taken in total (across resumed runs).
-        cost: what the run's gradient estimates spent.
+            it is a report, not part of the run), ``None`` for black boxes (see ``fun_estimate``).
+        nit: steps taken in total (across resumed runs), rejected ones included.
+        cost: what the run spent: gradient estimates, blocking's measurements and the final estimate.
         history: one dict per recorded step: ``step``, ``value`` (the estimate's), ``grad_norm``, ``lr``
-            and the cumulative cost.
+            and the cumulative cost; with blocking also ``accepted`` and the decision's ``details``.
         stopped_by_callback: a callback returned ``True``.
-        checkpoint: the state to pass as ``resume=`` to continue the run.
+        checkpoint: the state to pass as ``resume=`` to continue the run (its cost leaves out the final estimate).
+        rejected: steps rejected by blocking (across resumed runs).
+        fun_estimate: with ``final=``, the re-estimated value at ``x``.
+        fun_stderr: its standard error, where known.
     """
 
     x: torch.Tensor
@@ -57,6 +80,9 @@ class MinimizeResult:
     history: list[dict[str, float]]
     stopped_by_callback: bool
     checkpoint: dict[str, Any] = field(repr=False)
+    rejected: int = 0
+    fun_estimate: float | None = None
+    fun_stderr: float | None = None
 
 
 def _final_value(estimator: Estimator, x: torch.Tensor) -> float | None:
@@ -66,55 +92,119 @@ def _final_value(estimator: Estimator, x: torch.Tensor) -> float | None:
     return objective.value(x)  # type: ignore[union-attr]
 
 
+def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
+    """The run's generator: the caller's, used as it stands, or a fresh one seeded with ``seed`` (default 0)."""
+    if generator is None:
+        return torch.Generator().manual_seed(0 if seed is None else int(seed))
+    if seed is not None:
+        raise ValueError("pass either seed (a fresh generator) or generator (your own), not both")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    return generator
+
+
+def _measure(part: Blocking | FinalEstimate, estimator: Estimator) -> Measure:
+    return part.measure if part.measure is not None else measure_of(estimator.objective)
+
+
 def minimize(
     estimator: Estimator,
     optimizer: Optimizer,
     x0: Sequence[float] | torch.Tensor | None = None,
     *,
     steps: int,
-    seed: int = 0,
+    seed: int | None = None,
     callbacks: Sequence[Callback] = (),
     record_every: int = 1,
     resume: dict[str, Any] | None = None,
+    generator: torch.Generator | None = None,
+    projection: Projection | None = None,
+    blocking: Blocking | None = None,
+    averaging: IterateAveraging | None = None,
+    final: FinalEstimate | None = None,
 ) -> MinimizeResult:
     """Run ``steps`` steps of ``optimizer`` on the estimates of ``estimator``, starting at ``x0``.
+
+    Each step: estimate the gradient at ``x``, let the optimizer propose a candidate, project it onto the box
+    (``projection``), let ``blocking`` accept or reject it, record, call back. The returned point is the last
+    iterate or, with ``averaging``, the mean of the last ones; ``final`` re-estimates its value.
 
     Args:
         estimator: produces the gradient estimate at each step (it knows its objective).
         optimizer: the update rule.
         x0: the starting point, a 1-D array (copied, never modified). Omit it when resuming.
         steps: how many steps to take in this call (> 0).
-        seed: seeds the run's ``torch.Generator``, the only randomness the estimator gets.
+        seed: seeds the run's ``torch.Generator``, the only randomness the estimator and the parts get
+            (default 0).
         callbacks: called with a :class:`StepInfo` after every step; one returning ``True`` stops the run.
         record_every: record every ``record_every``-th step in the history (> 0).
-        resume: a ``checkpoint`` of an earlier result; continues that run (``x0`` and ``seed`` must then
-            be left out / are ignored).
+        resume: a ``checkpoint`` of an earlier result; continues that run (leave ``x0`` and ``generator`` out;
+            ``seed`` is ignored). Pass the same parts again: their states come from the checkpoint.
+        generator: use this generator instead of a fresh seeded one (not with ``seed``), for a caller whose
+            earlier draws (an initial point, a calibration) belong to the same stream.
+        projection: keeps every iterate in a box (:class:`~noisygrad.Projection`).
+        blocking: accepts or rejects each step from measured values (:class:`~noisygrad.Blocking`).
+        averaging: returns the mean of the last accepted iterates (:class:`~noisygrad.IterateAveraging`).
+        final: re-estimates the value at the returned point (:class:`~noisygrad.FinalEstimate`).
     """
     check_positive_int("steps", steps)
     check_positive_int("record_every", record_every)
-    generator = torch.Generator()
     history: list[dict[str, float]] = []
+    parts: dict[str, Any] = {}
+    measures = {
+        name: _measure(part, estimator) for name, part in (("blocking", blocking), ("final", final)) if part is not None
+    }
     if resume is None:
         if x0 is None:
             raise ValueError("x0 is required unless resume= continues an earlier run")
         x = as_parameter_vector("x0", x0)
-        opt_state: State = optimizer.init(x)
-        generator.manual_seed(int(seed))
+        if projection is not None:
+            x = projection.project(x)
+        generator = _generator(seed, generator)
+        opt_state: State = optimizer.init(x)  # the one place the optimizer starts (a sampler could take generator)
         start, total = 0, Cost()
     else:
         if x0 is not None:
             raise ValueError("pass either x0 (a new run) or resume= (continue a run), not both")
+        if generator is not None:
+            raise ValueError("resume= continues the checkpoint's generator: leave generator out")
         x = resume["x"].clone()
         opt_state = resume["optimizer"]
         estimator.load_state_dict(resume["estimator"])
+        generator = torch.Generator()
         generator.set_state(resume["generator"])
         start, total = int(resume["step"]), Cost(**resume["cost"])
+        for name, part in (("blocking", blocking), ("averaging", averaging)):
+            if name in resume:
+                if part is None:
+                    raise ValueError(f"the checkpoint was taken with {name}=; pass it again to continue the run")
+                parts[name] = resume[name]
+    if blocking is not None and "blocking" not in parts:
+        parts["blocking"], spent = blocking.init(x, generator, measures["blocking"])
+        total = total + spent
+    if averaging is not None and "averaging" not in parts:
+        parts["averaging"] = averaging.init()
     stopped = False
+    details: dict[str, float]
     for t in range(start, start + steps):
         est = estimator.estimate(x, generator)
         lr = optimizer.lr(int(opt_state["step"]))
-        x, opt_state = optimizer.update(x, est.grad, opt_state)
+        candidate, new_state = optimizer.update(x, est.grad, opt_state)
         total = total + est.cost
+        if projection is not None:
+            candidate = projection.project(candidate)
+        accepted, details = True, {}
+        if blocking is not None:
+            accepted, parts["blocking"], details, spent = blocking.judge(
+                candidate, parts["blocking"], generator, measures["blocking"]
+            )
+            total = total + spent
+        if accepted:
+            x, opt_state = candidate, new_state
+            if averaging is not None:
+                parts["averaging"] = averaging.observe(x, parts["averaging"])
+        else:
+            opt_state = {**opt_state, "step": new_state["step"]}  # the gain schedule still advances
         if (t + 1) % record_every == 0:
             history.append(
                 {
@@ -125,9 +215,10 @@ def minimize(
                     "examples": total.examples,
                     "evaluations": total.evaluations,
                     "shots": total.shots,
+                    **({} if blocking is None else {"accepted": accepted, **details}),
                 }
             )
-        info = StepInfo(t + 1, x, est, lr, total)
+        info = StepInfo(t + 1, x, est, lr, total, accepted, details)
         if any([cb(info) is True for cb in callbacks]):  # every callback sees every step
             stopped = True
             break
@@ -139,5 +230,23 @@ def minimize(
         "generator": generator.get_state(),
         "step": nit,
         "cost": {"examples": total.examples, "evaluations": total.evaluations, "shots": total.shots},
+        **parts,
     }
-    return MinimizeResult(x, _final_value(estimator, x), nit, total, history, stopped, checkpoint)
+    point = x if averaging is None else averaging.point(x, parts["averaging"])
+    fun_estimate = fun_stderr = None
+    if final is not None:
+        fun_estimate, fun_stderr, spent = final.estimate(point, generator, measures["final"])
+        total = total + spent
+    rejected = int(parts["blocking"]["rejected"]) if blocking is not None else 0
+    return MinimizeResult(
+        point,
+        _final_value(estimator, point),
+        nit,
+        total,
+        history,
+        stopped,
+        checkpoint,
+        rejected,
+        fun_estimate,
+        fun_stderr,
+    )

@@ -2,7 +2,8 @@
 
 That is the shape ``qiskit_algorithms`` accepts as ``optimizer=`` (its ``Minimizer`` protocol) and the
 shape of ``scipy.optimize.minimize``'s core arguments. The result is a ``scipy.optimize.OptimizeResult``
-with ``.x .fun .nfev .njev .nit`` and the run's history.
+with ``.x .fun .nfev .njev .nit`` and the run's history. The run is :func:`~noisygrad.minimize`'s, with
+``bounds`` as a :class:`~noisygrad.Projection` and the reported ``fun`` as a :class:`~noisygrad.FinalEstimate`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import torch
 from scipy.optimize import OptimizeResult
 
 from noisygrad.checks import as_parameter_vector, check_finite, check_positive_int
-from noisygrad.estimators.base import Estimator
+from noisygrad.estimators.base import Cost, Estimate, Estimator, Stateless
 from noisygrad.estimators.differences import CentralDifference
+from noisygrad.loop import StepInfo, minimize
+from noisygrad.loop_parts import FinalEstimate, Measurement, Projection
 from noisygrad.objectives import NoisyBlackBox
 from noisygrad.optim.base import Optimizer
 
@@ -38,6 +41,22 @@ def box_from_bounds(bounds: Bounds | None, x0: torch.Tensor) -> tuple[torch.Tens
     return low, high
 
 
+class _Jacobian(Stateless):
+    """The caller's ``jac`` as an estimator: one ``jac`` call per estimate, checked for shape and finiteness."""
+
+    def __init__(self, objective: NoisyBlackBox, jac: Callable[[np.ndarray], np.ndarray], counts: dict[str, int]):
+        self.objective = objective
+        self.jac = jac
+        self.counts = counts
+
+    def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        self.counts["njev"] += 1
+        grad = torch.as_tensor(np.asarray(self.jac(params.numpy()), dtype=np.float64))
+        if grad.shape != params.shape:
+            raise ValueError(f"jac returned shape {tuple(grad.shape)}, expected {tuple(params.shape)} like x0")
+        return Estimate(check_finite("gradient", grad), None, Cost())
+
+
 class Minimizer:
     """Run a noisygrad optimizer for ``maxiter`` steps on a plain Python objective.
 
@@ -51,7 +70,8 @@ class Minimizer:
         callback: called as ``callback(nit, x, fun_estimate)`` after every step.
 
     With ``jac`` given, each step costs one ``jac`` call; ``bounds`` are enforced by projecting onto the
-    box after every step (and ``x0`` is projected first).
+    box after every step (and ``x0`` is projected first). The reported ``fun`` is one more call of ``fun`` at
+    the returned point (in ``nfev``).
     """
 
     def __init__(
@@ -84,41 +104,35 @@ class Minimizer:
         box = box_from_bounds(bounds, x)
         counts = {"nfev": 0, "njev": 0}
 
-        def call_fun(point: np.ndarray) -> float:
-            counts["nfev"] += 1
-            return float(fun(point))
-
         def batch_fun(points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-            return torch.tensor([call_fun(p.numpy()) for p in points], dtype=points.dtype)
+            counts["nfev"] += len(points)
+            return torch.tensor([float(fun(p.numpy())) for p in points], dtype=points.dtype)
 
-        estimator = None if jac is not None else self.gradient(NoisyBlackBox(batch_fun))
-        generator = torch.Generator().manual_seed(self.seed)
-        if box is not None:
-            x = torch.clamp(x, *box)
-        state = self.optimizer.init(x)
+        def measure(points: torch.Tensor, generator: torch.Generator) -> Measurement:  # NaN allowed: success=False
+            return Measurement(batch_fun(points, generator), cost=Cost(evaluations=len(points)))
+
+        objective = NoisyBlackBox(batch_fun)
+        estimator = self.gradient(objective) if jac is None else _Jacobian(objective, jac, counts)
         history: list[dict[str, Any]] = []
-        for nit in range(1, self.maxiter + 1):
-            if jac is not None:
-                counts["njev"] += 1
-                grad = torch.as_tensor(np.asarray(jac(x.numpy()), dtype=np.float64))
-                if grad.shape != x.shape:
-                    raise ValueError(f"jac returned shape {tuple(grad.shape)}, expected {tuple(x.shape)} like x0")
-                value = None
-            else:
-                assert estimator is not None
-                est = estimator.estimate(x, generator)
-                grad, value = est.grad, est.value
-            check_finite("gradient", grad)
-            x, state = self.optimizer.update(x, grad, state)
-            if box is not None:
-                x = torch.clamp(x, *box)
-            history.append({"nit": nit, "grad_norm": float(grad.norm()), "nfev": counts["nfev"]})
+
+        def record(info: StepInfo) -> None:
+            history.append({"nit": info.step, "grad_norm": float(info.estimate.grad.norm()), "nfev": counts["nfev"]})
             if self.callback is not None:
-                self.callback(nit, x.numpy().copy(), value)
-        x_final = x.numpy().copy()
-        fun_final = call_fun(x_final)
+                self.callback(info.step, info.x.numpy().copy(), info.estimate.value)
+
+        run = minimize(
+            estimator,
+            self.optimizer,
+            x,
+            steps=self.maxiter,
+            seed=self.seed,
+            callbacks=[record],
+            projection=None if box is None else Projection(*box),
+            final=FinalEstimate(measure),
+        )
+        fun_final = float(run.fun_estimate)  # type: ignore[arg-type]  # final= always gives one
         return OptimizeResult(
-            x=x_final,
+            x=run.x.numpy().copy(),
             fun=fun_final,
             nfev=counts["nfev"],
             njev=counts["njev"],

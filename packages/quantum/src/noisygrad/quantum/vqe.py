@@ -4,32 +4,44 @@ Every energy evaluation (gradient points, SPSA calibration, blocking checks, the
 through one :class:`~noisygrad.quantum.EnergyObjective`, so ``result.shots`` is everything the run spent.
 The reported ``energy`` is the exact (statevector) energy of the final parameters, which a simulator can
 afford; ``energy_estimate`` +- ``energy_std`` is what the run would report on hardware, from ``final_shots``
-shots per group (counted in ``shots``).
+shots per group (counted in ``shots``). The iteration is the core's :func:`noisygrad.minimize`, with blocking,
+the averaging of the last iterates and the final estimate as its parts (:mod:`noisygrad.loop_parts`).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from qiskit import QuantumCircuit
 
-from noisygrad import SGD, Adam, Estimator, Optimizer
-from noisygrad.checks import check_positive_int
+from noisygrad import SGD, SPSA, Adam, Cost, Estimator, Optimizer, minimize
+from noisygrad.checks import check_positive, check_positive_int
+from noisygrad.loop import StepInfo
+from noisygrad.loop_parts import Blocking, FinalEstimate, IterateAveraging, Measure, Measurement
+from noisygrad.rng import numpy_from_torch
 
-from . import _loop
-from ._gains import SPSAGains
+from ._gains import SPSAGains, spsa_shorthand
 from .gradients import ParameterShift, finite_difference
 from .hamiltonians import exact_ground_energy
 from .objective import EnergyObjective
-from .sampling import generator_seed
-from .spsa import SPALL_GAMMA
 
 GRADIENTS = ("spsa", "parameter-shift", "finite-difference")
+#: The settings each shorthand name takes (an estimator factory takes its settings itself).
+SHORTHAND_SETTINGS = {
+    "spsa": ("perturbation", "perturbation_decay", "resamplings"),
+    "parameter-shift": (),
+    "finite-difference": ("step",),
+}
+
+#: ``gradient=`` as an object: a callable that builds an estimator on the run's objective, e.g. an estimator class.
+EstimatorFactory = Callable[[EnergyObjective], Estimator]
 
 
 @dataclass
@@ -50,6 +62,7 @@ class VQEResult:
         history: one dict per step: ``step``, ``estimate`` (the estimator's noisy value, if any), ``exact``
             (the iterate's exact energy, if tracked), cumulative ``evaluations`` and ``shots``.
         wall_time: seconds.
+        rejected: steps rejected by ``blocking``.
     """
 
     energy: float
@@ -64,6 +77,7 @@ class VQEResult:
     calibration: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
     wall_time: float = 0.0
+    rejected: int = 0
 
     @property
     def error(self) -> float | None:
@@ -80,12 +94,62 @@ class VQEResult:
         return None if first >= len(errors) else int(self.history[first]["shots"])
 
 
+def _estimator_factory(
+    gradient: str | EstimatorFactory,
+    *,
+    perturbation: float | None,
+    perturbation_decay: float | None,
+    resamplings: int | None,
+    step: float | None,
+) -> EstimatorFactory:
+    """The factory ``gradient`` names or is; a shorthand's settings are checked, settings it has not refused."""
+    settings = {"perturbation": perturbation, "perturbation_decay": perturbation_decay, "resamplings": resamplings}
+    given = [name for name, value in {**settings, "step": step}.items() if value is not None]
+    if isinstance(gradient, str):
+        if gradient not in GRADIENTS:
+            raise ValueError(f"gradient must be one of {GRADIENTS} or an estimator factory, got {gradient!r}")
+        for name in given:
+            if name not in SHORTHAND_SETTINGS[gradient]:
+                owner = next(g for g, names in SHORTHAND_SETTINGS.items() if name in names)
+                raise ValueError(f"{name} is a setting of gradient={owner!r}, not of gradient={gradient!r}")
+        if gradient == "spsa":
+            return spsa_shorthand(perturbation, perturbation_decay, resamplings)
+        if gradient == "finite-difference":
+            return partial(finite_difference, step=0.1 if step is None else check_positive("step", step))
+        return ParameterShift
+    bound = not isinstance(gradient, type) and isinstance(gradient, Estimator)
+    if bound or not callable(gradient):
+        raise TypeError(
+            "gradient must be a name or an estimator factory, a callable objective -> estimator such as an "
+            "estimator class (ParameterShift, noisygrad.SPSA) or functools.partial(noisygrad.SPSA, c=0.3); got "
+            + (f"a {type(gradient).__name__} bound to an objective (vqe builds its own)" if bound else repr(gradient))
+        )
+    if given:
+        raise ValueError(
+            f"{given[0]} is a setting of a gradient shorthand; with an estimator factory give it to the factory, "
+            "e.g. gradient=functools.partial(noisygrad.SPSA, c=0.3, resamplings=4)"
+        )
+    return gradient
+
+
+def _shot_measure(objective: EnergyObjective, shots: int | None = None) -> Measure:
+    """Energies with their standard errors from ``shots`` per group (default the objective's), counted by it."""
+
+    def measure(points: torch.Tensor, generator: torch.Generator) -> Measurement:
+        values = objective.sample(points, numpy_from_torch(generator), shots)
+        spent = len(values) * (objective.shots if shots is None else shots) * objective.plan.num_groups
+        cost = Cost(evaluations=len(values), shots=spent)
+        return Measurement(torch.as_tensor(values), torch.as_tensor(objective.last_stds), cost)
+
+    return measure
+
+
 def vqe(
     hamiltonian: object,
     ansatz: QuantumCircuit,
     *,
     optimizer: Optimizer | None = None,
-    gradient: str = "spsa",
+    gradient: str | EstimatorFactory = "spsa",
     shots: int = 1000,
     maxiter: int = 300,
     seed: int = 0,
@@ -93,55 +157,75 @@ def vqe(
     noise: str = "shots",
     backend: str = "auto",
     device: str = "CPU",
-    perturbation: float = 0.2,
-    perturbation_decay: float = SPALL_GAMMA,
+    perturbation: float | None = None,
+    perturbation_decay: float | None = None,
     stability: float | None = None,
     target_step: float = 2 * math.pi / 10,
-    resamplings: int = 1,
+    resamplings: int | None = None,
     calibration_samples: int = 25,
     blocking: bool = False,
     average_last: int | None = None,
-    step: float = 0.1,
+    step: float | None = None,
     final_shots: int | None = None,
     track_exact: bool = True,
 ) -> VQEResult:
     """Minimise the energy of ``hamiltonian`` over ``ansatz`` from shot-noise estimates.
 
+    The gradient estimator is given as a factory, since it is bound to an objective that ``vqe`` builds (from
+    ``hamiltonian``, ``ansatz``, ``shots``, ``noise``, ``backend``, ``device``): ``gradient=ParameterShift``,
+    ``gradient=functools.partial(noisygrad.SPSA, c=0.3, resamplings=4)``, or a name as shorthand. An SPSA
+    estimator (named or not) run without an ``optimizer`` gets Spall's calibrated gains, and averages the last
+    quarter of its iterates unless ``average_last`` says otherwise.
+
     Args:
         hamiltonian: a Hermitian ``SparsePauliOp`` on the ansatz's qubits.
         ansatz: the parameterised circuit.
-        optimizer: a noisygrad optimizer (``noisygrad.SGD``, ``noisygrad.Adam``, ...). Default: for
-            ``"spsa"`` SGD with Spall's gain ``a / (A + k + 1)^0.602``, ``a`` calibrated at the initial point
-            (50 evaluations, counted); for the other gradients ``Adam(lr=0.1)``.
-        gradient: ``"spsa"`` (2 evaluations per step), ``"parameter-shift"`` (``2P``, exact for rotation gates)
-            or ``"finite-difference"`` (central, step ``step``; ``2P``).
+        optimizer: a noisygrad optimizer (``noisygrad.SGD``, ``noisygrad.Adam``, ...). Default: for an SPSA
+            estimator SGD with Spall's gain ``a / (A + k + 1)^0.602``, ``a`` calibrated at the initial point
+            (``2 * calibration_samples`` evaluations, counted); for the other gradients ``Adam(lr=0.1)``.
+        gradient: an estimator factory, a callable ``objective -> estimator`` that gets the run's
+            :class:`~noisygrad.quantum.EnergyObjective` (an estimator class is one: ``ParameterShift``,
+            ``noisygrad.SPSA``, ``noisygrad.CentralDifference``; ``functools.partial`` gives it settings), or a
+            name: ``"spsa"`` (``partial(noisygrad.SPSA, c=perturbation, gamma=perturbation_decay,
+            resamplings=resamplings)``, 2 evaluations per step), ``"parameter-shift"`` (``ParameterShift``, ``2P``,
+            exact for rotation gates) or ``"finite-difference"`` (``partial(finite_difference, step=step)``,
+            central, ``2P``).
         shots: shots per measurement group per evaluation.
         maxiter: optimizer steps.
         seed: seeds everything random (initial point, perturbations, shots).
         initial_point: ``P`` starting parameters; default uniform in ``[-pi, pi)`` from ``seed``.
         noise, backend, device: see :class:`~noisygrad.quantum.EnergyObjective`.
-        perturbation: SPSA's ``c`` of ``c_k = c / (k + 1)^gamma``.
-        perturbation_decay: ``gamma`` (Spall's 0.101; see :class:`~noisygrad.quantum.SPSA`).
-        stability: Spall's ``A`` (``None``: 0, qiskit's; 10% of ``maxiter`` random-walked on the problem family).
+        perturbation: ``gradient="spsa"``'s ``c`` of ``c_k = c / (k + 1)^gamma`` (default 0.2).
+        perturbation_decay: ``gradient="spsa"``'s ``gamma`` (default Spall's 0.101; see
+            :class:`~noisygrad.quantum.SPSA`).
+        stability: Spall's ``A`` of the calibrated gain (``None``: 0, qiskit's; 10% of ``maxiter`` random-walked
+            on the problem family).
         target_step: the calibrated size of SPSA's first step per parameter (Qiskit's ``2 pi / 10``).
-        resamplings: SPSA perturbations averaged per step (one call).
+        resamplings: ``gradient="spsa"``'s perturbations averaged per step (one call; default 1).
         calibration_samples: SPSA estimates at the initial point that calibrate the gain ``a``
-            (``2 * calibration_samples`` evaluations, one call, counted); the same set-up as
-            :class:`~noisygrad.quantum.SPSA`.
-        blocking: reject steps whose measured energy rose by more than twice its standard error
-            (one more evaluation per step).
+            (``2 * calibration_samples`` evaluations, one call, counted).
+        blocking: reject steps whose measured energy rose by more than twice the standard error of the
+            difference (one more evaluation per step; :class:`noisygrad.Blocking`).
         average_last: report the mean of the last ``average_last`` accepted iterates (Polyak-Ruppert
-            averaging). Default: a quarter of ``maxiter`` for SPSA, 1 for the other gradients. Measured on H2
-            (1000 shots, 10 seeds): 1000 iterations, median exact error 2.8 mHa without averaging, 0.34 averaging
-            the last 100; 300 iterations, 1.49 / 0.86 / 0.78 mHa averaging the last 30 / 75 / 150. Averaging
-            more iterates risks averaging over a still-moving trajectory.
-        step: the finite-difference step.
+            averaging, :class:`noisygrad.IterateAveraging`). Default: a quarter of ``maxiter`` for SPSA, 1 for
+            the other gradients. Measured on H2 (1000 shots, 10 seeds): 1000 iterations, median exact error 2.8
+            mHa without averaging, 0.34 averaging the last 100; 300 iterations, 1.49 / 0.86 / 0.78 mHa averaging
+            the last 30 / 75 / 150. Averaging more iterates risks averaging over a still-moving trajectory.
+        step: ``gradient="finite-difference"``'s step (default 0.1).
         final_shots: shots per group for the final estimate (default ``10 * shots``).
         track_exact: record each iterate's exact energy in the history (free on a simulator).
+
+    The shorthands' settings (``perturbation``, ``perturbation_decay``, ``resamplings``, ``step``) are refused
+    with a gradient they do not belong to; the calibration's (``stability``, ``target_step``,
+    ``calibration_samples``) are checked always and used when an SPSA estimator runs without an optimizer.
     """
     start = time.perf_counter()
-    if gradient not in GRADIENTS:
-        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    factory = _estimator_factory(
+        gradient, perturbation=perturbation, perturbation_decay=perturbation_decay, resamplings=resamplings, step=step
+    )
+    gains = SPSAGains(stability=stability, target_step=target_step, calibration_samples=calibration_samples)
+    if average_last is not None:
+        average_last = check_positive_int("average_last", average_last)
     objective = EnergyObjective(hamiltonian, ansatz, shots=shots, noise=noise, backend=backend, device=device)
     maxiter = check_positive_int("maxiter", maxiter)
     seed = check_positive_int("seed", seed, allow_zero=True)
@@ -158,65 +242,47 @@ def vqe(
             raise ValueError(f"initial_point must be a 1-D array of {p} parameters, got shape {shape}")
         x0 = torch.as_tensor(objective.points(initial_point, "initial_point")[0])
 
+    estimator = factory(objective)
+    if not isinstance(estimator, Estimator):
+        raise TypeError(f"the gradient factory must return a noisygrad estimator, got {type(estimator).__name__}")
     calibration: dict[str, float] = {}
-    estimator: Estimator
-    average = 1 if average_last is None else check_positive_int("average_last", average_last)
-    if gradient == "spsa":
-        gains = SPSAGains(
-            maxiter,
-            perturbation=perturbation,
-            perturbation_decay=perturbation_decay,
-            stability=stability,
-            target_step=target_step,
-            resamplings=resamplings,
-            calibration_samples=calibration_samples,
-            average_last=average_last,
-        )
-        average = gains.average_window
-        if optimizer is None:  # Spall's gains, calibrated at x0 (counted in the objective's totals)
-            before_shots = objective.shots_used
-            estimator, schedule, calibration = gains.start(objective, x0, generator)
-            calibration["shots"] = float(objective.shots_used - before_shots)
-            optimizer = SGD(schedule)
-        else:
-            estimator = gains.estimator(objective)
-    elif gradient == "parameter-shift":
-        estimator = ParameterShift(objective)
-    else:
-        estimator = finite_difference(objective, step=step)
-    if optimizer is None:
+    if optimizer is None and isinstance(estimator, SPSA):  # Spall's gains, calibrated at x0 (counted)
+        schedule, calibration = gains.calibrate(objective, x0, generator, estimator.c)
+        optimizer = SGD(schedule)
+    elif optimizer is None:
         optimizer = Adam(lr=0.1)
-
-    def value_fn(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        values = objective.sample(points, np.random.default_rng(generator_seed(generator)))
-        return torch.as_tensor(values), torch.as_tensor(objective.last_stds)
+    if average_last is None:
+        average_last = max(1, maxiter // 4) if isinstance(estimator, SPSA) else 1
 
     history: list[dict[str, Any]] = []
 
-    def on_step(t: int, x: torch.Tensor, record: dict[str, Any]) -> None:
-        entry = {**record, "evaluations": objective.evaluations, "shots": objective.shots_used}
+    def record(info: StepInfo) -> None:
+        entry = {"step": info.step, "estimate": info.estimate.value, "grad_norm": float(info.estimate.grad.norm())}
+        if info.details:  # blocking's decision: the candidate's measured value, the reference and the allowance
+            details = info.details
+            entry.update(estimate=details["measured"], reference=details["reference"], allowed=details["allowed"])
+        entry.update(accepted=info.accepted, evaluations=objective.evaluations, shots=objective.shots_used)
         if track_exact:
-            entry["exact"] = float(objective.exact(x)[0])
+            entry["exact"] = float(objective.exact(info.x)[0])
         history.append(entry)
 
-    loop = _loop.run(
+    run = minimize(
         estimator,
         optimizer,
         x0,
         steps=maxiter,
         generator=generator,
-        value_fn=value_fn,
-        blocking=blocking,
-        average_last=average,
-        on_step=on_step,
+        callbacks=[record],
+        blocking=Blocking(_shot_measure(objective)) if blocking else None,
+        averaging=IterateAveraging(average_last),
+        final=FinalEstimate(_shot_measure(objective, final_shots)),
     )
-    x_final = loop.x.numpy().copy()
-    estimate = float(objective.sample(x_final, np.random.default_rng(generator_seed(generator)), final_shots)[0])
+    x_final = run.x.numpy().copy()
     reference = exact_ground_energy(objective.plan.observable) if ansatz.num_qubits <= 12 else None
     return VQEResult(
         energy=float(objective.exact(x_final)[0]),
-        energy_estimate=estimate,
-        energy_std=float(objective.last_stds[0]),
+        energy_estimate=float(run.fun_estimate),  # type: ignore[arg-type]  # final= always gives one
+        energy_std=float(run.fun_stderr),  # type: ignore[arg-type]  # the shot measure gives standard errors
         final_shots=final_shots,
         parameters=x_final,
         evaluations=objective.evaluations,
@@ -226,4 +292,5 @@ def vqe(
         calibration=calibration,
         history=history,
         wall_time=time.perf_counter() - start,
+        rejected=run.rejected,
     )
