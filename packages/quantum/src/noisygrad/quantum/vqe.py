@@ -84,15 +84,6 @@ class VQEResult:
         """``energy - reference_energy`` (Hartree for molecules), or ``None`` without a reference."""
         return None if self.reference_energy is None else self.energy - self.reference_energy
 
-    def shots_to_reach(self, tolerance: float) -> int | None:
-        """Shots spent when the iterate's exact error first fell below ``tolerance`` and stayed there."""
-        if self.reference_energy is None or not self.history or "exact" not in self.history[0]:
-            return None
-        errors = np.array([h["exact"] - self.reference_energy for h in self.history])
-        above = np.flatnonzero(errors >= tolerance)
-        first = 0 if len(above) == 0 else above[-1] + 1
-        return None if first >= len(errors) else int(self.history[first]["shots"])
-
 
 def _estimator_factory(
     gradient: str | EstimatorFactory,
