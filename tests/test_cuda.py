@@ -39,7 +39,7 @@ def _run(case: str, device: str) -> torch.Tensor:
     if case == "sgd":
         result = ng.minimize(ng.MiniBatch(objective, 16, noise_stats=True), ng.SGD(0.05, momentum=0.9), x0, steps=200)
     elif case == "sgld":
-        result = ng.minimize(ng.FullBatch(objective), ng.SGLD(0.01, temperature=0.01, seed=3), x0, steps=200)
+        result = ng.minimize(ng.FullBatch(objective), ng.SGLD(0.01, temperature=0.01), x0, steps=200, seed=3)
     elif case == "svrg":
         result = ng.minimize(ng.SVRG(objective, batch_size=8), ng.SGD(0.05), x0, steps=200, seed=2)
     elif case == "spsa":

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from noisygrad.dsp import theory
-from noisygrad.dsp.experiments import rls_tracking, simulate_lms_misadjustment
+from noisygrad.dsp.experiments import rls_tracking
+from noisygrad.dsp.simulations import simulate_lms_misadjustment, simulate_rls_tracking
+from noisygrad.rng import substream
 
 TAPS = 16
 Z = 4.0
@@ -53,8 +55,28 @@ def test_rls_tracking_error_and_best_forgetting_factor():
     assert len(findings) == 6
     for f in findings:
         # each tolerance is an allowance for the closed form's own first-order error (3%, 2.5% for the optimum;
-        # measured +0.5% .. +2.9% and -1.3% .. -1.8%) plus 4 s.e.; at this size the s.e. is 0.25-0.55% of the
-        # prediction, so a bias of a few s.e. beyond the model's own fails
-        assert f.uncertainty < 0.006 * f.predicted, "the run is too short for the tolerance"
+        # measured +0.5% .. +2.9% and -1.3% .. -1.8%) plus 4 s.e.; at this size the s.e. is 0.2-0.55% of the
+        # prediction on average (the largest at lam = 0.9975: 0.38-0.63% over seeds 0-4), so a bias of a few
+        # s.e. beyond the model's own fails. The guard below is on an s.e. *estimated* from 16 channels, which
+        # scatters by 1/sqrt(2 * 15) = 18% of itself: it sits 4 such scatters above the largest mean (0.55% x
+        # 1.73 = 0.95%). (At 0.6% it failed for 2 of seeds 0-4, at 0.62% and 0.63%: a coin flip, not a check.)
+        assert f.uncertainty < 0.01 * f.predicted, "the run is too short for the tolerance"
         assert f.passed, (f.claim, f.predicted, f.measured, f.uncertainty)
         assert f.details["within_acceptance"], (f.claim, f.predicted, f.measured)
+
+
+def test_simulations_take_an_int_a_substream_or_a_generator():
+    # an int seeds like its SeedSequence and like a generator made of it; a keyed sub-stream is another stream
+    kw = {"taps": 4, "channels": 3, "burn_in": 2.0, "average": 5.0}
+    m = simulate_lms_misadjustment(0.05, seed=3, **kw)
+    assert m == simulate_lms_misadjustment(0.05, seed=np.random.SeedSequence(3), **kw)
+    assert m == simulate_lms_misadjustment(0.05, seed=np.random.default_rng(3), **kw)
+    assert m != simulate_lms_misadjustment(0.05, seed=substream(3, 0), **kw)
+    small = {"taps": 2, "channels": 2, "samples": 600, "burn_in": 1.0, "chunk": 250}
+    assert simulate_rls_tracking(0.99, seed=substream(3, 1), **small) == simulate_rls_tracking(
+        0.99, seed=np.random.default_rng(substream(3, 1)), **small
+    )
+    with pytest.raises(ValueError, match="seed"):
+        simulate_lms_misadjustment(0.05, seed=-1, **kw)
+    with pytest.raises(TypeError, match="seed"):
+        simulate_rls_tracking(0.99, seed=1.5, **small)  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from noisygrad.estimators.base import Cost, Estimate, Estimator
 from noisygrad.loop_parts import Blocking, FinalEstimate, IterateAveraging, Measure, Projection, measure_of
 from noisygrad.objectives import Kind
 from noisygrad.optim.base import Optimizer, State
+from noisygrad.rng import init_state
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def minimize(
         if projection is not None:
             x = projection.project(x)
         generator = _generator(seed, generator)
-        opt_state: State = optimizer.init(x)  # the one place the optimizer starts (a sampler could take generator)
+        opt_state: State = init_state(optimizer, x, generator)  # a sampler's noise is spawned from the run's stream
         start, total = 0, Cost()
     else:
         if x0 is not None:

@@ -1,11 +1,19 @@
 """Langevin samplers as optimizers: SGLD (first order) and BAOAB (underdamped, second order).
 
 Both are :class:`~noisygrad.Optimizer` rules (``init`` / ``update`` with a plain-dict state), so they run in
-:func:`~noisygrad.minimize` and, through :class:`~noisygrad.TorchOptimizer`, in any ``torch.optim`` loop. Their
-randomness is a ``torch.Generator`` whose state (a ``uint8`` tensor) lives *inside* the optimizer state, so a
-checkpointed run continues bit-identically (``TorchOptimizer.load_state_dict`` keeps that tensor exact).
-The ``n``-th call of ``init`` on one sampler seeds its generator from ``(seed, n)``, so the parameter tensors of
-a model (one ``init`` each under ``TorchOptimizer``) get independent noise.
+:func:`~noisygrad.minimize` and, through :class:`~noisygrad.TorchOptimizer`, in any ``torch.optim`` loop.
+
+Where the noise comes from: a CPU ``torch.Generator`` whose state (a ``uint8`` tensor) lives *inside* the optimizer
+state, so a checkpointed run continues bit-identically (``TorchOptimizer.load_state_dict`` keeps that tensor
+exact). ``init`` seeds it once, from one of two places, never both:
+
+* ``init(params, generator=g)``: a sub-stream spawned from the run's generator ``g`` (one draw of ``g``,
+  :func:`noisygrad.rng.torch_from_torch`). A loop that owns the run's generator passes it
+  (:func:`noisygrad.rng.init_state`), so the run's seed alone determines the batches *and* the Langevin noise.
+  The sampler must then have no ``seed`` of its own (``init`` refuses the pair: it would be a second source).
+* ``init(params)`` (standalone use, ``TorchOptimizer``): the sampler's ``seed`` (0 when left out); the ``n``-th
+  such ``init`` of one sampler takes sub-stream ``(seed, n)`` (:func:`noisygrad.rng.torch_stream`), so the
+  parameter tensors of a model (one ``init`` each under ``TorchOptimizer``) get independent noise.
 
 Temperature convention: with exact gradients of ``f``, the stationary law is the Boltzmann law
 ``exp(-f(x) / T)`` (up to the step's discretisation error). For a Bayesian posterior written as a *mean* loss
@@ -31,24 +39,41 @@ import torch
 
 from noisygrad.checks import check_positive, check_positive_int
 from noisygrad.optim.base import Rule, State
+from noisygrad.rng import torch_from_torch, torch_stream
 from noisygrad.schedules import Schedule, as_schedule
 
 __all__ = ["BAOAB", "SGLD"]
 
-_GOLDEN = 0x9E3779B97F4A7C15
+
+def _seed(seed: int | None) -> int | None:
+    return None if seed is None else check_positive_int("seed", seed, allow_zero=True)
 
 
 class _Sampler(Rule):
     """Seeding and the generator-in-state mechanics shared by the samplers."""
 
-    seed: int
+    seed: int | None
     _inits: int
 
-    def _new_generator_state(self) -> torch.Tensor:
-        gen = torch.Generator()
-        gen.manual_seed((self.seed * _GOLDEN + self._inits) % 2**63)
-        self._inits += 1
-        return gen.get_state()
+    def init(self, params: torch.Tensor, *, generator: torch.Generator | None = None) -> State:
+        """The state before the first step, with the noise's generator state under ``"generator"``.
+
+        ``generator``: the run's generator; the noise is a sub-stream spawned from it (``generator`` advances
+        by one draw). Without it the sampler's own ``seed`` seeds the noise (see the module docstring).
+        """
+        if generator is not None and self.seed is not None:
+            raise ValueError(
+                f"{type(self).__name__} has seed={self.seed} and was given the run's generator too: the run's "
+                "seed (minimize(..., seed=)) seeds the noise there; construct the sampler without seed="
+            )
+        state = super().init(params)  # checks the parameters before anything is drawn
+        if generator is not None:
+            noise = torch_from_torch(generator)
+        else:
+            noise = torch_stream(0 if self.seed is None else self.seed, self._inits)
+            self._inits += 1
+        state["generator"] = noise.get_state()
+        return state
 
     @staticmethod
     def _normal(state: State, like: torch.Tensor) -> torch.Tensor:
@@ -62,10 +87,11 @@ class _Sampler(Rule):
 class SGLD(_Sampler):
     """Stochastic-gradient Langevin dynamics (Welling and Teh 2011) with a temperature.
 
-    ``x <- x - h g + sqrt(2 h T) xi``, ``xi ~ N(0, I)``, with ``h`` the step (``lr``) and ``g`` the (estimated)
-    gradient of ``f``. Welling and Teh's ``epsilon`` is ``2 h``. With exact gradients on a Gaussian target of
-    Hessian ``A`` the stationary covariance per eigenvalue ``lambda`` is ``T / (lambda (1 - h lambda / 2))``:
-    an ``O(h)`` bias that a decreasing schedule (``RobbinsMonro``) removes asymptotically.
+    ``x <- x - h g + sqrt(2 h T) xi``, ``xi ~ N(0, I)`` drawn from the generator in the state (spawned from the
+    run's generator under ``minimize``), with ``h`` the step (``lr``) and ``g`` the (estimated) gradient of
+    ``f``. Welling and Teh's ``epsilon`` is ``2 h``. With exact gradients on a Gaussian target of Hessian ``A``
+    the stationary covariance per eigenvalue ``lambda`` is ``T / (lambda (1 - h lambda / 2))``: an ``O(h)``
+    bias that a decreasing schedule (``RobbinsMonro``) removes asymptotically.
 
     ``noise_correction=C`` injects ``N(0, 2 h T I - h^2 C)`` instead of ``N(0, 2 h T I)``. On a Gaussian target
     with ``C = T A + V`` (``V`` the covariance of the gradient noise at stationarity) the chain's stationary
@@ -79,7 +105,8 @@ class SGLD(_Sampler):
     Args:
         lr: the step ``h``, a float > 0 or a schedule.
         temperature: ``T`` > 0 (``1 / N`` for a posterior written as a mean loss over ``N`` examples).
-        seed: seeds the noise (see the module docstring for how several tensors are seeded).
+        seed: seeds the noise in standalone use (``init`` without a generator; ``None``: 0). Leave it out under
+            :func:`~noisygrad.minimize`, whose generator seeds the noise (see the module docstring).
         noise_correction: ``None``; a number ``c`` (``C = c I``); or a symmetric ``(k, k)`` matrix acting on the
             last dimension of the parameters (``k`` their last size; the rows of a ``(..., k)`` tensor get
             independent draws). In units of the gradient ``g`` squared (for ``f = U / N``, ``C_f = C_U / N^2``).
@@ -90,12 +117,12 @@ class SGLD(_Sampler):
         lr: float | Schedule = 1e-3,
         *,
         temperature: float = 1.0,
-        seed: int = 0,
+        seed: int | None = None,
         noise_correction: float | torch.Tensor | np.ndarray | None = None,
     ) -> None:
         self.lr = as_schedule("lr", lr)
         self.temperature = check_positive("temperature", temperature)
-        self.seed = check_positive_int("seed", seed, allow_zero=True)
+        self.seed = _seed(seed)
         self.noise_correction = _correction(noise_correction)
         self._inits = 0
         self._factor_cache: tuple[tuple[float, float, int], torch.Tensor] | None = None
@@ -107,7 +134,7 @@ class SGLD(_Sampler):
                 f"noise_correction has shape {tuple(c.shape)} but the parameters' last dimension is "
                 f"{tuple(params.shape)[-1:] or 'absent'}; they must match"
             )
-        return {"generator": self._new_generator_state()}
+        return {}
 
     def _noise_factor(self, lr: float) -> float | torch.Tensor:
         """``L`` with ``L L^T = 2 h T I - h^2 C`` (a number when ``C`` is ``None`` or a number)."""
@@ -167,9 +194,10 @@ class BAOAB(_Sampler):
     """Underdamped Langevin dynamics by the BAOAB splitting (Leimkuhler and Matthews 2013), unit mass.
 
     One step of length ``h`` is: B (half kick ``v -= h/2 g``), A (half drift ``x += h/2 v``), O (exact
-    Ornstein-Uhlenbeck ``v <- e^{-gamma h} v + sqrt(T (1 - e^{-2 gamma h})) xi``), A, B. Since ``update`` sees
-    one gradient per call (at the current ``x``), the closing half kick of a step is applied at the start of
-    the next one together with its opening half kick: the positions are exactly BAOAB's.
+    Ornstein-Uhlenbeck ``v <- e^{-gamma h} v + sqrt(T (1 - e^{-2 gamma h})) xi``, ``xi`` from the generator in
+    the state as for :class:`SGLD`), A, B. Since ``update`` sees one gradient per call (at the current ``x``),
+    the closing half kick of a step is applied at the start of the next one together with its opening half
+    kick: the positions are exactly BAOAB's.
 
     On a Gaussian target BAOAB's positions have *exactly* the target covariance ``T A^{-1}`` for every stable
     step (``h sqrt(lambda_max) < 2``), unlike SGLD's ``O(h)`` bias. Gradient noise of covariance ``V`` adds
@@ -179,24 +207,25 @@ class BAOAB(_Sampler):
         lr: the time step ``h`` (float > 0 or schedule). Note that ``h^2 / 2`` plays the role of an SGD step.
         friction: ``gamma`` > 0 (large: close to overdamped Langevin; small: close to Hamiltonian dynamics).
         temperature: ``T`` > 0.
-        seed: seeds the noise.
+        seed: seeds the noise in standalone use, as for :class:`SGLD`; leave it out under ``minimize``.
     """
 
     def __init__(
-        self, lr: float | Schedule = 1e-2, *, friction: float = 1.0, temperature: float = 1.0, seed: int = 0
+        self,
+        lr: float | Schedule = 1e-2,
+        *,
+        friction: float = 1.0,
+        temperature: float = 1.0,
+        seed: int | None = None,
     ) -> None:
         self.lr = as_schedule("lr", lr)
         self.friction = check_positive("friction", friction)
         self.temperature = check_positive("temperature", temperature)
-        self.seed = check_positive_int("seed", seed, allow_zero=True)
+        self.seed = _seed(seed)
         self._inits = 0
 
     def _init(self, params: torch.Tensor) -> State:
-        return {
-            "velocity": torch.zeros_like(params),
-            "pending_kick": 0.0,
-            "generator": self._new_generator_state(),
-        }
+        return {"velocity": torch.zeros_like(params), "pending_kick": 0.0}
 
     def _step(self, params: torch.Tensor, grad: torch.Tensor, state: State, lr: float) -> tuple[torch.Tensor, State]:
         half = 0.5 * lr

@@ -13,6 +13,7 @@ import torch
 # The core's names are exported lazily (``__all__ = sorted(...)``), which mypy's strict mode does not read as
 # explicit re-exports; hence the ignore.
 from noisygrad import Cost, Estimate, Estimator, Kind
+from noisygrad.rng import torch_stream
 
 from ._common import (
     Check,
@@ -277,7 +278,7 @@ def estimator_checks(
 
     def unbiasedness() -> None:
         check = "unbiasedness"
-        gen = torch.Generator().manual_seed(seed + 1)
+        gen = torch_stream(seed, 1)  # a sub-stream of the check's seed, apart from the one the other checks use
         if draws == "fresh":
             grads = [make_estimator(objective).estimate(x, gen).grad for _ in range(samples)]
         else:

@@ -108,7 +108,8 @@ def optimizer_checks(
       ``torch.load(weights_only=True)`` into a *fresh* optimizer, whose continuation must be bit-identical
       (``torch.equal``) to the uninterrupted run: the state is the whole memory, and it is plain data.
     * ``determinism``: two fresh optimizers give bit-identical runs, whatever torch's global seed (a sampler's
-      noise must come from its own seed, kept in the state) and without touching torch's global generator.
+      noise must come from its seed or the generator given to ``init``, kept in the state) and without touching
+      torch's global generator.
     * ``dtype_shape_device``: float32 and float64 parameters of each shape (on the CPU, and on CUDA when
       available) keep their dtype, shape and device through ``update``, and so do the state's floating tensors.
     * ``nonfinite_grad``: a gradient holding NaN or Inf is refused with :class:`~noisygrad.NonFiniteGradientError`

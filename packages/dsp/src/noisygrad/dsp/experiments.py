@@ -2,77 +2,25 @@
 
 ``noisygrad run dsp.<name>`` and ``noisygrad tour`` run them; each function takes ``seed`` and ``quick``
 and returns a list of :class:`noisygrad.Finding`. Tolerances are stated against the Monte-Carlo standard
-error in each finding's ``details``.
+error in each finding's ``details``. The simulations they run are library code, in
+:mod:`noisygrad.dsp.simulations`; an experiment that needs several streams takes sub-streams of its seed
+(:func:`noisygrad.rng.substream`), never ``seed + k``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import lfilter
 
-from noisygrad.tour.kit import Finding
+from noisygrad.tour.kit import Finding, numpy_stream, substream
 
 from . import theory
 from .filters import LMS, RLS, tapped_delay_line
 from .kalman import rls_to_kalman
-
-
-@dataclass(frozen=True)
-class Misadjustment:
-    """A measured LMS misadjustment: the mean over channels and its standard error."""
-
-    mean: float
-    stderr: float
-    channels: int
-    samples: int
-
-
-def simulate_lms_misadjustment(
-    mu: float,
-    *,
-    taps: int = 16,
-    noise_var: float = 0.01,
-    channels: int = 32,
-    burn_in: float = 20.0,
-    average: float = 200.0,
-    seed: int = 0,
-    chunk: int = 16384,
-) -> Misadjustment:
-    """System identification with white unit-power Gaussian input through the filter's own delay line.
-
-    ``channels`` independent unknown systems ``w_o ~ N(0, I / taps)`` run as one batched :class:`LMS`, streamed
-    in chunks. After ``burn_in`` MSE time constants ``1 / (2 mu)``, the excess MSE ``tr(R K) = E|w_k - w_o|^2``
-    (``R = I``) is averaged over the weights of ``average`` time constants; ``M`` is it over ``noise_var``.
-    Channels are independent, so the standard error is the spread of the channel means over ``sqrt(channels)``.
-    """
-    rng = np.random.default_rng(seed)
-    tau = 1.0 / (2.0 * mu)
-    n_burn, n_avg = int(burn_in * tau), int(average * tau)
-    w_opt = rng.standard_normal((channels, taps)) / math.sqrt(taps)
-    lms = LMS(taps, mu, history=True)
-    zi = np.zeros((channels, taps - 1))
-    excess = np.zeros(channels)
-    done = 0
-    while done < n_burn + n_avg:
-        n = min(chunk, n_burn + n_avg - done)
-        x = rng.standard_normal((channels, n))
-        d = math.sqrt(noise_var) * rng.standard_normal((channels, n))
-        for c in range(channels):  # d = w_o * x + v, continuing each channel's system state across chunks
-            clean, zi[c] = lfilter(w_opt[c], 1.0, x[c], zi=zi[c])
-            d[c] += clean
-        lms.run(x, d)
-        assert lms.history is not None  # (channels, n, taps): the weights that produced each output
-        first = max(0, n_burn - done)
-        excess += np.sum((lms.history[:, first:] - w_opt[:, None, :]) ** 2, axis=(1, 2))
-        done += n
-    per_channel = excess / n_avg / noise_var
-    return Misadjustment(
-        float(per_channel.mean()), float(per_channel.std(ddof=1) / math.sqrt(channels)), channels, n_burn + n_avg
-    )
+from .simulations import simulate_lms_misadjustment, simulate_rls_tracking
 
 
 def lms_misadjustment(seed: int = 0, quick: bool = True) -> list[Finding]:
@@ -88,7 +36,7 @@ def lms_misadjustment(seed: int = 0, quick: bool = True) -> list[Finding]:
     for k, mu_tr in enumerate(products):
         mu = mu_tr / taps
         start = time.perf_counter()
-        m = simulate_lms_misadjustment(mu, taps=taps, channels=channels, average=average, seed=seed + k)
+        m = simulate_lms_misadjustment(mu, taps=taps, channels=channels, average=average, seed=substream(seed, k))
         predicted = theory.lms_misadjustment(mu, np.ones(taps))
         findings.append(
             Finding(
@@ -205,44 +153,6 @@ def lms_noise_ball(seed: int = 0, quick: bool = True) -> list[Finding]:
     ]
 
 
-def simulate_rls_tracking(
-    lam: float,
-    *,
-    taps: int = 8,
-    noise_var: float = 1e-2,
-    sigma_q: float = 5e-4,
-    channels: int = 8,
-    samples: int = 200_000,
-    burn_in: float = 20.0,
-    seed: int = 0,
-    chunk: int = 20_000,
-) -> tuple[float, float]:
-    """Excess MSE of RLS tracking a random walk ``w_o(k+1) = w_o(k) + q_k``, ``q ~ N(0, sigma_q^2 I)``.
-
-    White unit-power i.i.d. Gaussian regressors, ``channels`` independent runs streamed in chunks. The excess
-    error of sample ``k`` is ``(e_k - v_k)^2 = ((w_o(k) - w_k)^T u_k)^2``, averaged after ``burn_in`` memory
-    lengths ``1 / (1 - lam)``. Returns the mean over channels and its standard error.
-    """
-    rng = np.random.default_rng(seed)
-    rls = RLS(taps, lam)
-    w = np.zeros((channels, taps))
-    burn = int(burn_in / (1.0 - lam))
-    total = np.zeros(channels)
-    done = 0
-    while done < samples:
-        n = min(chunk, samples - done)
-        u = rng.standard_normal((channels, n, taps))
-        walk = w[:, None, :] + np.cumsum(sigma_q * rng.standard_normal((channels, n, taps)), axis=1)
-        w = walk[:, -1]
-        v = math.sqrt(noise_var) * rng.standard_normal((channels, n))
-        _, e = rls.run_regressors(u, np.einsum("bnl,bnl->bn", u, walk) + v)
-        first = max(0, burn - done)
-        total += np.sum((e[:, first:] - v[:, first:]) ** 2, axis=1)
-        done += n
-    per_channel = total / (samples - burn)
-    return float(per_channel.mean()), float(per_channel.std(ddof=1) / math.sqrt(channels))
-
-
 # Allowances for the first-order tracking theory's own error (relative), measured at seeds 0 and 1, both sizes.
 _EMSE_MODEL_ERROR = 0.03
 _VERTEX_MODEL_ERROR = 0.025
@@ -267,7 +177,7 @@ def rls_tracking(seed: int = 0, quick: bool = True) -> list[Finding]:
     findings, measured = [], []
     for k, factor in enumerate(factors):
         lam = 1.0 - factor * (1.0 - lam_opt)
-        mean, se = simulate_rls_tracking(lam, taps=taps, channels=channels, samples=samples, seed=seed + k)
+        mean, se = simulate_rls_tracking(lam, taps=taps, channels=channels, samples=samples, seed=substream(seed, 0, k))
         predicted = theory.rls_tracking_emse(lam, taps, noise_var, trace_rq)
         measured.append(mean)
         findings.append(
@@ -295,7 +205,7 @@ def rls_tracking(seed: int = 0, quick: bool = True) -> list[Finding]:
     best = vertex(np.array(measured))
     # its standard error: refit with the measured points perturbed by their own standard errors
     ses = np.array([f.uncertainty for f in findings])
-    draws = np.random.default_rng(seed).normal(measured, ses, size=(400, len(measured)))
+    draws = numpy_stream(seed, 1).normal(measured, ses, size=(400, len(measured)))
     best_se = float(np.std([vertex(np.abs(row)) for row in draws], ddof=1))
     findings.append(
         Finding(

@@ -8,7 +8,8 @@
   L2 error bound (the quick size uses smaller problems and budgets, see :mod:`noisygrad.pinn.problems`).
 
 The problem experiments call :func:`noisygrad.pinn.problems.build`, which seeds DeepXDE's global random
-state with ``seed`` (the documented entry).
+state with ``seed`` (the documented entry); the draws of an experiment's own run come from
+:func:`noisygrad.rng.torch_stream` ``(seed)``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 
 from noisygrad import Adam, TorchOptimizer
 from noisygrad.noise.statistics import noise_stats_from_grads
-from noisygrad.tour.kit import TOLERANCE_Z, Finding
+from noisygrad.tour.kit import TOLERANCE_Z, Finding, torch_stream
 
 from . import problems
 from ._deepxde import quiet
@@ -93,9 +94,9 @@ def collocation_noise(seed: int = 0, quick: bool = True) -> list[Finding]:
     b = 16
     problem = problems.build("poisson1d", seed=seed)
     model = problem.model
-    train(model, "adam", lr=1e-3, iterations=200, seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    batches = CollocationBatches(model.data, b, generator=gen)
+    run = torch_stream(seed)  # the run's generator: the training phase, then the Monte-Carlo batches
+    train(model, "adam", lr=1e-3, iterations=200, seed=run)
+    batches = CollocationBatches(model.data, b, generator=run)
     n = batches.pool
     stats = noise_stats_from_grads(group_gradients(model, batches, groups=n, group_size=1).double())
     g, gg, rho = stats.grad, stats.grad_norm_sq, stats.rho

@@ -12,8 +12,11 @@ A closure-driven quasi-Newton optimizer (``torch.optim.LBFGS``) runs up to ``max
 iterations: the plugin adds the inner iterations to ``model.train_state`` and stops when the budget is
 spent or when a call made at most one iteration (DeepXDE's own convergence rule).
 
-Randomness: batches and noise estimates come from ``torch.Generator`` objects seeded from ``seed``; no
-global random state is touched (the network's initial weights are the caller's business).
+Randomness: a phase has one run generator, ``seed`` itself when it is a ``torch.Generator`` (which then goes
+on) or :func:`noisygrad.rng.torch_stream` ``(seed)`` for an int. The batches come from it and the noise
+estimates from a sub-stream spawned from it (:func:`noisygrad.rng.torch_from_torch`); ``adam_then_lbfgs`` runs
+both phases on one run generator. No global random state is touched (the network's initial weights are the
+caller's business).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 
 from noisygrad.checks import check_positive_int
+from noisygrad.rng import torch_from_torch, torch_stream
 
 from ._deepxde import deepxde, quiet
 from .batches import CollocationBatches
@@ -125,14 +129,19 @@ class ScheduleResult:
         return sum(p.seconds for p in self.phases)
 
 
-def _generators(seed: int | torch.Generator) -> tuple[torch.Generator, torch.Generator]:
+def _run_generator(seed: int | torch.Generator) -> torch.Generator:
+    """The run's generator of ``seed``: the generator itself, or the stream of an int >= 0."""
     if isinstance(seed, torch.Generator):
-        child = int(torch.randint(2**62, (1,), generator=seed))
-        return seed, torch.Generator().manual_seed(child)
+        return seed
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
-    a, b = np.random.SeedSequence(int(seed)).generate_state(2, dtype=np.uint64)
-    return torch.Generator().manual_seed(int(a) >> 1), torch.Generator().manual_seed(int(b) >> 1)
+    return torch_stream(int(seed))
+
+
+def _generators(seed: int | torch.Generator) -> tuple[torch.Generator, torch.Generator]:
+    """The batch generator (the run's) and the noise-estimate generator (a sub-stream spawned from it)."""
+    run = _run_generator(seed)
+    return run, torch_from_torch(run)
 
 
 def _full_rows(model: Any) -> tuple[Any, Any, Any]:
@@ -311,7 +320,8 @@ def train(
             (curvature pairs from the same batch; skipped pairs reported) on its own batch; a
             ``torch.optim.LBFGS`` instance instead runs its line search on each step's batch.
         batch_every: draw a fresh batch every this many steps.
-        seed: seeds the batch and noise-estimate generators (an int or a ``torch.Generator``).
+        seed: the run's generator (a ``torch.Generator``, which goes on) or its seed (an int >= 0); the batches
+            come from it, the noise estimates from a sub-stream spawned from it.
         stop: optional rule ``stop(losses) -> bool`` ending the phase early, e.g. :class:`Plateau`.
         noise_every: measure :func:`~noisygrad.pinn.collocation_noise` every this many steps (stored in
             ``TrainResult.noise``); None measures nothing.
@@ -412,7 +422,7 @@ def adam_then_lbfgs(
     then: object = "lbfgs",
     batch_size: int | None = None,
     lbfgs_batch_size: int | None = None,
-    seed: int = 0,
+    seed: int | torch.Generator = 0,
     **kwargs: Any,
 ) -> ScheduleResult:
     """Adam (or ``first``), then L-BFGS (or ``then``), as one call.
@@ -424,16 +434,18 @@ def adam_then_lbfgs(
             ``iterations``.
         lbfgs_iterations: the second phase's budget.
         batch_size, lbfgs_batch_size: collocation mini-batches of each phase (None: full set).
-        seed: seeds both phases' generators (the second phase uses ``seed + 1``).
+        seed: the run's generator or its seed, as for :func:`train`; both phases draw from that one generator
+            (the second goes on where the first stopped), so the first phase is ``train(..., seed=seed)``.
         **kwargs: passed to both :func:`train` calls (``callbacks``, ``display_every``, compile arguments
             for the first phase, ...).
     """
     compile_args = {k: kwargs.pop(k) for k in _COMPILE_ARGS if k in kwargs}
     first_lr = lr if isinstance(first, str) else None
+    run = _run_generator(seed)
     one = train(
-        model, first, lr=first_lr, iterations=iterations, batch_size=batch_size, seed=seed, stop=switch,
+        model, first, lr=first_lr, iterations=iterations, batch_size=batch_size, seed=run, stop=switch,
         **kwargs, **compile_args,
     )  # fmt: skip
     model.lr_scheduler = None  # a decay of the first phase ends with it
-    two = train(model, then, iterations=lbfgs_iterations, batch_size=lbfgs_batch_size, seed=seed + 1, **kwargs)
+    two = train(model, then, iterations=lbfgs_iterations, batch_size=lbfgs_batch_size, seed=run, **kwargs)
     return ScheduleResult([one, two], one.iterations, one.stopped)

@@ -8,7 +8,9 @@
 * ``quantum.spsa-h2``: SPSA VQE on H2 with 1000 shots per group reaches chemical accuracy (median over seeds
   of the exact error of the final parameters).
 
-Tolerances are 4 standard errors of the Monte-Carlo estimate unless a finding says otherwise.
+Tolerances are 4 standard errors of the Monte-Carlo estimate unless a finding says otherwise. Streams are
+keyed sub-streams of ``seed`` (:mod:`noisygrad.rng`): the parameters ``theta`` from key 0, an experiment's
+sampling from key 1, run ``k`` of ``spsa-h2`` from key ``k``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 
 from noisygrad import SPSA as SPSAEstimator
-from noisygrad.tour.kit import TOLERANCE_Z, Finding
+from noisygrad.tour.kit import TOLERANCE_Z, Finding, numpy_stream, substream_seed, torch_stream
 
 from .gradients import ParameterShift, finite_difference
 from .hamiltonians import CHEMICAL_ACCURACY, h2
@@ -36,7 +38,8 @@ def _h2_objective(shots: int, **kwargs: object) -> EnergyObjective:
 
 
 def _theta(seed: int, p: int) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-math.pi, math.pi, p)
+    """The parameters of run ``seed``'s experiments: sub-stream 0, uniform in ``[-pi, pi)``."""
+    return numpy_stream(seed, 0).uniform(-math.pi, math.pi, p)
 
 
 def _variance_se(samples: np.ndarray) -> tuple[float, float]:
@@ -52,7 +55,7 @@ def shot_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
     repeats = 2000 if quick else 20000
     shots = 1000
     findings = []
-    rng = np.random.default_rng(seed)
+    rng = numpy_stream(seed, 1)
     for backend, noise in (("torch", "shots"), ("aer-sampler", "shots"), ("torch", "gaussian-precision")):
         # Aer sampling its own shots builds every shot's outcome: a quarter of the repeats keeps it quick.
         n = repeats // 4 if backend == "aer-sampler" else repeats
@@ -89,7 +92,7 @@ def gradient_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
     p = objective.num_parameters
     theta = _theta(seed, p)
     x = torch.as_tensor(theta)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch_stream(seed, 1)
     eye = np.eye(p)
     findings = []
 
@@ -176,7 +179,7 @@ def spsa_h2(seed: int = 0, quick: bool = True) -> list[Finding]:
     """SPSA VQE on H2, 1000 shots per group: the median exact error over seeds is below chemical accuracy."""
     from qiskit.circuit.library import efficient_su2
 
-    seeds = range(seed, seed + (5 if quick else 10))
+    seeds = [substream_seed(seed, k) for k in range(5 if quick else 10)]
     maxiter = 1000
     start = time.perf_counter()
     # Spall's stability constant at 10% of maxiter, with the first step held at 2 pi / 10: the setting this claim
@@ -208,7 +211,7 @@ def spsa_h2(seed: int = 0, quick: bool = True) -> list[Finding]:
             tolerance=CHEMICAL_ACCURACY,
             unit="Ha",
             details={
-                "seeds": list(seeds),
+                "seeds": seeds,
                 "errors_mHa": [round(float(e) * 1000, 3) for e in errors],
                 "within_chemical_accuracy": int((errors < CHEMICAL_ACCURACY).sum()),
                 "evaluations_per_run": runs[0].evaluations,

@@ -18,15 +18,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from qiskit.circuit import Parameter
 
 from noisygrad import CentralDifference, Cost, Estimate
 from noisygrad.checks import check_finite, check_positive
+from noisygrad.rng import numpy_from_torch
 
 from .objective import EnergyObjective
-from .sampling import generator_seed
 
 # exp(-i theta G / 2) with G^2 = 1 (eigenvalues +-1/2 of G/2): the two-term shift rule is exact.
 SHIFT_RULE_GATES = ("rx", "ry", "rz", "p", "rxx", "ryy", "rzz", "rzx")
@@ -75,8 +74,7 @@ class ParameterShift:
         flat = params.detach().reshape(1, -1)
         eye = torch.eye(p, dtype=flat.dtype) * self.shift
         points = torch.cat([flat + eye, flat - eye])
-        rng = np.random.default_rng(generator_seed(generator))
-        values = self.objective.sample(points, rng)
+        values = self.objective.sample(points, numpy_from_torch(generator))
         stds = self.objective.last_stds
         scale = 2.0 * math.sin(self.shift)
         grad = torch.as_tensor((values[:p] - values[p:]) / scale, dtype=flat.dtype).reshape(params.shape)

@@ -16,10 +16,11 @@ from qiskit import QuantumCircuit
 
 from noisygrad import NoisyBlackBox
 from noisygrad.checks import check_positive_int
+from noisygrad.rng import numpy_from_torch
 
 from .backends import make_backend
 from .measurement import MeasurementPlan
-from .sampling import check_noise, generator_seed, sample_energies
+from .sampling import check_noise, sample_energies
 
 
 def check_ansatz(ansatz: object) -> QuantumCircuit:
@@ -99,8 +100,7 @@ class EnergyObjective(NoisyBlackBox):
         return energies
 
     def _sample(self, points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        rng = np.random.default_rng(generator_seed(generator))
-        return torch.as_tensor(self.sample(points, rng), dtype=points.dtype)
+        return torch.as_tensor(self.sample(points, numpy_from_torch(generator)), dtype=points.dtype)
 
     def exact(self, values: object) -> np.ndarray:
         """Noise-free energies (statevector) at the rows of ``values``; free, not counted as shots."""

@@ -11,7 +11,9 @@ one observable.
 * ``"exact"``: no noise (the statevector value).
 
 Every draw comes from the caller's ``numpy.random.Generator``, so successive calls differ and a seeded run
-reproduces (never the frozen noise of an integer ``seed_simulator`` reused on every call).
+reproduces (never the frozen noise of an integer ``seed_simulator`` reused on every call). Code driven by a
+run's ``torch.Generator`` gets that numpy generator from :func:`noisygrad.rng.numpy_from_torch`, the one
+conversion (it draws the numpy seed from the torch generator, which stays the run's only source).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 
 from noisygrad.checks import check_positive_int
 
@@ -106,8 +107,3 @@ def sample_energies(
             raise ValueError("noise='gaussian-precision' with shots per group needs the precision they were sized for")
         precision = 1.0 / math.sqrt(int(shots))
     return exact + rng.normal(0.0, precision, size=k), np.full(k, precision)
-
-
-def generator_seed(generator: torch.Generator) -> int:
-    """A 62-bit seed drawn from a ``torch.Generator`` (to derive a numpy generator reproducibly)."""
-    return int(torch.randint(0, 2**62, (1,), generator=generator))

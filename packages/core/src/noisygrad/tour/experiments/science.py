@@ -3,7 +3,10 @@
 Declared as ``noisygrad.experiments`` entry points in the core's ``pyproject.toml`` (``noisygrad run core.<name>``).
 Tolerances are sized to the Monte-Carlo error of each measurement (4 standard errors unless stated in ``details``). Many
 independent chains run side by side as the rows of one tensor; 2 x 2 products are written elementwise, which
-stays fast whatever the thread count.
+stays fast whatever the thread count. An experiment with one use of randomness draws from
+``torch.Generator().manual_seed(seed)``; one with several gives each its keyed sub-stream of ``seed``
+(:func:`~noisygrad.rng.torch_stream`, :func:`~noisygrad.rng.substream_seed`), never ``seed + k``. A sampler's
+noise is spawned from its chain's generator (``init(x0, generator=...)``), as ``minimize`` does with the run's.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from noisygrad.objectives import FiniteSum, NoisyBlackBox
 from noisygrad.optim.langevin import BAOAB, SGLD
 from noisygrad.optim.lbfgs import minimize_lbfgs
 from noisygrad.optim.sgd import SGD
-from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding
+from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, substream_seed, torch_stream
 
 _F64 = torch.float64
 
@@ -272,15 +275,18 @@ def lyapunov(seed: int = 0, quick: bool = True) -> list[Finding]:
 
 
 def sgld_boltzmann(seed: int = 0, quick: bool = True) -> list[Finding]:
-    """Langevin samplers on a Gaussian: SGLD matches its exact discrete law, BAOAB the Boltzmann law itself."""
+    """Langevin samplers on a Gaussian: SGLD matches its exact discrete law, BAOAB the Boltzmann law itself.
+
+    Streams: the SGLD chains' noise is sub-stream 0 of ``seed``, BAOAB's 1; the control-variate runs take 2-4.
+    """
     A = np.array([[1.0, 0.3], [0.3, 0.2]])
     a = torch.tensor(A)
     t, chains = 0.5, 2000 if quick else 20000
     findings = []
     h = 0.1  # h lambda_max = 0.11
-    sgld = SGLD(h, temperature=t, seed=seed)
+    sgld = SGLD(h, temperature=t)
     x0 = torch.zeros(chains, 2, dtype=_F64)
-    state = sgld.init(x0)
+    state = sgld.init(x0, generator=torch_stream(seed, 0))
 
     def sgld_step(x: torch.Tensor) -> torch.Tensor:
         nonlocal state
@@ -303,8 +309,8 @@ def sgld_boltzmann(seed: int = 0, quick: bool = True) -> list[Finding]:
         )
     )
     hb = 1.0 / math.sqrt(1.1)
-    baoab = BAOAB(hb, friction=1.0, temperature=t, seed=seed)
-    state_b = baoab.init(x0)
+    baoab = BAOAB(hb, friction=1.0, temperature=t)
+    state_b = baoab.init(x0, generator=torch_stream(seed, 1))
 
     def baoab_step(x: torch.Tensor) -> torch.Tensor:
         nonlocal state_b
@@ -331,9 +337,11 @@ def _control_variate_sgld(seed: int, chains: int) -> list[Finding]:
 
     The control variate anchored at the mode leaves the noise ``(A_B - P)(x - mode)``: multiplicative, so the
     chain's law is the discrete Lyapunov solution with the multiplicative term, not the posterior (the ``O(h)``
-    bias plus that noise) nor the full-gradient discrete law. Chains run in ``delta = x - mode``.
+    bias plus that noise) nor the full-gradient discrete law. Chains run in ``delta = x - mode``. The design is
+    sub-stream 2 of ``seed``; each run (uncorrected: 3, corrected: 4) has a generator of its own that seeds the
+    sampler's noise and then draws the batches, as in ``minimize``.
     """
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch_stream(seed, 2)
     n, batch, prior = 1000, 10, 0.01
     X = torch.randn(n, 2, generator=gen, dtype=_F64) * torch.tensor([0.8, 1.0], dtype=_F64)
     X[:, 1] += 0.3 * X[:, 0]
@@ -347,14 +355,15 @@ def _control_variate_sgld(seed: int, chains: int) -> list[Finding]:
     posterior = np.linalg.inv(P)
     correction = least_squares_sgld_noise_correction(X, zeros, batch, prior_precision=prior)
 
-    def run(c: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        sampler = SGLD(h, seed=seed, noise_correction=c)
+    def run(c: np.ndarray | None, key: int) -> tuple[np.ndarray, np.ndarray]:
+        sampler = SGLD(h, noise_correction=c)
         x0 = torch.zeros(chains, 2, dtype=_F64)
-        state = sampler.init(x0)
+        chain = torch_stream(seed, key)  # the run's generator: the sampler's noise, then the batches
+        state = sampler.init(x0, generator=chain)
 
         def step(d: torch.Tensor) -> torch.Tensor:  # grad U(mode) = 0; (N/b) sum_batch x_i x_i^T d + P0 d
             nonlocal state
-            xb = X[torch.randint(n, (d.shape[0], batch), generator=gen)]
+            xb = X[torch.randint(n, (d.shape[0], batch), generator=chain)]
             grad = prior * d + n / batch * (xb * (xb * d.unsqueeze(1)).sum(2, keepdim=True)).sum(1)
             d, state = sampler.update(d, grad, state)
             return d
@@ -362,8 +371,10 @@ def _control_variate_sgld(seed: int, chains: int) -> list[Finding]:
         return _chain_covariance(step, x0, burn_in=8 * tau, samples=40, every=tau // 2)
 
     findings = []
-    for label, c, predicted in (("uncorrected", None, exact), ("noise_correction", correction, posterior)):
-        measured, se = run(c)
+    for key, (label, c, predicted) in enumerate(
+        (("uncorrected", None, exact), ("noise_correction", correction, posterior)), start=3
+    ):
+        measured, se = run(c, key)
         details: dict[str, Any] = {"h*lambda_max": 0.05, "batch": batch, "N": n, "chains": chains, "chain": label}
         if c is None:
             claim = "control-variate SGLD covariance = exact discrete law with its multiplicative noise"
@@ -378,8 +389,12 @@ def _control_variate_sgld(seed: int, chains: int) -> list[Finding]:
 
 
 def variance_reduction(seed: int = 0, quick: bool = True) -> list[Finding]:
-    """SVRG and SAGA reach 1e-10 at a constant step on L2-logistic regression; constant-step SGD stalls."""
-    gen = torch.Generator().manual_seed(seed)
+    """SVRG and SAGA reach 1e-10 at a constant step on L2-logistic regression; constant-step SGD stalls.
+
+    The data are sub-stream 0 of ``seed``; the three runs share run seed ``substream_seed(seed, 1)`` (common
+    random numbers for SGD, SVRG and SAGA, apart from the data's).
+    """
+    gen = torch_stream(seed, 0)
     n, d, lam = 2000, 10, 1e-3
     X = torch.randn(n, d, generator=gen, dtype=_F64) * torch.linspace(0.3, 2.0, d, dtype=_F64)
     logits = X @ torch.randn(d, generator=gen, dtype=_F64)
@@ -398,10 +413,11 @@ def variance_reduction(seed: int = 0, quick: bool = True) -> list[Finding]:
         w = w - torch.linalg.solve(hessian, grad)
     f_star = objective.value(w)
     x0 = torch.zeros(d, dtype=_F64)
-    sgd = minimize(MiniBatch(objective, 64), SGD(0.8), x0, steps=800, seed=seed)
+    run_seed = substream_seed(seed, 1)
+    sgd = minimize(MiniBatch(objective, 64), SGD(0.8), x0, steps=800, seed=run_seed)
     findings = []
     for name, estimator, lr in (("SVRG", SVRG(objective, 64), 1.0), ("SAGA", SAGA(objective, 64), 0.8)):
-        result = minimize(estimator, SGD(lr), x0, steps=800, seed=seed)
+        result = minimize(estimator, SGD(lr), x0, steps=800, seed=run_seed)
         assert result.fun is not None
         assert sgd.fun is not None
         findings.append(
@@ -425,8 +441,12 @@ def variance_reduction(seed: int = 0, quick: bool = True) -> list[Finding]:
 
 
 def lbfgs_noise(seed: int = 0, quick: bool = True) -> list[Finding]:
-    """Same-batch curvature pairs are (almost) never skipped; torch L-BFGS on fresh batches skips many."""
-    gen = torch.Generator().manual_seed(seed)
+    """Same-batch curvature pairs are (almost) never skipped; torch L-BFGS on fresh batches skips many.
+
+    Streams: the data and torch's batches are sub-stream 0 of ``seed``, noisygrad's run is seeded with
+    ``substream_seed(seed, 1)``.
+    """
+    gen = torch_stream(seed, 0)
     n, d, b, steps = 2000, 10, 16, 300
     X = torch.randn(n, d, generator=gen, dtype=_F64) * torch.linspace(0.3, 2.0, d, dtype=_F64)
     y = X @ torch.randn(d, generator=gen, dtype=_F64) + torch.randn(n, generator=gen, dtype=_F64)
@@ -436,7 +456,9 @@ def lbfgs_noise(seed: int = 0, quick: bool = True) -> list[Finding]:
 
     objective = FiniteSum(loss, (X, y))
     f_star = objective.value(torch.linalg.lstsq(X, y.unsqueeze(1)).solution.squeeze(1))
-    ours = minimize_lbfgs(objective, torch.zeros(d, dtype=_F64), batch_size=b, steps=steps, lr=0.3, seed=seed)
+    ours = minimize_lbfgs(
+        objective, torch.zeros(d, dtype=_F64), batch_size=b, steps=steps, lr=0.3, seed=substream_seed(seed, 1)
+    )
     w = torch.zeros(d, dtype=_F64, requires_grad=True)
     opt = torch.optim.LBFGS([w], lr=0.3, max_iter=1, history_size=steps + 10)
 
