@@ -28,30 +28,8 @@ from noisygrad import testing
 
 # ---------------------------------------------------------------------------------------------- known failures
 
-_RULE_PARAMS = (
-    "update() checks grad (check_finite) but not params: NaN/Inf parameters are stepped on silently and come "
-    "back NaN/Inf"
-)
-_ADAPTER_HALF_STEP = (
-    "TorchOptimizer.step checks each tensor's gradient just before updating that tensor, so a NaN/Inf in a later "
-    "tensor raises after the earlier tensors (and their state) were already updated: a half-applied step"
-)
-_STATE_POISONED = "the estimator writes its memory before check_finite refuses the NaN/Inf gradient"
-
-KNOWN_FAILURES: dict[str, str] = {
-    **{
-        f"{case}/{check}": _ADAPTER_HALF_STEP
-        for case in (
-            "TorchOptimizer(SGD momentum)",
-            "TorchOptimizer(Adam)",
-            "TorchOptimizer(SGLD)",
-            "TorchOptimizer(BAOAB)",
-            "TorchOptimizer(SGD RobbinsMonro)",
-            "pinn.build_optimizer(adam)",
-        )
-        for check in ("nonfinite_grad", "nonfinite_params")
-    },
-}
+# Every case passes today; an entry here ('case/check': why) would run as a strict xfail.
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def _params(kind_checks: tuple[str, ...], cases: dict[str, Any]) -> list[Any]:

@@ -48,17 +48,15 @@ class TorchOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         follow_schedule = not is_constant_rate(self.rule)
-        # noisygrad's own rules skip the per-call checks of ``update``: the adapter checks each gradient once
-        # here, shapes match by construction, and the group's rate is checked once per group.
+        # Every check comes before any update, so a refused step changes no parameter and no state (checking
+        # each tensor just before its update would leave a half-applied step). noisygrad's own rules then skip
+        # the per-call checks of ``update``: shapes match by construction.
+        rates = [self._checked_rate_and_gradients(group) for group in self.param_groups]
         advance = self.rule._advance if isinstance(self.rule, Rule) else None
-        for group in self.param_groups:
-            lr = check_positive("lr", group["lr"])
-            for index, p in enumerate(group["params"]):
+        for group, lr in zip(self.param_groups, rates, strict=True):
+            for p in group["params"]:
                 if p.grad is None:
                     continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("TorchOptimizer does not support sparse gradients")
-                check_finite(f"gradient of parameter {index} of its group", p.grad)
                 state = self.state[p]
                 if not state:
                     state.update(self.rule.init(p))
@@ -72,6 +70,19 @@ class TorchOptimizer(torch.optim.Optimizer):
                 group["schedule_step"] += 1
                 group["lr"] = self.rule.lr(group["schedule_step"])
         return loss
+
+    @staticmethod
+    def _checked_rate_and_gradients(group: dict[str, Any]) -> float:
+        """The group's rate, after checking it and every parameter and gradient of the group (NaN/Inf raise)."""
+        lr = check_positive("lr", group["lr"])
+        for index, p in enumerate(group["params"]):
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError("TorchOptimizer does not support sparse gradients")
+            check_finite(f"parameter {index} of its group", p, hint="the parameters were already NaN/Inf")
+            check_finite(f"gradient of parameter {index} of its group", p.grad)
+        return lr
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load as ``torch.optim`` does, but keep non-float state (generator states, counters) exact.

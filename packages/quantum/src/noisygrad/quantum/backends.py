@@ -18,7 +18,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -78,16 +77,6 @@ def without_final_measurements(circuit: QuantumCircuit, name: str = "circuit") -
             "measurements are allowed (they are removed), no mid-circuit measurement, reset or classical condition"
         )
     return stripped
-
-
-class Backend(Protocol):
-    name: str
-
-    def probabilities(self, values: np.ndarray, plan: MeasurementPlan) -> np.ndarray: ...
-
-    def counts(
-        self, values: np.ndarray, plan: MeasurementPlan, shots: int | np.ndarray, rng: np.random.Generator
-    ) -> np.ndarray: ...
 
 
 class DeviceFallbackWarning(UserWarning):
