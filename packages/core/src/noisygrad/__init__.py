@@ -86,6 +86,22 @@ _EXPORTS = {
     "noise_ball": "noise.theory",
     "NoiseBall": "noise.theory",
     "mean_first_passage_time": "noise.theory",
+    "EscapeTimes": "noise.escape",
+    "EscapeEstimate": "noise.escape",
+    "first_passage_times": "noise.escape",
+    "diffusion_mean_first_passage_time": "noise.escape",
+    "chain_mean_first_passage_time": "noise.escape",
+    "kramers_escape_time": "noise.escape",
+    "langer_escape_time": "noise.escape",
+    "langevin_mean_first_passage_time_2d": "noise.escape",
+    "top_hessian_eigenvalue": "noise.sharpness",
+    "hessian_vector_product": "noise.sharpness",
+    "HessianEigenpair": "noise.sharpness",
+    "stationary_density": "noise.sharpness",
+    "stationary_well_weights": "noise.sharpness",
+    "laplace_well_weights": "noise.sharpness",
+    "heavy_ball_stationary_covariance": "noise.momentum",
+    "adam_expected_step": "noise.momentum",
     "Thermostat": "optim.thermostat",
     # samplers
     "SGLD": "optim.langevin",
@@ -141,6 +157,16 @@ if TYPE_CHECKING:  # explicit re-exports (``X as X``), so type checkers see the 
     from noisygrad.loop_parts import IterateAveraging as IterateAveraging
     from noisygrad.loop_parts import Measurement as Measurement
     from noisygrad.loop_parts import Projection as Projection
+    from noisygrad.noise.escape import EscapeEstimate as EscapeEstimate
+    from noisygrad.noise.escape import EscapeTimes as EscapeTimes
+    from noisygrad.noise.escape import chain_mean_first_passage_time as chain_mean_first_passage_time
+    from noisygrad.noise.escape import diffusion_mean_first_passage_time as diffusion_mean_first_passage_time
+    from noisygrad.noise.escape import first_passage_times as first_passage_times
+    from noisygrad.noise.escape import kramers_escape_time as kramers_escape_time
+    from noisygrad.noise.escape import langer_escape_time as langer_escape_time
+    from noisygrad.noise.escape import langevin_mean_first_passage_time_2d as langevin_mean_first_passage_time_2d
+    from noisygrad.noise.momentum import adam_expected_step as adam_expected_step
+    from noisygrad.noise.momentum import heavy_ball_stationary_covariance as heavy_ball_stationary_covariance
     from noisygrad.noise.per_example import (
         BatchNoise as BatchNoise,
     )
@@ -150,6 +176,12 @@ if TYPE_CHECKING:  # explicit re-exports (``X as X``), so type checkers see the 
     from noisygrad.noise.per_example import (
         batch_noise as batch_noise,
     )
+    from noisygrad.noise.sharpness import HessianEigenpair as HessianEigenpair
+    from noisygrad.noise.sharpness import hessian_vector_product as hessian_vector_product
+    from noisygrad.noise.sharpness import laplace_well_weights as laplace_well_weights
+    from noisygrad.noise.sharpness import stationary_density as stationary_density
+    from noisygrad.noise.sharpness import stationary_well_weights as stationary_well_weights
+    from noisygrad.noise.sharpness import top_hessian_eigenvalue as top_hessian_eigenvalue
     from noisygrad.noise.statistics import (
         NoiseScaleMeter as NoiseScaleMeter,
     )
