@@ -86,6 +86,16 @@ _EXPORTS = {
     "noise_ball": "noise.theory",
     "NoiseBall": "noise.theory",
     "mean_first_passage_time": "noise.theory",
+    "lennard_jones": "molecules",
+    "cluster_energy": "molecules",
+    "lennard_jones_forces": "molecules",
+    "atom_minibatch_gradients": "molecules",
+    "atom_minibatch_mean": "molecules",
+    "atom_minibatch_factor": "molecules",
+    "icosahedron": "molecules",
+    "perturbed_icosahedron": "molecules",
+    "max_force": "molecules",
+    "LJ13_GLOBAL_MINIMUM": "molecules",
     "EscapeTimes": "noise.escape",
     "EscapeEstimate": "noise.escape",
     "first_passage_times": "noise.escape",
@@ -157,6 +167,16 @@ if TYPE_CHECKING:  # explicit re-exports (``X as X``), so type checkers see the 
     from noisygrad.loop_parts import IterateAveraging as IterateAveraging
     from noisygrad.loop_parts import Measurement as Measurement
     from noisygrad.loop_parts import Projection as Projection
+    from noisygrad.molecules import LJ13_GLOBAL_MINIMUM as LJ13_GLOBAL_MINIMUM
+    from noisygrad.molecules import atom_minibatch_factor as atom_minibatch_factor
+    from noisygrad.molecules import atom_minibatch_gradients as atom_minibatch_gradients
+    from noisygrad.molecules import atom_minibatch_mean as atom_minibatch_mean
+    from noisygrad.molecules import cluster_energy as cluster_energy
+    from noisygrad.molecules import icosahedron as icosahedron
+    from noisygrad.molecules import lennard_jones as lennard_jones
+    from noisygrad.molecules import lennard_jones_forces as lennard_jones_forces
+    from noisygrad.molecules import max_force as max_force
+    from noisygrad.molecules import perturbed_icosahedron as perturbed_icosahedron
     from noisygrad.noise.escape import EscapeEstimate as EscapeEstimate
     from noisygrad.noise.escape import EscapeTimes as EscapeTimes
     from noisygrad.noise.escape import chain_mean_first_passage_time as chain_mean_first_passage_time
