@@ -86,6 +86,12 @@ _EXPORTS = {
     "noise_ball": "noise.theory",
     "NoiseBall": "noise.theory",
     "mean_first_passage_time": "noise.theory",
+    "armijo_step": "optim.line_search",
+    "StochasticArmijo": "optim.line_search",
+    "minimize_armijo": "optim.line_search",
+    "ArmijoResult": "optim.line_search",
+    "ArmijoStep": "optim.line_search",
+    "least_squares_armijo_steps": "optim.line_search",
     "lennard_jones": "molecules",
     "cluster_energy": "molecules",
     "lennard_jones_forces": "molecules",
@@ -274,6 +280,12 @@ if TYPE_CHECKING:  # explicit re-exports (``X as X``), so type checkers see the 
     from noisygrad.optim.lbfgs import LBFGS as LBFGS
     from noisygrad.optim.lbfgs import LBFGSResult as LBFGSResult
     from noisygrad.optim.lbfgs import minimize_lbfgs as minimize_lbfgs
+    from noisygrad.optim.line_search import ArmijoResult as ArmijoResult
+    from noisygrad.optim.line_search import ArmijoStep as ArmijoStep
+    from noisygrad.optim.line_search import StochasticArmijo as StochasticArmijo
+    from noisygrad.optim.line_search import armijo_step as armijo_step
+    from noisygrad.optim.line_search import least_squares_armijo_steps as least_squares_armijo_steps
+    from noisygrad.optim.line_search import minimize_armijo as minimize_armijo
     from noisygrad.optim.sgd import SGD as SGD
     from noisygrad.optim.thermostat import Thermostat as Thermostat
     from noisygrad.schedules import (
