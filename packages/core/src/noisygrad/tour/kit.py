@@ -9,6 +9,12 @@ use, keyed (``torch_stream(seed, k)``, ``substream_seed(seed, k)`` for a functio
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
 from noisygrad.rng import numpy_from_torch, numpy_stream, substream, substream_seed, torch_from_torch, torch_stream
 from noisygrad.tour.findings import Curve, Finding
 
@@ -18,6 +24,7 @@ __all__ = [
     "Finding",
     "numpy_from_torch",
     "numpy_stream",
+    "one_thread",
     "substream",
     "substream_seed",
     "torch_from_torch",
@@ -27,3 +34,23 @@ __all__ = [
 #: Tolerances are this many standard errors of the measurement: a correct implementation fails a two-sided
 #: check with probability 6.3e-5 (about 1 run in 15,000).
 TOLERANCE_Z = 4.0
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block (or, as a decorator, the experiment) on one torch thread and one BLAS thread, restored
+    afterwards: the experiments' many small kernels and dense solves ran 15-80x slower on two threads of a busy
+    2-core machine (measured in the escape, momentum and line-search experiments)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits  # installed with the tour (scikit-learn's dependency)
+
+        limits: Any = threadpool_limits(1)
+    except ImportError:  # pragma: no cover - without scikit-learn, torch alone is pinned
+        limits = contextlib.nullcontext()
+    try:
+        with limits:
+            yield
+    finally:
+        torch.set_num_threads(threads)

@@ -14,40 +14,20 @@ state with ``seed`` (the documented entry); the draws of an experiment's own run
 
 from __future__ import annotations
 
-import functools
 import math
 import time
-from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from noisygrad import Adam, TorchOptimizer
 from noisygrad.noise.statistics import noise_stats_from_grads
-from noisygrad.tour.kit import TOLERANCE_Z, Finding, torch_stream
+from noisygrad.tour.kit import TOLERANCE_Z, Finding, one_thread, torch_stream
 
 from . import problems
 from ._deepxde import quiet
 from .batches import CollocationBatches
 from .noise import _flat_grad, _params, group_gradients, predicted_cosine
 from .training import train
-
-
-def _one_thread(fn: Callable[..., list[Finding]]) -> Callable[..., list[Finding]]:
-    """Run an experiment on one torch thread (restored afterwards): these networks are tiny, and on a shared
-    machine intra-op threads made the runs several times slower (measured)."""
-
-    @functools.wraps(fn)
-    def run(seed: int = 0, quick: bool = True) -> list[Finding]:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(seed=seed, quick=quick)
-        finally:
-            torch.set_num_threads(threads)
-
-    return run
-
 
 # Relative L2 bounds (full size, quick size). Full size: the issue's floors. Quick size (`noisygrad run pinn.<name>`),
 # measured for seeds 0, 1, 2: poisson1d 4.8e-6, 1.2e-6, 2.9e-5; helmholtz2d 5.4e-5, 2.1e-4, 2.5e-4;
@@ -59,7 +39,7 @@ BOUNDS = {
 }
 
 
-@_one_thread
+@one_thread()
 def adam_identity(seed: int = 0, quick: bool = True) -> list[Finding]:
     """``max |w_noisygrad - w_deepxde|`` after Adam steps on poisson1d: exactly 0."""
     steps = 200 if quick else 2000
@@ -87,7 +67,7 @@ def adam_identity(seed: int = 0, quick: bool = True) -> list[Finding]:
     ]
 
 
-@_one_thread
+@one_thread()
 def collocation_noise(seed: int = 0, quick: bool = True) -> list[Finding]:
     """``E[g_b . g] / sqrt(|g|^2 E|g_b|^2)`` against ``(1 + rho/b (1 - b/N))^(-1/2)``, rho from per-point gradients."""
     draws = 300 if quick else 3000
@@ -146,19 +126,19 @@ def _accuracy(name: str, seed: int, quick: bool) -> list[Finding]:
     ]
 
 
-@_one_thread
+@one_thread()
 def poisson1d(seed: int = 0, quick: bool = True) -> list[Finding]:
     """Relative L2 error of Adam then L-BFGS on the 1-D Poisson problem."""
     return _accuracy("poisson1d", seed, quick)
 
 
-@_one_thread
+@one_thread()
 def helmholtz2d(seed: int = 0, quick: bool = True) -> list[Finding]:
     """Relative L2 error of Adam then L-BFGS on the 2-D Helmholtz problem."""
     return _accuracy("helmholtz2d", seed, quick)
 
 
-@_one_thread
+@one_thread()
 def burgers(seed: int = 0, quick: bool = True) -> list[Finding]:
     """Relative L2 error of Adam then L-BFGS on viscous Burgers (Cole-Hopf reference)."""
     return _accuracy("burgers", seed, quick)

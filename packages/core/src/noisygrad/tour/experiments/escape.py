@@ -35,10 +35,9 @@ data set and 5 its batches.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, overload
 
 import numpy as np
@@ -54,7 +53,7 @@ from noisygrad.noise.escape import (
     langer_escape_time,
     langevin_mean_first_passage_time_2d,
 )
-from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, torch_stream
+from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, one_thread, torch_stream
 
 _F64 = torch.float64
 _NAME = "core.escape"
@@ -106,30 +105,13 @@ def escape(seed: int = 0, quick: bool = True) -> list[Finding]:
     threads of a busy 2-core machine, measured).
     """
     chains = 1500 if quick else 15000
-    with _one_thread():
+    with one_thread():
         return [
             *_langevin_temperatures(seed, chains),
             *_sgd_multiplicative(seed, chains),
             *_step_sizes(seed, chains),
             *_saddle_2d(seed, chains),
         ]
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits  # installed with the tour (scikit-learn's dependency)
-
-        limits: Any = threadpool_limits(1)
-    except ImportError:  # pragma: no cover - the library alone
-        limits = contextlib.nullcontext()
-    try:
-        with limits:
-            yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------- shared

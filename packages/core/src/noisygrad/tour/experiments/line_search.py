@@ -50,20 +50,19 @@ examples from sub-stream 1, every fixed-step run from 2, the ``"grow"`` runs fro
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from noisygrad.noise.theory import least_squares_stationary_covariance
 from noisygrad.optim.line_search import StochasticArmijo, least_squares_armijo_steps
-from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, numpy_stream, torch_stream
+from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, numpy_stream, one_thread, torch_stream
 
 _F64 = torch.float64
 _NAME = "core.line-search"
@@ -76,30 +75,6 @@ _NOISE = 0.05  # (b): the label noise's standard deviation
 _FLOOR_OVER_TARGET = 4.0  # (b): the target is the search's predicted floor / 4
 _FORWARD = 1.0 / 3.0  # the alternative cost of a loss evaluation, in gradient units
 _STANDARD_NORMAL = statistics.NormalDist()
-_Fn = TypeVar("_Fn", bound=Callable[..., list[Finding]])
-
-
-def _one_thread(fn: _Fn) -> _Fn:
-    """Run ``fn`` on one torch thread and one BLAS thread (restored afterwards): its many small kernels and
-    64 x 64 eigen-solves ran up to 80x slower on two threads of a busy 2-core machine (measured)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> list[Finding]:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            from threadpoolctl import threadpool_limits  # installed with the tour (scikit-learn's dependency)
-
-            limits: Any = threadpool_limits(1)
-        except ImportError:  # pragma: no cover - the library alone
-            limits = contextlib.nullcontext()
-        try:
-            with limits:
-                return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    return wrapper  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------ the problems and their exact theory
@@ -576,7 +551,7 @@ def _floor_finding(
 # ------------------------------------------------------------------ the experiment
 
 
-@_one_thread
+@one_thread()
 def line_search(seed: int = 0, quick: bool = True) -> list[Finding]:
     """Stochastic Armijo vs the best fixed step, in evaluations to a target: under interpolation it wins when the
     examples are unequally smooth and loses when they are alike; without interpolation it stalls at a noise floor.

@@ -9,10 +9,9 @@ side by side in one tensor through :class:`~noisygrad.SGD` and :class:`~noisygra
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +21,7 @@ from noisygrad.noise.theory import sgd_stationary_covariance
 from noisygrad.optim.adam import Adam
 from noisygrad.optim.sgd import SGD
 from noisygrad.tour.experiments.science import _frobenius_finding
-from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, torch_stream
+from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, one_thread, torch_stream
 
 _F64 = torch.float64
 
@@ -33,23 +32,6 @@ _EXAMPLES, _BATCH = 64, 4  # a population of N per-example gradient offsets, bat
 _EFFECTIVE = 1.0  # lr / (1 - beta): lr_eff lambda_max = 1, where plain SGD's stiff variance is twice the limit
 _BETAS = (0.0, 0.5, 0.8, 0.9, 0.95)  # 0 is plain SGD at the same effective step
 _HEADLINE = 0.9
-_Fn = TypeVar("_Fn", bound=Callable[..., list[Finding]])
-
-
-def _one_thread(fn: _Fn) -> _Fn:
-    """Run ``fn`` on one torch thread (restored afterwards): its many small kernels ran 40x slower on two threads
-    of a busy 2-core machine (measured), as :func:`~noisygrad.tour.experiments.science.cosine_alignment` found."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> list[Finding]:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _population(gen: torch.Generator) -> torch.Tensor:
@@ -103,7 +85,7 @@ def _predicted(beta: float) -> np.ndarray:
     return heavy_ball_stationary_covariance(_HESSIAN, _NOISE, lr, beta, _BATCH)
 
 
-@_one_thread
+@one_thread()
 def momentum(seed: int = 0, quick: bool = True) -> list[Finding]:
     """Heavy-ball SGD keeps the noise's variance at lr/(1 - beta) and averages out its finite-step and cross terms.
 
@@ -332,7 +314,7 @@ def _relative_finding(
     )
 
 
-@_one_thread
+@one_thread()
 def adam_snr(seed: int = 0, quick: bool = True) -> list[Finding]:
     """Adam's mean step per coordinate is lr SNR / sqrt(1 + SNR^2): it damps coordinates whose gradient is noisy.
 
