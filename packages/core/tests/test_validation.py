@@ -8,14 +8,45 @@ import torch
 
 import noisygrad as ng
 
-BAD_RATES = [0.0, -1.0, math.nan, math.inf]
+BAD_RATES = [-1.0, math.nan, math.inf]
 
 
 @pytest.mark.parametrize("lr", BAD_RATES)
 @pytest.mark.parametrize("make", [ng.SGD, ng.Adam, ng.Constant])
-def test_non_positive_or_non_finite_learning_rate(make, lr):
-    with pytest.raises(ValueError, match=r"(lr|value) must be a finite number > 0"):
+def test_negative_or_non_finite_learning_rate(make, lr):
+    with pytest.raises(ValueError, match=r"(lr|value) must be a finite number >= 0"):
         make(lr)
+
+
+@pytest.mark.parametrize("make", [ng.SGD, ng.Adam])
+def test_zero_learning_rate_is_allowed_as_in_torch_and_leaves_params(make):
+    """torch.optim allows lr = 0 (a frozen group, a warm-up's first step); so does every rule."""
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    opt = make(0.0)
+    new, _ = opt.update(x, torch.tensor([0.5, 0.5], dtype=torch.float64), opt.init(x))
+    assert torch.equal(new, x)
+
+
+@pytest.mark.parametrize("bad", [math.nan, -0.1, math.inf])
+def test_a_schedule_is_checked_at_every_step_not_only_the_first(bad):
+    """A schedule that turns NaN or negative after step 0 is refused at that step, naming it and the step."""
+    opt = ng.SGD(lambda t: 0.1 if t < 3 else bad)
+    x = torch.zeros(2, dtype=torch.float64)
+    state = opt.init(x)
+    for _ in range(3):
+        x, state = opt.update(x, torch.ones(2, dtype=torch.float64), state)
+    with pytest.raises(ValueError, match=r"lr\(3\) must be a finite number >= 0"):
+        opt.update(x, torch.ones(2, dtype=torch.float64), state)
+
+
+def test_complex_tensors_are_refused_by_update_with_a_pointer_to_the_adapter():
+    opt = ng.Adam(0.1)
+    x = torch.zeros(2, dtype=torch.complex128)
+    with pytest.raises(TypeError, match="TorchOptimizer"):
+        opt.update(x, torch.ones(2, dtype=torch.complex128), opt.init(torch.zeros(2, dtype=torch.float64)))
+    y = torch.zeros(2, dtype=torch.float64)
+    with pytest.raises(TypeError, match="real tensors"):
+        opt.update(y, torch.ones(2, dtype=torch.complex128), opt.init(y))
 
 
 def test_learning_rate_must_be_a_number():

@@ -46,13 +46,24 @@ def test_adam_through_noisygrad_is_bit_identical_to_compile_adam():
 DECAY = ("step", 15, 0.5)
 
 
-def _deepxde_with_decay(optimizer: str):
-    """DeepXDE's own run: ``compile(optimizer, lr=1e-3, decay=DECAY)`` and 40 iterations of ``model.train``."""
+def _deepxde_with_decay(optimizer: str, decay: tuple = DECAY):
+    """DeepXDE's own run: ``compile(optimizer, lr=1e-3, decay=decay)`` and 40 iterations of ``model.train``."""
     ref = tiny_poisson(1)
     with quiet():
-        ref.compile(optimizer, lr=1e-3, decay=DECAY)
+        ref.compile(optimizer, lr=1e-3, decay=decay)
         ref.train(iterations=40, verbose=0)
     return ref
+
+
+def test_cosine_decay_to_zero_with_a_torch_optimizer():
+    """DeepXDE's ``decay=("cosine", T, 0)`` drives the rate to exactly 0: allowed, as in torch.optim.Adam."""
+    decay = ("cosine", 20, 0.0)
+    ref = _deepxde_with_decay("adam", decay)
+    ours = tiny_poisson(1)
+    with quiet():
+        ours.compile(ng.TorchOptimizer(ours.net.parameters(), ng.Adam(1e-3)), decay=decay)
+        ours.train(iterations=40, verbose=0)
+    assert _same(_params(ref), _params(ours))
 
 
 def test_sgd_matches_compile_sgd_and_lr_scheduler_still_works():

@@ -59,6 +59,9 @@ _EXPORTS = {
     "FinalEstimate": "loop_parts",
     "Measurement": "loop_parts",
     "TorchOptimizer": "adapters.torch_optim",
+    "TorchSGD": "adapters.torch_optim",
+    "TorchAdam": "adapters.torch_optim",
+    "TorchAdamW": "adapters.torch_optim",
     "Minimizer": "adapters.scipy_minimize",
     # errors and reporting
     "NonFiniteGradientError": "checks",
@@ -140,7 +143,10 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # explicit re-exports (``X as X``), so type checkers see the public names
     from noisygrad.adapters.scipy_minimize import Minimizer as Minimizer
+    from noisygrad.adapters.torch_optim import TorchAdam as TorchAdam
+    from noisygrad.adapters.torch_optim import TorchAdamW as TorchAdamW
     from noisygrad.adapters.torch_optim import TorchOptimizer as TorchOptimizer
+    from noisygrad.adapters.torch_optim import TorchSGD as TorchSGD
     from noisygrad.checks import NonFiniteGradientError as NonFiniteGradientError
     from noisygrad.estimators.base import Cost as Cost
     from noisygrad.estimators.base import Estimate as Estimate

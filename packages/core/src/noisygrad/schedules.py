@@ -18,12 +18,12 @@ Schedule = Callable[[int], float]
 
 @dataclass(frozen=True)
 class Constant:
-    """``lr(t) = value``."""
+    """``lr(t) = value`` (0 allowed, as ``torch.optim`` allows it: a frozen run, or a warm-up's first step)."""
 
     value: float
 
     def __post_init__(self) -> None:
-        check_positive("value", self.value)
+        check_positive("value", self.value, allow_zero=True)
 
     def __call__(self, t: int) -> float:
         return self.value
@@ -82,8 +82,16 @@ class StepDecay:
 
 
 def as_schedule(name: str, lr: float | Schedule) -> Schedule:
-    """Turn a float into :class:`Constant`; check a callable gives a finite positive rate at ``t = 0``."""
+    """Turn a float into :class:`Constant`; check a callable gives a finite rate >= 0 at ``t = 0``.
+
+    A schedule is checked again at every step where it is used (:meth:`noisygrad.optim.base.Rule.update`).
+    """
     if callable(lr):
-        check_positive(f"{name}(0)", lr(0))
+        check_rate(lr, 0, name)
         return lr
-    return Constant(check_positive(name, lr))
+    return Constant(check_positive(name, lr, allow_zero=True))
+
+
+def check_rate(schedule: Schedule, t: int, name: str = "lr") -> float:
+    """``schedule(t)`` as a float, if it is a finite number >= 0; the error names the step (``lr(3) must be...``)."""
+    return check_positive(f"{name}({t})", schedule(t), allow_zero=True)

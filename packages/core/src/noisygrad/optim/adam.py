@@ -1,4 +1,4 @@
-"""Adam and AdamW, following ``torch.optim.Adam``'s single-tensor kernel operation by operation."""
+"""Adam, AdamW and AMSGrad, following ``torch.optim.Adam``'s single-tensor kernel operation by operation."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ class Adam(Rule):
         eps: added to the denominator, > 0.
         weight_decay: >= 0; an L2 term added to the gradient, or with ``decoupled_weight_decay`` a
             shrinkage ``x <- x (1 - lr weight_decay)`` before the step (AdamW).
+        amsgrad: divide by the running maximum of ``v`` (Reddi et al. 2018), kept as ``max_exp_avg_sq``.
     """
+
+    hyperparameters = ("betas", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay")
+    torch_twin = "Adam"
 
     def __init__(
         self,
@@ -31,6 +35,7 @@ class Adam(Rule):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         decoupled_weight_decay: bool = False,
+        amsgrad: bool = False,
     ) -> None:
         self.lr = as_schedule("lr", lr)
         if len(betas) != 2:
@@ -39,10 +44,14 @@ class Adam(Rule):
         self.eps = check_positive("eps", eps)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
+        self.amsgrad = bool(amsgrad)
 
     def _init(self, params: torch.Tensor) -> State:
         zeros = torch.zeros_like(params, memory_format=torch.preserve_format)
-        return {"exp_avg": zeros, "exp_avg_sq": zeros.clone()}
+        state = {"exp_avg": zeros, "exp_avg_sq": zeros.clone()}
+        if self.amsgrad:
+            state["max_exp_avg_sq"] = zeros.clone()
+        return state
 
     def _step(self, params: torch.Tensor, grad: torch.Tensor, state: State, lr: float) -> tuple[torch.Tensor, State]:
         beta1, beta2 = self.betas
@@ -56,6 +65,12 @@ class Adam(Rule):
         step = float(state["step"] + 1)
         step_size = lr / (1.0 - beta1**step)
         bias_correction2_sqrt = (1.0 - beta2**step) ** 0.5
-        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add(self.eps)
+        if self.amsgrad:
+            # a state from a run without amsgrad (a parameter group switched on) starts its maximum at v
+            previous_max = state.get("max_exp_avg_sq", exp_avg_sq)
+            state["max_exp_avg_sq"] = torch.maximum(previous_max, exp_avg_sq)
+            denom = (state["max_exp_avg_sq"].sqrt() / bias_correction2_sqrt).add(self.eps)
+        else:
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add(self.eps)
         state["exp_avg"], state["exp_avg_sq"] = exp_avg, exp_avg_sq
         return params.addcdiv(exp_avg, denom, value=-step_size), state

@@ -24,6 +24,10 @@ class SGD(Rule):
         weight_decay: L2 penalty coefficient, >= 0, added to the gradient.
     """
 
+    hyperparameters = ("momentum", "dampening", "weight_decay", "nesterov")
+    torch_twin = "SGD"
+    complex_as_real = False  # linear in the gradient: torch.optim.SGD steps complex tensors as they are
+
     def __init__(
         self,
         lr: float | Schedule = 1e-2,
@@ -48,7 +52,7 @@ class SGD(Rule):
         if self.weight_decay != 0.0:
             grad = grad.add(params, alpha=self.weight_decay)
         if self.momentum != 0.0:
-            previous = state["momentum_buffer"]
+            previous = state.get("momentum_buffer")  # torch.optim.SGD keeps none without momentum
             if previous is None:  # torch.optim.SGD starts the buffer at the first gradient
                 buf = torch.clone(grad)
             else:

@@ -334,7 +334,8 @@ def torch_optimizer_checks(
     then ``load_state_dict``: the continuation must be bit-identical to the uninterrupted run);
     ``determinism`` (two fresh optimizers, different global seeds: identical runs); ``dtype_shape_device``
     (float32 and float64 tensors, CPU and CUDA when available, are updated in place and keep dtype, shape and
-    device, and so do the state's floating tensors); ``nonfinite_grad`` and ``nonfinite_params`` (a NaN or Inf
+    device, and so do the state's floating tensors other than a 0-dimensional ``step`` counter, which
+    ``torch.optim`` keeps in float32); ``nonfinite_grad`` and ``nonfinite_params`` (a NaN or Inf
     in the last tensor's gradient, or in a parameter, is refused with a clear error and leaves *every*
     parameter and the state as they were: no half-applied step); ``no_grad_mutation`` (``step`` leaves the
     ``.grad`` tensors as the closure set them; the parameters are updated in place, as torch's API says).
@@ -424,6 +425,8 @@ def torch_optimizer_checks(
                         fail(label, check, f"a {dtype} {shape} tensor on {device} became {describe_tensor(p)}")
                 for p in params:
                     for key, value in _flat_state(opt.state.get(p, {})):
+                        if key == "['step']" and value.ndim == 0:
+                            continue  # torch.optim's step counter: float32 (float64 under that default dtype)
                         if value.is_floating_point() and (value.dtype != dtype or value.device != device):
                             fail(
                                 label,
