@@ -437,3 +437,74 @@ def test_bad_group_settings_are_refused_by_name_and_nothing_is_added() -> None:
     with pytest.raises(ValueError, match="param group 1: momentum"):
         opt.add_param_group({"params": _params(torch.float64, seed=1), "momentum": 1.5})
     assert len(opt.param_groups) == 1
+
+
+# --------------------------------------------------------------------- the rest of what test_optim.py checks
+
+
+@pytest.mark.parametrize("name", list(INFOS))
+def test_step_is_a_noop_without_gradients_and_the_optimizer_prints(name: str) -> None:
+    ours, p, _, _ = _pair(name, {"lr": 0.01}, torch.float64)
+    before = [t.detach().clone() for t in p]
+    ours.step()
+    assert all(torch.equal(a, b) for a, b in zip(p, before, strict=True))
+    assert not ours.state
+    assert name in repr(ours)
+    assert "lr: 0.01" in repr(ours)
+
+
+@pytest.mark.parametrize("name", list(INFOS))
+def test_older_state_dicts_without_the_newer_flags_load(name: str) -> None:
+    """As torch's test_can_load_older_state_dict: groups saved before maximize/foreach/... existed still load."""
+    ours, p, theirs, q = _pair(name, {"lr": 0.01}, torch.float64)
+    _train(ours, p, 3), _train(theirs, q, 3)
+    saved = copy.deepcopy(ours.state_dict())
+    for group in saved["param_groups"]:
+        for flag in ("maximize", "foreach", "differentiable", "fused", "capturable", "decoupled_weight_decay"):
+            group.pop(flag, None)
+    fresh = type(ours)(p, lr=0.01)
+    fresh.load_state_dict(saved)
+    _train(fresh, p, 3, start=3), _train(theirs, q, 3, start=3)
+    _assert_same(fresh, p, theirs, q)
+
+
+@pytest.mark.parametrize("name", list(INFOS))
+def test_state_dict_hooks_and_determinism(name: str) -> None:
+    ours, p, _, _ = _pair(name, {"lr": 0.01}, torch.float64)
+    other, p2, _, _ = _pair(name, {"lr": 0.01}, torch.float64)
+    _train(ours, p, 4), _train(other, p2, 4)
+    first, second = ours.state_dict(), other.state_dict()
+    assert first["param_groups"] == second["param_groups"]
+    for index, entries in first["state"].items():
+        for key, value in entries.items():
+            twin_value = second["state"][index][key]
+            assert torch.equal(value, twin_value) if isinstance(value, torch.Tensor) else value == twin_value
+    seen: list[str] = []
+    ours.register_state_dict_pre_hook(lambda opt: seen.append("pre"))
+    ours.register_state_dict_post_hook(lambda opt, sd: seen.append("post") or sd)
+    ours.register_load_state_dict_pre_hook(lambda opt, sd: seen.append("load-pre") or sd)
+    ours.register_load_state_dict_post_hook(lambda opt: seen.append("load-post"))
+    ours.load_state_dict(ours.state_dict())
+    assert seen == ["pre", "post", "load-pre", "load-post"]
+
+
+@pytest.mark.parametrize("name", list(INFOS))
+def test_named_parameters_as_torch(name: str) -> None:
+    """torch.optim takes (name, tensor) pairs and keeps the names in the groups and the state dict."""
+    ours_cls, twin = INFOS[name][0].optim_cls, INFOS[name][1]
+    p, q = _params(torch.float64), _params(torch.float64)
+    ours = ours_cls([("weight", p[0]), ("bias", p[1])], lr=0.01)
+    theirs = twin([("weight", q[0]), ("bias", q[1])], lr=0.01)
+    _train(ours, p, 4), _train(theirs, q, 4)
+    _assert_same(ours, p, theirs, q)
+    assert ours.state_dict()["param_groups"][0]["param_names"] == ["weight", "bias"]
+
+
+@pytest.mark.parametrize("name", list(INFOS))
+def test_deepcopy_copies_all_public_attributes(name: str) -> None:
+    ours, p, _, _ = _pair(name, {"lr": 0.01}, torch.float64)
+    _train(ours, p, 2)
+    clone = copy.deepcopy(ours)
+    public = {k for k in vars(ours) if not k.startswith("_")}
+    assert public <= set(vars(clone))
+    assert public >= {"defaults", "state", "param_groups", "rule"}
