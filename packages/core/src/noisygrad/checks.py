@@ -82,8 +82,9 @@ def check_finite(name: str, tensor: torch.Tensor, *, hint: str = _STEP_HINT) -> 
     """Raise :class:`NonFiniteGradientError` if ``tensor`` holds NaN or Inf; ``hint`` says what to do."""
     import torch
 
-    if bool(torch.isfinite(tensor.sum())):  # one reduction: a NaN or Inf anywhere makes the sum non-finite
-        return tensor  # (torch.isfinite also takes complex sums: finite when both parts are)
+    total = tensor.sum()  # one reduction: a NaN or Inf anywhere makes the sum non-finite
+    if bool(torch.isfinite(total)) if total.is_complex() else math.isfinite(float(total)):  # float() is faster
+        return tensor
     finite = torch.isfinite(tensor)  # the sum may also overflow on finite entries: look entry by entry
     if not bool(finite.all()):
         bad = int((~finite).sum())

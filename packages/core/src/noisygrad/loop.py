@@ -14,14 +14,16 @@ continues the run bit-identically to one that was never interrupted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from noisygrad.checks import as_parameter_vector, check_positive_int
+from noisygrad.checks import NonFiniteGradientError, check_positive_int
 from noisygrad.estimators.base import Cost, Estimate, Estimator
+from noisygrad.loop_checks import as_start_point, estimate_checked, explain_non_finite, update_checked
 from noisygrad.loop_parts import Blocking, FinalEstimate, IterateAveraging, Measure, Projection, measure_of
 from noisygrad.objectives import Kind
 from noisygrad.optim.base import Optimizer, State
@@ -72,6 +74,17 @@ class MinimizeResult:
         rejected: steps rejected by blocking (across resumed runs).
         fun_estimate: with ``final=``, the re-estimated value at ``x``.
         fun_stderr: its standard error, where known.
+        nfev: evaluations of the objective (across resumed runs), as scipy's ``nfev``: every point at which a
+            black box or an energy was evaluated (``cost.evaluations``: zeroth-order and finite-difference
+            estimates, blocking's measurements, the final estimate), plus one for every gradient estimate that
+            evaluated the objective and its gradient together without counting evaluations (autograd or a
+            closed form: ``FullBatch``, ``MiniBatch``, SVRG, ...), whatever the number of examples it read. So
+            for a finite sum ``nfev`` counts the loss-and-gradient evaluations, one per step (the examples they
+            read are ``cost.examples``); for a black box it is ``cost.evaluations``.
+        status: why the run ended: ``0`` it took all ``steps`` steps; ``1`` a callback returned ``True``;
+            ``2`` the value reported at ``x`` (``fun``, or ``fun_estimate``) is NaN/Inf.
+        success: ``status`` is 0 or 1 (a callback stops a run it judges done).
+        message: the reason in words.
     """
 
     x: torch.Tensor
@@ -84,6 +97,18 @@ class MinimizeResult:
     rejected: int = 0
     fun_estimate: float | None = None
     fun_stderr: float | None = None
+    nfev: int = 0
+    status: int = 0
+    success: bool = True
+    message: str = ""
+
+
+#: ``MinimizeResult.status`` codes and their messages (``success`` for 0 and 1).
+STATUS_MESSAGES = {
+    0: "took all {steps} steps asked for",
+    1: "a callback stopped the run after {taken} of {steps} steps",
+    2: "the value at the returned point is {value} (not finite)",
+}
 
 
 def _final_value(estimator: Estimator, x: torch.Tensor) -> float | None:
@@ -147,6 +172,14 @@ def minimize(
         blocking: accepts or rejects each step from measured values (:class:`~noisygrad.Blocking`).
         averaging: returns the mean of the last accepted iterates (:class:`~noisygrad.IterateAveraging`).
         final: re-estimates the value at the returned point (:class:`~noisygrad.FinalEstimate`).
+
+    Checks (:mod:`noisygrad.loop_checks`): before the first step ``x0`` must be real, float32 or float64
+    (float16/bfloat16 are refused: Adam's state overflows there), and of the length, dtype and device the
+    objective states (a wrong one raises naming ``x0``); an error of the first estimate gets a note comparing
+    ``x0`` with the objective's data. A complex gradient for the real parameters raises ``TypeError`` naming the
+    estimator. A NaN/Inf gradient raises :class:`~noisygrad.NonFiniteGradientError` saying whether the objective or
+    its data give NaN at ``x0`` (before any step, or a NaN/Inf value there), the data hold NaN/Inf that a later
+    mini-batch drew, or the run diverged at a given step.
     """
     check_positive_int("steps", steps)
     check_positive_int("record_every", record_every)
@@ -155,15 +188,16 @@ def minimize(
     measures = {
         name: _measure(part, estimator) for name, part in (("blocking", blocking), ("final", final)) if part is not None
     }
+    objective = getattr(estimator, "objective", None)
     if resume is None:
         if x0 is None:
             raise ValueError("x0 is required unless resume= continues an earlier run")
-        x = as_parameter_vector("x0", x0)
+        x = as_start_point(x0, objective)
         if projection is not None:
             x = projection.project(x)
         generator = _generator(seed, generator)
         opt_state: State = init_state(optimizer, x, generator)  # a sampler's noise is spawned from the run's stream
-        start, total = 0, Cost()
+        start, total, value_and_grad_calls = 0, Cost(), 0
     else:
         if x0 is not None:
             raise ValueError("pass either x0 (a new run) or resume= (continue a run), not both")
@@ -175,23 +209,29 @@ def minimize(
         generator = torch.Generator()
         generator.set_state(resume["generator"])
         start, total = int(resume["step"]), Cost(**resume["cost"])
+        value_and_grad_calls = int(resume.get("value_and_grad_calls", 0))
         for name, part in (("blocking", blocking), ("averaging", averaging)):
             if name in resume:
                 if part is None:
                     raise ValueError(f"the checkpoint was taken with {name}=; pass it again to continue the run")
                 parts[name] = resume[name]
     if blocking is not None and "blocking" not in parts:
-        parts["blocking"], spent = blocking.init(x, generator, measures["blocking"])
+        try:
+            parts["blocking"], spent = blocking.init(x, generator, measures["blocking"])
+        except NonFiniteGradientError as exc:
+            raise explain_non_finite(exc, step=start, at_x0=resume is None, objective=objective) from exc
         total = total + spent
     if averaging is not None and "averaging" not in parts:
         parts["averaging"] = averaging.init()
     stopped = False
     details: dict[str, float]
     for t in range(start, start + steps):
-        est = estimator.estimate(x, generator)
+        at_x0 = resume is None and t == 0
+        est = estimate_checked(estimator, x, generator, step=t, at_x0=at_x0)
         lr = optimizer.lr(int(opt_state["step"]))
-        candidate, new_state = optimizer.update(x, est.grad, opt_state)
+        candidate, new_state = update_checked(optimizer, x, est, opt_state, estimator=estimator, step=t, at_x0=at_x0)
         total = total + est.cost
+        value_and_grad_calls += est.cost.evaluations == 0  # value and gradient together (autograd, closed form)
         if projection is not None:
             candidate = projection.project(candidate)
         accepted, details = True, {}
@@ -231,6 +271,7 @@ def minimize(
         "generator": generator.get_state(),
         "step": nit,
         "cost": {"examples": total.examples, "evaluations": total.evaluations, "shots": total.shots},
+        "value_and_grad_calls": value_and_grad_calls,
         **parts,
     }
     point = x if averaging is None else averaging.point(x, parts["averaging"])
@@ -239,9 +280,13 @@ def minimize(
         fun_estimate, fun_stderr, spent = final.estimate(point, generator, measures["final"])
         total = total + spent
     rejected = int(parts["blocking"]["rejected"]) if blocking is not None else 0
+    fun = _final_value(estimator, point)
+    reported = fun if fun is not None else fun_estimate
+    status = 2 if reported is not None and not math.isfinite(reported) else (1 if stopped else 0)
+    message = STATUS_MESSAGES[status].format(steps=steps, taken=nit - start, value=reported)
     return MinimizeResult(
         point,
-        _final_value(estimator, point),
+        fun,
         nit,
         total,
         history,
@@ -250,4 +295,8 @@ def minimize(
         rejected,
         fun_estimate,
         fun_stderr,
+        nfev=total.evaluations + value_and_grad_calls,
+        status=status,
+        success=status in (0, 1),
+        message=message,
     )
