@@ -59,6 +59,10 @@ _EXPORTS = {
     "FinalEstimate": "loop_parts",
     "Measurement": "loop_parts",
     "TorchOptimizer": "adapters.torch_optim",
+    # sweeps
+    "sweep": "sweeps",
+    "spawn_seeds": "sweeps",
+    "SweepError": "sweeps",
     "TorchSGD": "adapters.torch_optim",
     "TorchAdam": "adapters.torch_optim",
     "TorchAdamW": "adapters.torch_optim",
@@ -306,6 +310,9 @@ if TYPE_CHECKING:  # explicit re-exports (``X as X``), so type checkers see the 
     from noisygrad.schedules import (
         StepDecay as StepDecay,
     )
+    from noisygrad.sweeps import SweepError as SweepError
+    from noisygrad.sweeps import spawn_seeds as spawn_seeds
+    from noisygrad.sweeps import sweep as sweep
     from noisygrad.tour.findings import Curve as Curve
     from noisygrad.tour.findings import Finding as Finding
 

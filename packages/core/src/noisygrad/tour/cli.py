@@ -182,7 +182,13 @@ Full = Annotated[bool, typer.Option("--full", help="publication-size runs instea
 AsJson = Annotated[bool, typer.Option("--json", help="print machine-readable results on stdout")]
 Jobs = Annotated[
     int,
-    typer.Option("--jobs", "-j", min=1, help="experiments run at once, each in its own process (1: all in this one)"),
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        help="experiments run at once, each in its own spawned process (1: all in this one); the findings are "
+        "the same for every value",
+    ),
 ]
 
 

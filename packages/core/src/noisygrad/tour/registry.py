@@ -8,16 +8,16 @@ imports nothing heavy; the core's functions live in :mod:`noisygrad.tour.experim
 from __future__ import annotations
 
 import fnmatch
+import functools
 import importlib
 import inspect
-import multiprocessing
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
 from noisygrad import plugins as _plugins
+from noisygrad.sweeps import SweepError, sweep
 from noisygrad.tour.findings import Finding
 
 ExperimentFn = Callable[..., list[Finding]]
@@ -157,12 +157,13 @@ def run_experiments(
     on_start: Callable[[Experiment], None] | None = None,
     on_done: Callable[[TourEntry], None] | None = None,
 ) -> list[TourEntry]:
-    """Run each experiment; an exception becomes a failed entry instead of ending the tour.
+    """Run each experiment through :func:`noisygrad.sweeps.sweep`; an exception becomes a failed entry instead of
+    ending the tour.
 
-    Every experiment draws its randomness from ``seed`` alone, so running several at once (``jobs > 1``,
-    each in its own fresh interpreter) gives the same findings as running them one after another, up to
-    floating-point rounding in BLAS reductions (seen here: relative 1e-15). On 2 cores ``jobs=1`` is the
-    faster choice: each worker imports torch and the field packages again.
+    Every experiment draws its randomness from ``seed`` alone and runs with one torch (and BLAS) thread whatever
+    ``jobs`` is, so running several at once (``jobs > 1``, each in its own spawned interpreter) gives the same
+    findings, bit for bit, as running them one after another in this process. On 2 cores ``jobs=1`` is the
+    faster choice for the quick tour: each worker imports torch and the field packages again (3-4 s).
 
     Args:
         selected: the experiments to run, in order.
@@ -179,47 +180,36 @@ def run_experiments(
     selected = list(selected)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
-    if jobs == 1 or len(selected) <= 1:
-        entries = []
-        for exp in selected:
+    workers = min(jobs, len(selected))
+    entries: dict[int, TourEntry] = {}
+    started = 0
+
+    def start_next() -> None:  # a worker takes the next experiment when one finishes
+        nonlocal started
+        if started < len(selected):
             if on_start is not None:
-                on_start(exp)
-            entries.append(run_one(exp, seed=seed, quick=quick, params=params))
-            if on_done is not None:
-                on_done(entries[-1])
-        return entries
-    return _run_in_processes(selected, seed, quick, params, jobs, on_start, on_done)
-
-
-def _run_in_processes(
-    selected: list[Experiment],
-    seed: int,
-    quick: bool,
-    params: dict[str, Any] | None,
-    jobs: int,
-    on_start: Callable[[Experiment], None] | None,
-    on_done: Callable[[TourEntry], None] | None,
-) -> list[TourEntry]:
-    # "spawn": a fresh interpreter per worker; forking a process that already holds torch's threads can hang
-    context = multiprocessing.get_context("spawn")
-    results: dict[int, TourEntry] = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, len(selected)), mp_context=context) as pool:
-        futures: dict[Future[TourEntry], int] = {}
-        for i, exp in enumerate(selected):
-            futures[pool.submit(run_one, exp, seed=seed, quick=quick, params=params)] = i
-            if on_start is not None and i < jobs:
-                on_start(exp)
-        started = min(jobs, len(selected))
-        for future in as_completed(futures):
-            i = futures[future]
-            try:
-                entry = future.result()
-            except Exception as exc:  # the worker itself died (a crash in compiled code, out of memory)
-                entry = TourEntry(selected[i].name, [], 0.0, f"worker process failed: {type(exc).__name__}: {exc}")
-            results[i] = entry
-            if on_done is not None:
-                on_done(entry)
-            if on_start is not None and started < len(selected):
                 on_start(selected[started])
-                started += 1
-    return [results[i] for i in range(len(selected))]
+            started += 1
+
+    def finished(index: int, entry: TourEntry) -> None:
+        entries[index] = entry
+        if on_done is not None:
+            on_done(entry)
+        start_next()
+
+    for _ in range(max(workers, 1)):
+        start_next()
+    task = functools.partial(run_one, seed=seed, quick=quick, params=params)
+    try:
+        if workers > 1:
+            sweep(task, selected, executor="process", workers=workers, on_done=finished)
+        else:
+            sweep(task, selected, executor="serial", on_done=finished)
+    except SweepError as exc:  # a worker process died (a crash in compiled code, out of memory)
+        cause = exc.__cause__
+        for index, exp in enumerate(selected):
+            if index not in entries:  # its worker, or the pool, is gone: which one crashed is not known
+                entries[index] = TourEntry(exp.name, [], 0.0, f"worker process failed: {type(cause).__name__}: {cause}")
+                if on_done is not None:
+                    on_done(entries[index])
+    return [entries[index] for index in range(len(selected))]
