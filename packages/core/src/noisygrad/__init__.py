@@ -59,6 +59,11 @@ _EXPORTS = {
     "FinalEstimate": "loop_parts",
     "Measurement": "loop_parts",
     "TorchOptimizer": "adapters.torch_optim",
+    # data-parallel (noisygrad.distributed)
+    "GradientNoiseHook": "distributed.hook",
+    "DataParallelMiniBatch": "distributed.minibatch",
+    "AdaptiveBatch": "distributed.adaptive",
+    "adascale_gain": "distributed.adaptive",
     # sweeps
     "sweep": "sweeps",
     "spawn_seeds": "sweeps",
@@ -152,6 +157,10 @@ if TYPE_CHECKING:  # explicit re-exports (``X as X``), so type checkers see the 
     from noisygrad.adapters.torch_optim import TorchOptimizer as TorchOptimizer
     from noisygrad.adapters.torch_optim import TorchSGD as TorchSGD
     from noisygrad.checks import NonFiniteGradientError as NonFiniteGradientError
+    from noisygrad.distributed.adaptive import AdaptiveBatch as AdaptiveBatch
+    from noisygrad.distributed.adaptive import adascale_gain as adascale_gain
+    from noisygrad.distributed.hook import GradientNoiseHook as GradientNoiseHook
+    from noisygrad.distributed.minibatch import DataParallelMiniBatch as DataParallelMiniBatch
     from noisygrad.estimators.base import Cost as Cost
     from noisygrad.estimators.base import Estimate as Estimate
     from noisygrad.estimators.base import Estimator as Estimator
