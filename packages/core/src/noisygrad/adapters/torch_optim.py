@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from noisygrad.checks import check_finite
+from noisygrad.checks import check_finite, check_positive
 from noisygrad.optim.adam import Adam
 from noisygrad.optim.base import Optimizer, Rule, is_constant_rate
 from noisygrad.optim.sgd import SGD
@@ -164,8 +164,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         for name, default in self._twin_defaults.items():
             if name not in handled and name in group and _plain(group[name]) != _plain(default):
                 raise ValueError(
-                    f"param group {index}: {name}={group[name]!r} is a setting of torch.optim's twin of "
-                    f"{type(self.rule).__name__} that {type(self.rule).__name__} does not have; leave it at {default!r}"
+                    f"param group {index}: {name}={group[name]!r} is a setting of torch.optim.{self.rule.torch_twin} "  # type: ignore[attr-defined]
+                    f"that noisygrad.{type(self.rule).__name__} does not have; leave it at {default!r}"
                 )
         rule = self.rule
         settings = {name: _plain(group[name]) for name in self._rule_settings(self.rule)}
@@ -180,12 +180,9 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _checked_rate(self, group: dict[str, Any], index: int) -> float:
         """The group's rate as a float: finite and >= 0, as ``torch.optim`` allows (a tensor ``lr`` included)."""
         try:
-            lr = _plain(group["lr"], "lr")
-        except ValueError as error:
-            raise ValueError(f"param group {index}: {error}") from error
-        if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr >= 0 or lr == float("inf"):
-            raise ValueError(f"param group {index}: lr must be a finite number >= 0, got {group['lr']!r}")
-        return float(lr)
+            return check_positive("lr", _plain(group["lr"], "lr"), allow_zero=True)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"param group {index}: {error}") from error
 
     # ------------------------------------------------------------------------------------------------ stepping
 
