@@ -13,7 +13,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding
+from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, Parameter, takes
 
 from .evolution import LinearLandscape, RuggedLandscape, WrightFisher, compare_searches
 from .morphogen import (
@@ -33,7 +33,8 @@ _DELTA_METHOD_BIAS = 0.003
 _DELTA_METHOD_BIAS_CV = 0.006
 
 
-def pruning_passage(seed: int = 0, quick: bool = True) -> list[Finding]:
+@takes(Parameter("trials", int, 40_000, "simulated synapses per noise level", low=1000, high=10**7))
+def pruning_passage(seed: int = 0, quick: bool = True, *, trials: int) -> list[Finding]:
     """First passage of a pruned synapse: inverse Gaussian for the diffusion, Wald-corrected for the walk.
 
     Parameters as in the research note: ``w0 = 1``, ``theta = 0.2``, ``eta = 0.01``, ``kappa = 1``, so the
@@ -42,7 +43,7 @@ def pruning_passage(seed: int = 0, quick: bool = True) -> list[Finding]:
     """
     rng = np.random.default_rng(seed)
     name = "bio.pruning-passage"
-    n = 40_000
+    n = trials
     sigmas = (0.5, 4.0) if quick else (0.5, 1.0, 2.0, 4.0)
     findings = []
     for sigma in sigmas:
@@ -80,15 +81,12 @@ def pruning_passage(seed: int = 0, quick: bool = True) -> list[Finding]:
                 common,
             ),
             # The Kolmogorov-Smirnov distance passes when below its 1% critical value (p > 0.01).
-            Finding(
+            Finding.at_most(
                 name,
                 f"passage times follow scipy.stats.invgauss (KS distance), sigma={sigma}",
-                0.0,
-                float(ks.statistic),
-                0.0,
-                float(stats.kstwo.isf(0.01, n)),
-                "",
-                {**common, "ks_pvalue": float(ks.pvalue), "tolerance": "KS critical value at p = 0.01"},
+                bound=float(stats.kstwo.isf(0.01, n)),
+                measured=float(ks.statistic),
+                details={**common, "ks_pvalue": float(ks.pvalue), "tolerance": "KS critical value at p = 0.01"},
                 curve=_histogram_curve(t, model),
             ),
         ]
@@ -141,25 +139,22 @@ def _competition(rng: np.random.Generator, quick: bool) -> list[Finding]:
     pruned = result.pruned_at[:, ~result.correlated]
     wrong_side = {**details, "tolerance": "at most 1% of synapses on the wrong side"}
     findings += [
-        Finding(
+        Finding.at_least(
             name,
             "Oja competition: correlated inputs are kept",
-            1.0,
-            result.kept_fraction("correlated"),
-            0.0,
-            0.01,
-            "fraction",
-            wrong_side,
+            bound=0.99,
+            measured=result.kept_fraction("correlated"),
+            unit="fraction",
+            details=wrong_side,
+            ideal=1.0,
         ),
-        Finding(
+        Finding.at_most(
             name,
             "Oja competition: uncorrelated inputs are pruned (fraction kept)",
-            0.0,
-            result.kept_fraction("uncorrelated"),
-            0.0,
-            0.01,
-            "fraction",
-            {**wrong_side, "median_pruning_step": float(np.median(pruned[np.isfinite(pruned)]))},
+            bound=0.01,
+            measured=result.kept_fraction("uncorrelated"),
+            unit="fraction",
+            details={**wrong_side, "median_pruning_step": float(np.median(pruned[np.isfinite(pruned)]))},
         ),
     ]
     return findings
@@ -304,7 +299,11 @@ def bicoid_optimum(seed: int = 0, quick: bool = True) -> list[Finding]:
     return findings
 
 
-def evolution(seed: int = 0, quick: bool = True) -> list[Finding]:
+@takes(
+    Parameter("replicates", int, 32, "independent replicate populations", full=256, low=8, high=10_000),
+    Parameter("generations", int, 40, "generations of each population", full=100, low=10, high=10_000),
+)
+def evolution(seed: int = 0, quick: bool = True, *, replicates: int, generations: int) -> list[Finding]:
     """Wright-Fisher selection follows the fitness gradient; drift is directionless noise.
 
     Linear landscape ``f = b . z`` with weak selection ``s = 0.05`` (``s sd(f)`` about 0.02), ``N = 1000``:
@@ -314,7 +313,7 @@ def evolution(seed: int = 0, quick: bool = True) -> list[Finding]:
     """
     rng = np.random.default_rng(seed)
     name = "bio.evolution"
-    replicates, generations, n = (32, 40, 1000) if quick else (256, 100, 1000)
+    n = 1000
     landscape = LinearLandscape(np.array([1.0, 0.5]))
     unit = landscape.slope / np.linalg.norm(landscape.slope)
     findings = []

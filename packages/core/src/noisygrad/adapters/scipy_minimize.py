@@ -182,6 +182,20 @@ class _Last:
     halted: bool = False
 
 
+class History(list[dict[str, Any]]):
+    """The result's ``history``: one dict per step (``nit``, ``grad_norm``, ``nfev``), a plain list in every use,
+    whose printed form is one line (steps, fields, the last step) so that printing a result does not print every
+    step; ``list(result.history)`` or indexing gives the steps themselves."""
+
+    def __repr__(self) -> str:
+        if not self:
+            return "History(0 steps)"
+        last = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in self[-1].items())
+        return f"History({len(self)} steps of {', '.join(self[-1])}; last: {last})"
+
+    __str__ = __repr__
+
+
 def _refuse(name: str, value: object, why: str) -> None:
     if value is not None:
         raise ValueError(f"Minimizer does not take {name}= ({why}); leave it out (got {type(value).__name__})")
@@ -229,7 +243,8 @@ class Minimizer:
       ``StopIteration`` (scipy's code and message); ``success`` is ``status == 0``; ``message`` says which.
       Reaching ``maxiter`` is success here (the method takes a fixed number of steps; scipy's line-search
       methods report status 1 there).
-    * ``history``: one dict per step (``nit``, ``grad_norm``, ``nfev``).
+    * ``history``: one dict per step (``nit``, ``grad_norm``, ``nfev``), a :class:`History` (a list that prints
+      as one line, so printing the result stays short).
 
     A NaN/Inf gradient raises :class:`~noisygrad.NonFiniteGradientError` (from :func:`~noisygrad.minimize`:
     NaN at ``x0``, or divergence at a given step) rather than returning a failed result.
@@ -297,7 +312,7 @@ class Minimizer:
 
         objective = NoisyBlackBox(batch_fun)
         estimator = self.gradient(objective) if jac_fun is None else _Jacobian(objective, jac_fun, extra, counts)
-        history: list[dict[str, Any]] = []
+        history = History()
         last = _Last(np.zeros(x.numel()))
 
         def record(info: StepInfo) -> bool:

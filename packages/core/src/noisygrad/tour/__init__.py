@@ -22,7 +22,13 @@ def _installed(module: str) -> bool:
 
 def main() -> None:
     """Entry point of the ``noisygrad`` console script: the command, or a clear message when the ``tour`` extra
-    (typer, rich, matplotlib) is not installed (``noisygrad-core`` alone is the library)."""
+    (typer, rich, matplotlib) is not installed (``noisygrad-core`` alone is the library). ``noisygrad --version``
+    answers either way."""
+    if sys.argv[1:] == ["--version"]:
+        from noisygrad import __version__
+
+        print(f"noisygrad {__version__}")
+        return
     missing = [name for name in APPLICATION_DEPENDENCIES if not _installed(name)]
     if missing:
         raise SystemExit(

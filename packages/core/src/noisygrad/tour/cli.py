@@ -1,8 +1,15 @@
-"""The ``noisygrad`` command: ``plugins``, ``list``, ``run`` and ``tour``.
+"""The ``noisygrad`` command: ``plugins``, ``list``, ``run`` and ``tour`` (and ``--version``).
 
 ``noisygrad tour`` runs every installed headline experiment with a progress display, prints a short table,
 writes the report folder (:mod:`noisygrad.tour.report`) and exits with status 1 if any claim fails.
-``noisygrad run`` runs chosen experiments, optionally with their own parameters (``-p name=value``).
+``noisygrad run`` runs chosen experiments, optionally with their own parameters (``-p NAME=VALUE``, declared by
+each experiment: :mod:`noisygrad.tour.parameters`).
+
+Conventions: results go to stdout, errors and progress to stderr; with ``--json`` stdout holds JSON only, and an
+error is a JSON object ``{"error": ..., "exit_code": ...}`` there too. Text that comes from experiments, plugins or
+the user is printed as plain text (never read as terminal markup), and every table keeps names and numbers whole
+at 80 columns (long text wraps). ``list``, ``plugins`` and ``--version`` read installed metadata only: they
+import neither torch nor scipy (``benchmarks/cli_startup.py`` times them).
 """
 
 from __future__ import annotations
@@ -12,38 +19,118 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+from rich import box
+from rich.console import Console, Group
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from noisygrad import __version__
 from noisygrad import plugins as _plugins
-from noisygrad.tour.figures import normalised_deviation
+from noisygrad.tour.figures import numbered, tolerance_used
+from noisygrad.tour.parameters import Parameter, ParameterError
 from noisygrad.tour.registry import Experiment, TourEntry, experiments, run_experiments, select
+from noisygrad.tour.report import comparison_text, jsonable, predicted_text, results, tolerance_text
 
 app = typer.Typer(help="noisygrad: noisy-gradient optimisation across fields.", no_args_is_help=True)
 console = Console()
 errors = Console(stderr=True)
 
+_PASS, _FAIL, _ERROR = ("pass", "green"), ("FAIL", "red"), ("ERROR", "red")
+_TYPE_NAMES = {int: "INT", float: "FLOAT", bool: "BOOL", str: "TEXT"}
+
+
+def _fail(message: str, *, as_json: bool = False, code: int = 2) -> NoReturn:
+    """Print ``message`` on stderr (and, with ``--json``, a JSON error object on stdout) and exit with ``code``."""
+    errors.print(Text(f"error: {message}", style="red"), soft_wrap=True)  # whole, for the terminal to wrap
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": code}))
+    raise typer.Exit(code)
+
+
+def _installed(include_unusable: bool, as_json: bool = False) -> dict[str, Experiment]:
+    """The installed experiments; a broken installation (two distributions claiming one plugin) is a clear error."""
+    try:
+        return experiments(include_unusable=include_unusable)
+    except RuntimeError as exc:
+        _fail(str(exc), as_json=as_json)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"noisygrad {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    """noisygrad: noisy-gradient optimisation across fields."""
+
 
 @app.command("plugins")
 def plugins_command() -> None:
     """List installed plugins, their versions, and what each still needs."""
-    table = Table(title=f"noisygrad {__version__} plugins")
-    for col in ("plugin", "distribution", "version", "status", "summary"):
-        table.add_column(col)
-    statuses = _plugins.available()
-    for s in statuses:
-        state = "ready" if s.usable else f"missing {', '.join(s.missing)}: {s.plugin.extra}"
-        table.add_row(s.plugin.name, s.distribution, s.version, state, s.plugin.summary)
+    try:
+        statuses = _plugins.available()
+    except RuntimeError as exc:  # two distributions claim one plugin name
+        _fail(str(exc))
     if not statuses:
-        console.print("no plugins installed; try: pip install 'noisygrad[all]'")
+        console.print(Text("no plugins installed; try: pip install 'noisygrad[all]'"))
         return
+    table = Table(title=f"noisygrad {__version__} plugins", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("plugin", no_wrap=True)
+    table.add_column("distribution", no_wrap=True)
+    table.add_column("version", no_wrap=True)
+    table.add_column("status", overflow="fold")
+    table.add_column("summary", ratio=1, overflow="fold")
+    for s in statuses:
+        state = Text("ready", style="green") if s.usable else Text(f"needs {', '.join(s.missing)}", style="red")
+        table.add_row(Text(s.plugin.name), Text(s.distribution), Text(s.version), state, Text(s.plugin.summary))
     console.print(table)
+    for s in statuses:
+        if not s.usable:  # the install command on a line of its own, so no column width cuts it
+            console.print(Text(f"{s.plugin.name}: {s.plugin.extra}"), soft_wrap=True)
+
+
+def _status(exp: Experiment) -> tuple[Text, bool]:
+    """``(status text, usable)`` of an experiment, from metadata only."""
+    missing = exp.plugin.missing() if exp.plugin is not None else []
+    if exp.plugin is not None and missing:
+        return Text(f"needs {', '.join(missing)}: {exp.plugin.extra}", style="red"), False
+    return Text("ready", style="green"), True
+
+
+def _parameter_lines(p: Parameter) -> Group:
+    usage = f"-p {p.name}={_TYPE_NAMES[p.type]}"
+    head = Text.assemble((usage, "bold"), f"  default {p.defaults_text()}; {p.allowed()}")
+    return Group(head, Padding(Text(p.help), (0, 0, 0, 4))) if p.help else Group(head)
+
+
+def _describe(exp: Experiment) -> Group:
+    """One experiment's block for ``list --describe``: name and status, summary, then each parameter."""
+    status, usable = _status(exp)
+    parts: list[Any] = [Text.assemble((exp.name, "bold"), "  ", status)]
+    if usable:
+        try:
+            summary, params = exp.describe(), exp.parameters()
+        except Exception as exc:  # a plugin that does not import: said here, the other experiments still listed
+            parts.append(Padding(Text(f"cannot be loaded: {type(exc).__name__}: {exc}", style="red"), (0, 0, 0, 2)))
+            return Group(*parts, Text(""))
+        if summary:
+            parts.append(Padding(Text(summary), (0, 0, 0, 2)))
+        if not params:
+            parts.append(Padding(Text("no parameters besides --seed and --full", style="dim"), (0, 0, 0, 2)))
+        parts += [Padding(_parameter_lines(p), (0, 0, 0, 2)) for p in params]
+    return Group(*parts, Text(""))
 
 
 @app.command("list")
@@ -53,75 +140,85 @@ def list_command(
     ] = False,
 ) -> None:
     """List the experiments that `noisygrad run` and `noisygrad tour` can run."""
-    table = Table(title="noisygrad experiments", caption="run one with `noisygrad run NAME`")
-    table.add_column("experiment", no_wrap=True)
-    table.add_column("status")
+    found = _installed(include_unusable=True)
     if describe:
-        table.add_column("summary")
-        table.add_column("parameters")
-    for name, exp in experiments(include_unusable=True).items():
-        missing = exp.plugin.missing() if exp.plugin is not None else []
-        status = f"needs {exp.plugin.extra}" if exp.plugin is not None and missing else "ready"
-        row = [name, status]
-        if describe:
-            if missing:
-                row += ["", ""]
-            else:
-                params = ", ".join(f"{k}={v!r}" for k, v in exp.parameters().items())
-                row += [exp.describe(), params]
-        table.add_row(*(escape(cell) for cell in row))
+        for exp in found.values():
+            console.print(_describe(exp))
+        console.print(Text("run one with: noisygrad run NAME [-p NAME=VALUE ...]"))
+        return
+    table = Table(
+        title="noisygrad experiments", caption="run one with `noisygrad run NAME`", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    table.add_column("experiment", no_wrap=True)
+    table.add_column("status", overflow="fold")
+    for name, exp in found.items():
+        table.add_row(Text(name), _status(exp)[0])
     console.print(table)
 
 
-def _findings_table(entries: Sequence[TourEntry]) -> Table:
-    table = Table(title="noisygrad findings")
-    for col in ("experiment", "claim", "predicted", "measured", "+/- (1 s.e.)", "tolerance", "result"):
-        table.add_column(col)
-    for e in entries:
-        if e.error is not None:
-            table.add_row(e.experiment, escape(e.error), "", "", "", "", "[red]ERROR")
-        for f in e.findings:
-            verdict = "[green]pass" if f.passed else "[red]FAIL"
-            unit = f" {f.unit}" if f.unit else ""
-            table.add_row(
-                e.experiment,
-                escape(f.claim),
-                f"{f.predicted:.5g}{unit}",
-                f"{f.measured:.5g}{unit}",
-                f"{f.uncertainty:.2g}",
-                f"{f.tolerance:.2g}",
-                verdict,
-            )
+def _verdict(passed: bool) -> Text:
+    return Text(*(_PASS if passed else _FAIL))
+
+
+def _claims_table() -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("claim (unit)", ratio=1, overflow="fold", min_width=16)
+    table.add_column("predicted", justify="right", no_wrap=True)
+    table.add_column("measured ± 1 s.e.", justify="right", no_wrap=True)
+    table.add_column("tol.", justify="right", no_wrap=True)
+    table.add_column("result", no_wrap=True)
     return table
 
 
+def _findings(entries: Sequence[TourEntry]) -> Group:
+    """Every claim, numbered as in the report, in one table per experiment under its name: the name and the
+    numbers are never cut (claims wrap), whatever the terminal's width down to 80 columns."""
+    blocks: list[Any] = []
+    tables: dict[str, Table] = {}
+    for number, e, f in numbered(entries):
+        if e.experiment not in tables:
+            tables[e.experiment] = _claims_table()
+            blocks += [Text(e.experiment, style="bold"), tables[e.experiment]]
+        table = tables[e.experiment]
+        if f is None:
+            table.add_row(str(number), Text(e.error or ""), "", "", "", Text(*_ERROR))
+            continue
+        claim = Text(f.claim)
+        if f.unit:
+            claim.append(f" ({f.unit})", style="dim")
+        measured = f"{f.measured:.4g} ± {f.uncertainty:.2g}"
+        table.add_row(str(number), claim, predicted_text(f), measured, tolerance_text(f), _verdict(f.passed))
+    return Group(*blocks)
+
+
 def _summary_table(entries: Sequence[TourEntry]) -> Table:
-    """One row per experiment: claims passed, the worst deviation in tolerances, and wall time."""
-    table = Table(title="noisygrad tour")
+    """One row per experiment: claims passed, the largest share of a tolerance used, and wall time."""
+    table = Table(
+        title="noisygrad tour",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="dev/tol: the largest share of a tolerance (or of the way to a bound) used; above 1 fails",
+    )
     table.add_column("experiment", no_wrap=True)
-    table.add_column("claims", justify="right")
-    table.add_column("worst |dev|/tol", justify="right")
-    table.add_column("time (s)", justify="right")
-    table.add_column("result")
+    table.add_column("claims", justify="right", no_wrap=True)
+    table.add_column("dev/tol", justify="right", no_wrap=True)
+    table.add_column("time s", justify="right", no_wrap=True)
+    table.add_column("result", no_wrap=True)
     for e in entries:
-        worst = max((abs(normalised_deviation(f)[0]) for f in e.findings), default=float("nan"))
-        result = "[green]pass" if e.passed else ("[red]ERROR" if e.error else "[red]FAIL")
+        worst = max((tolerance_used(f) for f in e.findings), default=float("nan"))
+        result = Text(*(_PASS if e.passed else (_ERROR if e.error else _FAIL)))
         passed = sum(f.passed for f in e.findings)
-        table.add_row(e.experiment, f"{passed}/{len(e.findings)}", f"{worst:.2f}", f"{e.seconds:.1f}", result)
+        table.add_row(Text(e.experiment), f"{passed}/{len(e.findings)}", f"{worst:.2f}", f"{e.seconds:.1f}", result)
     return table
 
 
 def _print_failures(entries: Sequence[TourEntry], to: Console) -> None:
-    for e in entries:
-        if e.error is not None:
-            to.print(f"[red]ERROR[/red] {e.experiment}: {escape(e.error)}")
-        for f in e.findings:
-            if not f.passed:
-                to.print(
-                    f"[red]FAIL[/red] {e.experiment}: {escape(f.claim)}\n"
-                    f"     predicted {f.predicted:.5g}, measured {f.measured:.5g} +/- {f.uncertainty:.2g}, "
-                    f"tolerance {f.tolerance:.2g}"
-                )
+    for number, e, f in numbered(entries):
+        if f is None:
+            to.print(Text.assemble(("ERROR", "red"), f" #{number} {e.experiment}: {e.error}"))
+        elif not f.passed:
+            to.print(Text.assemble(("FAIL", "red"), f" #{number} {e.experiment}: {f.claim}\n     {comparison_text(f)}"))
 
 
 @contextlib.contextmanager
@@ -132,7 +229,7 @@ def _progress(total: int, enabled: bool) -> Iterator[tuple[Callable[[Experiment]
         return
     with Progress(
         SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
+        TextColumn("[bold]{task.description}", markup=True),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -142,31 +239,53 @@ def _progress(total: int, enabled: bool) -> Iterator[tuple[Callable[[Experiment]
         task = progress.add_task("starting", total=total)
         running: list[str] = []
 
+        def describe() -> str:
+            from rich.markup import escape
+
+            return escape(", ".join(running)) or "writing the report"
+
         def on_start(exp: Experiment) -> None:
             running.append(exp.name)
-            progress.update(task, description=", ".join(running))
+            progress.update(task, description=describe())
 
         def on_done(entry: TourEntry) -> None:
             if entry.experiment in running:
                 running.remove(entry.experiment)
-            mark = "[green]pass" if entry.passed else ("[red]ERROR" if entry.error else "[red]FAIL")
-            progress.console.print(f"{mark}[/] {entry.experiment} ({entry.seconds:.1f} s)")
-            progress.update(task, advance=1, description=", ".join(running) or "writing the report")
+            mark = _PASS if entry.passed else (_ERROR if entry.error else _FAIL)
+            progress.console.print(Text.assemble(mark, f" {entry.experiment} ({entry.seconds:.1f} s)"))
+            progress.update(task, advance=1, description=describe())
 
         yield on_start, on_done
 
 
-def _parse_params(pairs: Sequence[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
+def _param_texts(pairs: Sequence[str], as_json: bool) -> dict[str, str]:
+    """``NAME=VALUE`` options as ``{NAME: VALUE}`` texts (parsed later by each experiment's declarations)."""
+    texts: dict[str, str] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
+        name = name.strip()
         if not sep or not name.isidentifier():
-            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--param")
+            _fail(f"--param/-p takes NAME=VALUE, got {pair!r}", as_json=as_json)
+        texts[name] = raw
+    return texts
+
+
+def _typed_params(selected: Sequence[Experiment], texts: dict[str, str], as_json: bool) -> dict[str, Any]:
+    """The values ``texts`` spell, checked against every selected experiment's declarations."""
+    typed: dict[str, Any] | None = None
+    for exp in selected:
         try:
-            params[name] = json.loads(raw)  # numbers, true/false, lists; anything else stays a string
-        except json.JSONDecodeError:
-            params[name] = raw
-    return params
+            values = exp.parse(texts)
+        except ParameterError as exc:
+            _fail(f"{exc} (see `noisygrad list --describe`)", as_json=as_json)
+        if typed is not None and values != typed:
+            _fail(
+                f"-p values mean different things to the selected experiments ({typed} vs {values} for {exp.name}); "
+                "run them one at a time",
+                as_json=as_json,
+            )
+        typed = values
+    return typed or {}
 
 
 def _write_report(entries: Sequence[TourEntry], out: Path, seed: int, quick: bool, quiet: bool) -> None:
@@ -174,12 +293,12 @@ def _write_report(entries: Sequence[TourEntry], out: Path, seed: int, quick: boo
 
     index = write_report(entries, out, seed=seed, quick=quick)
     if not quiet:
-        errors.print(f"report: {index} (also {index.with_name('report.md').name}, results.json, figures/)")
+        errors.print(Text(f"report: {index} (also {index.with_name('report.md').name}, results.json, figures/)"))
 
 
 Seed = Annotated[int, typer.Option(help="seed of every random choice; the same seed reproduces the same results")]
 Full = Annotated[bool, typer.Option("--full", help="publication-size runs instead of the quick ones")]
-AsJson = Annotated[bool, typer.Option("--json", help="print machine-readable results on stdout")]
+AsJson = Annotated[bool, typer.Option("--json", help="print machine-readable results (or errors) on stdout")]
 Jobs = Annotated[
     int,
     typer.Option(
@@ -207,27 +326,23 @@ def run_command(
     out: Annotated[Path | None, typer.Option(help="also write a report folder here")] = None,
     jobs: Jobs = 1,
 ) -> None:
-    """Run experiments and print their findings; exit 1 if a claim fails, 2 if a name is unknown.
+    """Run experiments and print their findings; exit 1 if a claim fails, 2 on a usage error.
 
-    With --json, stdout holds a JSON list with one object per experiment.
+    A usage error is an unknown name, a parameter the experiment does not take or a value it does not allow
+    (`noisygrad list --describe` shows each experiment's parameters).
+
+    With --json, stdout holds a JSON list with one object per experiment, or a JSON error object.
     """
-    available = experiments(include_unusable=True)
+    available = _installed(include_unusable=True, as_json=as_json)
     try:
         selected = select(names, available)
     except KeyError as exc:
-        console.print(f"[red]{escape(str(exc.args[0]))}")
-        raise typer.Exit(2) from None
+        _fail(str(exc.args[0]), as_json=as_json)
     for exp in selected:
         if exp.plugin is not None and exp.plugin.missing():
-            console.print(f"[red]{exp.name} needs {', '.join(exp.plugin.missing())}: {escape(exp.plugin.extra)}")
-            raise typer.Exit(2)
-    params = _parse_params(param or [])
-    for exp in selected if params else []:
-        unknown = sorted(set(params) - set(exp.parameters()))
-        if unknown:
-            allowed = ", ".join(exp.parameters()) or "none besides --seed and --full"
-            console.print(f"[red]{exp.name} takes no parameter {', '.join(unknown)}; it takes: {allowed}")
-            raise typer.Exit(2)
+            _fail(f"{exp.name} needs {', '.join(exp.plugin.missing())}: {exp.plugin.extra}", as_json=as_json)
+    texts = _param_texts(param or [], as_json)
+    params = _typed_params(selected, texts, as_json) if texts else {}
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     with quiet, _progress(len(selected), enabled=not as_json) as (on_start, on_done):
         entries = run_experiments(
@@ -236,11 +351,9 @@ def run_command(
     if out is not None:
         _write_report(entries, out, seed, not full, quiet=as_json)
     if as_json:
-        from noisygrad.tour.report import jsonable
-
         print(json.dumps(jsonable([e.as_dict() for e in entries]), indent=2))
     else:
-        console.print(_findings_table(entries))
+        console.print(_findings(entries))
     raise typer.Exit(0 if all(e.passed for e in entries) else 1)
 
 
@@ -259,14 +372,13 @@ def tour_command(
 ) -> None:
     """Run every installed headline experiment, write the report; exit 1 if a claim fails.
 
-    With --json, stdout holds the same JSON object as the report's results.json.
+    With --json, stdout holds the same JSON object as the report's results.json, or a JSON error object.
     """
-    available = experiments()
+    available = _installed(include_unusable=False, as_json=as_json)
     try:
         selected = select(only, available) if only else list(available.values())
     except KeyError as exc:
-        errors.print(f"[red]{escape(str(exc.args[0]))}")
-        raise typer.Exit(2) from None
+        _fail(str(exc.args[0]), as_json=as_json)
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     with quiet, _progress(len(selected), enabled=True) as (on_start, on_done):
         entries = run_experiments(selected, seed=seed, quick=not full, jobs=jobs, on_start=on_start, on_done=on_done)
@@ -275,17 +387,43 @@ def tour_command(
     summary.print(_summary_table(entries))
     _print_failures(entries, summary)
     passed = sum(e.passed for e in entries)
-    summary.print(f"{passed}/{len(entries)} experiments passed in {sum(e.seconds for e in entries):.1f} s")
+    summary.print(Text(f"{passed}/{len(entries)} experiments passed in {sum(e.seconds for e in entries):.1f} s"))
     if as_json:
-        from noisygrad.tour.report import results
-
         print(json.dumps(results(entries, seed=seed, quick=not full), indent=2))
     raise typer.Exit(0 if passed == len(entries) else 1)
 
 
-def main() -> None:
-    """Entry point of the ``noisygrad`` console script."""
-    app()
+def _usage_error(exc: Exception) -> tuple[str, int] | None:
+    """``(message, exit code)`` of a command-line usage error (the click exceptions typer raises), else None."""
+    message, code = getattr(exc, "format_message", None), getattr(exc, "exit_code", None)
+    if callable(message) and isinstance(code, int):
+        return str(message()), code
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``noisygrad`` console script.
+
+    With ``--json`` among the arguments, a usage error (an unknown option, a bad value) is also reported as a JSON
+    error object on stdout, as the commands' own errors are.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--json" not in args:
+        app(args=args, prog_name="noisygrad")
+        return
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="noisygrad", standalone_mode=False)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except Exception as exc:
+        usage = _usage_error(exc)
+        if usage is None:
+            raise
+        message, code = usage
+        errors.print(Text(f"error: {message}\nTry 'noisygrad --help' for help.", style="red"))
+        print(json.dumps({"error": message, "exit_code": code}))
+    raise SystemExit(code or 0)
 
 
 if __name__ == "__main__":

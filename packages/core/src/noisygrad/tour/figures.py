@@ -6,9 +6,13 @@ Matplotlib is imported only when drawing, through its object API and the Agg can
 switched and no window opens.
 
 Every finding gets a *value panel*: the prediction as a vertical line inside its pass band
-(prediction +/- tolerance) and the measurement as a point with a one-standard-error bar, on an axis in
+(prediction +/- tolerance), or for a bound (:meth:`~noisygrad.tour.findings.Finding.at_most`) the bound as a
+line with the passing side shaded, and the measurement as a point with a one-standard-error bar, on an axis in
 the finding's unit. A finding that carries a :class:`~noisygrad.tour.findings.Curve` also gets a *curve panel*:
 the theory as a line and the measurements as points with error bars along the swept parameter.
+
+Claims are numbered once for the whole tour (:func:`numbered`): the report's table, the overview's ``#k`` labels,
+the figures' panel titles and the command's tables all use those numbers.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ PASS_COLOR = "#2a9d8f"
 FAIL_COLOR = "#d62828"
 MEASURED_COLOR = "#1d3557"
 PREDICTED_COLOR = "#e76f51"
+BOUND_COLOR = "#6a4c93"
 _CLIP = 3.0  # the overview clips normalised deviations to +/- this many tolerances
 
 
@@ -48,14 +53,33 @@ def _unit_label(unit: str) -> str:
     return f"value ({unit})" if unit else "value (dimensionless)"
 
 
-def finding_panels(finding: Finding) -> list[dict[str, Any]]:
-    """The panels that show one finding: a value panel, and a curve panel if it carries a curve."""
+def numbered(entries: Sequence[TourEntry]) -> list[tuple[int, TourEntry, Finding | None]]:
+    """Every row of a tour's results, numbered from 1 in order: one per finding, and one (with ``None`` for the
+    finding) for an experiment that raised. The report's table, the overview and the command number claims so."""
+    rows: list[tuple[int, TourEntry, Finding | None]] = []
+    for entry in entries:
+        if entry.error is not None:
+            rows.append((len(rows) + 1, entry, None))
+        rows.extend((len(rows) + 1, entry, finding) for finding in entry.findings)
+    return rows
+
+
+def finding_panels(finding: Finding, number: int | None = None) -> list[dict[str, Any]]:
+    """The panels that show one finding: a value panel, and a curve panel if it carries a curve.
+
+    ``number`` is the claim's number in the tour (:func:`numbered`), shown in the panel titles.
+    """
+    title = finding.claim if number is None else f"#{number} {finding.claim}"
+    limit = finding.limit
     panels: list[dict[str, Any]] = [
         {
             "kind": "value",
-            "title": finding.claim,
+            "title": title,
+            "number": number,
             "passed": finding.passed,
             "x_label": _unit_label(finding.unit),
+            "bound": finding.bound,
+            "limit": None if limit is None else _num(limit),
             "predicted": _num(finding.predicted),
             "tolerance": _num(finding.tolerance),
             "measured": _num(finding.measured),
@@ -67,7 +91,7 @@ def finding_panels(finding: Finding) -> list[dict[str, Any]]:
         panels.append(
             {
                 "kind": "curve",
-                "title": finding.claim,
+                "title": title,
                 "passed": finding.passed,
                 "x_label": curve.x_label,
                 "y_label": curve.y_label,
@@ -83,13 +107,17 @@ def finding_panels(finding: Finding) -> list[dict[str, Any]]:
     return panels
 
 
-def experiment_figure(entry: TourEntry) -> dict[str, Any]:
-    """The figure of one experiment as plain data: one row of panels per finding."""
+def experiment_figure(entry: TourEntry, first: int | None = None) -> dict[str, Any]:
+    """The figure of one experiment as plain data: one row of panels per finding.
+
+    ``first`` is the tour's number of the experiment's first finding (:func:`numbered`); ``None`` leaves the
+    panels unnumbered.
+    """
     return {
         "experiment": entry.experiment,
         "passed": entry.passed,
         "error": entry.error,
-        "rows": [finding_panels(f) for f in entry.findings],
+        "rows": [finding_panels(f, None if first is None else first + k) for k, f in enumerate(entry.findings)],
     }
 
 
@@ -107,21 +135,48 @@ def normalised_deviation(finding: Finding) -> tuple[float, float]:
     return (math.copysign(math.inf, diff) if math.isfinite(diff) else math.nan), 0.0
 
 
+def tolerance_used(finding: Finding) -> float:
+    """How much of its allowance a finding used, in tolerances: ``|deviation|`` for a predicted value, the
+    deviation towards the bound for a bound (0 when the measurement is on the ideal side); above 1 fails."""
+    dev = normalised_deviation(finding)[0]
+    if finding.bound == "upper":
+        return max(dev, 0.0) if not math.isnan(dev) else dev
+    if finding.bound == "lower":
+        return max(-dev, 0.0) if not math.isnan(dev) else dev
+    return abs(dev)
+
+
 def overview_figure(entries: Sequence[TourEntry]) -> dict[str, Any]:
-    """Every finding of the tour on one axis: its deviation from the prediction in units of its tolerance."""
+    """Every finding of the tour on one axis: its deviation from the prediction in units of its tolerance.
+
+    A predicted value passes inside ``[-1, 1]``; an upper bound passes left of ``+1`` (``measured <= bound``),
+    a lower bound right of ``-1``. Rows are labelled ``#k experiment`` with the numbers of :func:`numbered`.
+    """
     rows: list[dict[str, Any]] = []
-    for entry in entries:
-        if entry.error is not None:
-            rows.append({"label": entry.experiment, "deviation": None, "error": None, "passed": False})
-        for k, finding in enumerate(entry.findings, 1):
-            dev, err = normalised_deviation(finding)
-            label = entry.experiment if len(entry.findings) == 1 else f"{entry.experiment} #{k}"
-            rows.append({"label": label, "deviation": _num(dev), "error": _num(err), "passed": finding.passed})
-            if not math.isfinite(dev) and not math.isnan(dev):
-                rows[-1]["deviation"] = math.copysign(_CLIP, dev)
+    for number, entry, finding in numbered(entries):
+        label = f"#{number} {entry.experiment}"
+        if finding is None:
+            rows.append(
+                {"number": number, "label": label, "deviation": None, "error": None, "passed": False, "bound": ""}
+            )
+            continue
+        dev, err = normalised_deviation(finding)
+        rows.append(
+            {
+                "number": number,
+                "label": label,
+                "deviation": _num(dev),
+                "error": _num(err),
+                "passed": finding.passed,
+                "bound": finding.bound,
+            }
+        )
+        if not math.isfinite(dev) and not math.isnan(dev):
+            rows[-1]["deviation"] = math.copysign(_CLIP, dev)
     return {
         "kind": "overview",
-        "x_label": "(measured - predicted) / tolerance (dimensionless; |x| <= 1 passes)",
+        "x_label": "(measured - predicted) / tolerance (dimensionless)\n"
+        "a value passes in [-1, 1], an upper bound at <= 1, a lower bound at >= -1",
         "clip": _CLIP,
         "rows": rows,
     }
@@ -136,9 +191,12 @@ def _draw_value(ax: Axes, panel: dict[str, Any], *, narrow: bool = False) -> Non
 
     predicted, tol = panel["predicted"], panel["tolerance"] or 0.0
     measured, err = panel["measured"], panel["uncertainty"] or 0.0
+    bound, limit = panel.get("bound", ""), panel.get("limit")
     color = PASS_COLOR if panel["passed"] else FAIL_COLOR
     span = [v for v in (predicted, measured) if v is not None]
-    if predicted is not None:
+    if bound and limit is not None:
+        span.append(limit)  # the passing side is shaded once the view is known (below)
+    elif predicted is not None:
         ax.axvspan(predicted - tol, predicted + tol, color=color, alpha=0.18, label="pass band: predicted ± tolerance")
         ax.axvline(predicted, color=PREDICTED_COLOR, lw=2.2, label="predicted")
         span += [predicted - tol, predicted + tol]
@@ -161,6 +219,13 @@ def _draw_value(ax: Axes, panel: dict[str, Any], *, narrow: bool = False) -> Non
         lo, hi = min(span), max(span)
         pad = 0.15 * (hi - lo) if hi > lo else (0.05 * abs(hi) or 1.0)
         ax.set_xlim(lo - pad, hi + pad)
+    if bound and limit is not None:
+        left, right = ax.get_xlim()
+        sign = "<=" if bound == "upper" else ">="
+        side = (left, limit) if bound == "upper" else (limit, right)
+        ax.axvspan(*side, color=color, alpha=0.18, label=f"pass region: measured {sign} bound")
+        ax.axvline(limit, color=BOUND_COLOR, lw=2.4, label=f"{bound} bound")
+        ax.set_xlim(left, right)
     ax.set_ylim(-1, 1.6)
     ax.set_yticks([])
     ax.set_xlabel(panel["x_label"])
@@ -192,11 +257,23 @@ def _draw_curve(ax: Axes, panel: dict[str, Any]) -> None:
 
 
 def _draw_overview(fig: Figure, data: dict[str, Any]) -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     rows = data["rows"]
     ax = fig.add_subplot(1, 1, 1)
     clip = data["clip"]
-    ax.axvspan(-1, 1, color=PASS_COLOR, alpha=0.15, label="pass band (|deviation| <= 1)")
-    ax.axvline(0, color=PREDICTED_COLOR, lw=2, label="predicted")
+    edge = clip + 0.3
+    for i, row in enumerate(rows):  # each row's passing region: a band for a value, one side of the line for a bound
+        y = len(rows) - 1 - i
+        bound = row.get("bound", "")
+        lo, hi = {"upper": (-edge, 1.0), "lower": (-1.0, edge)}.get(bound, (-1.0, 1.0))
+        ax.fill_betweenx([y - 0.5, y + 0.5], lo, hi, color=PASS_COLOR, alpha=0.15, lw=0)
+        if bound:
+            at = 1.0 if bound == "upper" else -1.0
+            ax.plot([at, at], [y - 0.42, y + 0.42], color=BOUND_COLOR, lw=2.4, solid_capstyle="butt")
+        else:
+            ax.plot([0.0, 0.0], [y - 0.42, y + 0.42], color=PREDICTED_COLOR, lw=2, solid_capstyle="butt")
     for i, row in enumerate(rows):
         color = PASS_COLOR if row["passed"] else FAIL_COLOR
         y = len(rows) - 1 - i
@@ -216,14 +293,19 @@ def _draw_overview(fig: Figure, data: dict[str, Any]) -> None:
         shown = max(-clip, min(clip, dev))
         marker = "o" if shown == dev else (">" if dev > 0 else "<")
         ax.errorbar([shown], [y], xerr=[min(err, clip)], fmt=marker, color=color, ms=7, capsize=4)
-    ax.errorbar([], [], xerr=[], fmt="o", color=PASS_COLOR, label="measured ± 1 s.e. (red: failed; arrow: off scale)")
+    handles = [
+        Patch(color=PASS_COLOR, alpha=0.15, label="passes here"),
+        Line2D([], [], color=PREDICTED_COLOR, lw=2, label="predicted value"),
+        Line2D([], [], color=BOUND_COLOR, lw=2.4, label="bound (upper at +1, lower at -1)"),
+        Line2D([], [], color=PASS_COLOR, marker="o", ls="", label="measured ± 1 s.e. (red: failed; arrow: off scale)"),
+    ]
     ax.set_yticks(range(len(rows)), [r["label"] for r in reversed(rows)], fontsize=8)
     ax.set_xlim(-clip - 0.3, clip + 0.3)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel(data["x_label"])
     fig.suptitle("Every claim of the tour: measured deviation from the prediction, in tolerances")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
 
 
 def draw(data: dict[str, Any], path: str | Path, *, dpi: int = 110) -> Path:

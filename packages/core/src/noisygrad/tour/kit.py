@@ -1,10 +1,13 @@
-"""What every headline experiment (the core's and each plugin's) shares: findings, the tolerance rule, streams.
+"""What every headline experiment (the core's and each plugin's) shares: findings, the tolerance rule, streams,
+parameter declarations.
 
 An experiment is ``fn(seed: int = 0, quick: bool = True, **params) -> list[Finding]``; it is declared as a
-``noisygrad.experiments`` entry point. Its Monte-Carlo tolerances are :data:`TOLERANCE_Z` standard errors, and
-its random draws come from the run's seed through :func:`~noisygrad.rng.substream` and friends: one stream per
-use, keyed (``torch_stream(seed, k)``, ``substream_seed(seed, k)`` for a function that takes an int seed), never
-``seed + k``, so runs ``seed=0`` and ``seed=1`` share no stream.
+``noisygrad.experiments`` entry point, and its own parameters with :func:`takes` (``noisygrad run NAME -p
+NAME=VALUE`` sets them, ``noisygrad list --describe`` shows them). A claim that is a bound is built with
+:meth:`Finding.at_most` or :meth:`Finding.at_least`. Its Monte-Carlo tolerances are :data:`TOLERANCE_Z` standard
+errors, and its random draws come from the run's seed through :func:`~noisygrad.rng.substream` and friends: one
+stream per use, keyed (``torch_stream(seed, k)``, ``substream_seed(seed, k)`` for a function that takes an int
+seed), never ``seed + k``, so runs ``seed=0`` and ``seed=1`` share no stream.
 """
 
 from __future__ import annotations
@@ -17,16 +20,20 @@ import torch
 
 from noisygrad.rng import numpy_from_torch, numpy_stream, substream, substream_seed, torch_from_torch, torch_stream
 from noisygrad.tour.findings import Curve, Finding
+from noisygrad.tour.parameters import Parameter, ParameterError, takes
 
 __all__ = [
     "TOLERANCE_Z",
     "Curve",
     "Finding",
+    "Parameter",
+    "ParameterError",
     "numpy_from_torch",
     "numpy_stream",
     "one_thread",
     "substream",
     "substream_seed",
+    "takes",
     "torch_from_torch",
     "torch_stream",
 ]

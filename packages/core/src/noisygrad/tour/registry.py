@@ -10,15 +10,15 @@ from __future__ import annotations
 import fnmatch
 import functools
 import importlib
-import inspect
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from noisygrad import plugins as _plugins
 from noisygrad.sweeps import SweepError, sweep
 from noisygrad.tour.findings import Finding
+from noisygrad.tour.parameters import Parameter, check_names, declared, resolve
 
 ExperimentFn = Callable[..., list[Finding]]
 
@@ -40,17 +40,29 @@ class Experiment:
         return fn
 
     def describe(self) -> str:
-        """The first line of the experiment function's docstring (imports it)."""
+        """The first paragraph of the experiment function's docstring, on one line (imports it)."""
         doc = (self.load().__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        return " ".join(line.strip() for line in doc.split("\n\n")[0].splitlines())
 
-    def parameters(self) -> dict[str, Any]:
-        """The experiment's own keyword parameters (besides ``seed`` and ``quick``) and their defaults."""
-        out = {}
-        for name, p in inspect.signature(self.load()).parameters.items():
-            if name not in ("seed", "quick") and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
-                out[name] = None if p.default is p.empty else p.default
-        return out
+    def parameters(self) -> tuple[Parameter, ...]:
+        """The experiment's own parameters (besides ``seed`` and ``quick``): its declarations
+        (:func:`noisygrad.tour.parameters.takes`), else what its keyword defaults imply (imports it)."""
+        return declared(self.load())
+
+    def parse(self, texts: Mapping[str, str]) -> dict[str, Any]:
+        """The values that ``-p NAME=VALUE`` texts spell for this experiment, checked against its declarations.
+
+        Raises:
+            ParameterError: naming the parameter and what it allows, for an unknown name, a text of the wrong
+                type or a value out of range.
+        """
+        known = {p.name: p for p in self.parameters()}
+        check_names(tuple(known.values()), texts, owner=self._owner)
+        return {name: known[name].parse(text) for name, text in texts.items()}
+
+    @property
+    def _owner(self) -> str:
+        return f"experiment {self.name}"
 
     def run(self, *, seed: int = 0, quick: bool = True, **params: Any) -> list[Finding]:
         """Run the experiment and return its findings.
@@ -58,19 +70,17 @@ class Experiment:
         Args:
             seed: seed of every random choice the experiment makes.
             quick: the tour's size (``True``) or the publication size (``False``).
-            **params: values for the experiment's own parameters (see :meth:`parameters`).
+            **params: values for the experiment's own parameters (see :meth:`parameters`); the others take the
+                size's default.
 
         Raises:
-            TypeError: if a parameter is not one the experiment takes, or the experiment does not return a
-                list of :class:`Finding`.
+            ParameterError: (a ``TypeError`` and a ``ValueError``) if a parameter is not one the experiment takes
+                or its value is not allowed, before the experiment starts.
+            TypeError: if the experiment does not return a list of :class:`Finding`.
         """
         fn = self.load()
         if params:
-            known = self.parameters()
-            unknown = sorted(set(params) - set(known))
-            if unknown:
-                allowed = ", ".join(known) or "none besides seed and quick"
-                raise TypeError(f"experiment {self.name} takes no parameter {', '.join(unknown)}; it takes: {allowed}")
+            resolve(declared(fn), params, quick=quick, owner=self._owner)  # checked here to name the experiment
         findings = fn(seed=seed, quick=quick, **params)
         if not isinstance(findings, list) or not all(isinstance(f, Finding) for f in findings):
             raise TypeError(f"experiment {self.name} ({self.target}) must return a list of noisygrad.Finding")

@@ -116,6 +116,31 @@ def _details(finding: Finding) -> str:
     return ", ".join(f"{k} = {v}" for k, v in finding.details.items())
 
 
+def predicted_text(finding: Finding, digits: int = 4) -> str:
+    """The table's "predicted" cell: the predicted value, or ``≤ bound`` / ``≥ bound`` for a bound."""
+    limit = finding.limit
+    if limit is None:
+        return _fmt(finding.predicted, digits)
+    return f"{'≤' if finding.bound == 'upper' else '≥'} {_fmt(limit, digits)}"
+
+
+def tolerance_text(finding: Finding) -> str:
+    """The table's "tolerance" cell: two digits, or a dash for a bound (the bound is the whole claim)."""
+    return "—" if finding.bound else _err(finding.tolerance)
+
+
+def comparison_text(finding: Finding) -> str:
+    """One line comparing the measurement with the claim, in the finding's unit."""
+    unit = f" {finding.unit}" if finding.unit else ""
+    measured = f"measured {_fmt(finding.measured)} ± {_err(finding.uncertainty)}{unit}"
+    if finding.bound:
+        return f"{measured}, {finding.bound} bound {predicted_text(finding)}{unit}"
+    return (
+        f"predicted {_fmt(finding.predicted)}{unit}, {measured}, |difference| "
+        f"{_fmt(abs(finding.measured - finding.predicted))} vs tolerance {_err(finding.tolerance)}"
+    )
+
+
 def _markdown(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[str, str]) -> str:
     s = data["summary"]
     reproduce = _reproduce(data["seed"], data["size"] == "quick")
@@ -126,40 +151,43 @@ def _markdown(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[
         f"({s['findings_passed']}/{s['findings']} claims) in {s['seconds']:.1f} s; "
         f"seed {data['seed']}, {data['size']} size. Reproduce with `{reproduce}`.",
         "",
-        "Each claim of the theory is measured beside its prediction. A claim passes when "
-        "|measured - predicted| <= tolerance; tolerances are sized to the Monte-Carlo error "
-        "(see each claim's details). Uncertainties are one standard error.",
+        _INTRO,
         "",
         "![every claim: deviation from the prediction in tolerances](overview.png)",
         "",
-        "| experiment | claim | predicted | measured ± 1 s.e. | tolerance | unit | result | time (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| # | experiment | claim | predicted | measured ± 1 s.e. | tolerance | unit | result | time (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for e in entries:
-        if e.error is not None:
-            lines.append(f"| {e.experiment} | {cell(e.error)} |  |  |  |  | ERROR | {e.seconds:.1f} |")
-        for f in e.findings:
-            lines.append(
-                f"| {e.experiment} | {cell(f.claim)} | {_fmt(f.predicted)} | {_fmt(f.measured)} ± "
-                f"{_err(f.uncertainty)} | {_err(f.tolerance)} | {cell(f.unit)} | {_verdict(f.passed)} "
-                f"| {e.seconds:.1f} |"
-            )
+    rows = plotting.numbered(entries)
+    for number, e, f in rows:
+        if f is None:
+            lines.append(f"| {number} | {e.experiment} | {cell(e.error)} |  |  |  |  | ERROR | {e.seconds:.1f} |")
+            continue
+        lines.append(
+            f"| {number} | {e.experiment} | {cell(f.claim)} | {predicted_text(f)} | {_fmt(f.measured)} ± "
+            f"{_err(f.uncertainty)} | {tolerance_text(f)} | {cell(f.unit)} | {_verdict(f.passed)} "
+            f"| {e.seconds:.1f} |"
+        )
+    numbers = {id(f): number for number, _, f in rows if f is not None}
     for e in entries:
         lines += ["", f"## {e.experiment}: {'ERROR' if e.error else _verdict(e.passed)}", ""]
         if e.error is not None:
             lines += [f"The experiment raised `{cell(e.error)}`.", ""]
         for f in e.findings:
-            lines += [
-                f"- **{_verdict(f.passed)}**: {f.claim}  ",
-                f"  predicted {_fmt(f.predicted)} {f.unit}, measured {_fmt(f.measured)} ± {_err(f.uncertainty)} "
-                f"{f.unit}, |difference| {_fmt(abs(f.measured - f.predicted))} vs tolerance {_err(f.tolerance)}",
-            ]
+            lines += [f"- **#{numbers[id(f)]} {_verdict(f.passed)}**: {f.claim}  ", f"  {comparison_text(f)}"]
             if f.details:
                 lines.append(f"  ({cell(_details(f))})")
         lines += ["", f"![{e.experiment}]({figures[e.experiment]})", ""]
     lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()), ""]
     return "\n".join(lines)
 
+
+_INTRO = (
+    "Each claim of the theory is measured beside its prediction and numbered (#k, as in the overview and the "
+    "figures). A predicted value passes when |measured - predicted| <= tolerance; a bound (≤ or ≥ in the "
+    "predicted column) passes when the measurement is on its side. Tolerances are sized to the Monte-Carlo error "
+    "(see each claim's details). Uncertainties are one standard error."
+)
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -191,27 +219,29 @@ def _html(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[str,
         f"({s['findings_passed']}/{s['findings']} claims) in {s['seconds']:.1f} s; seed {data['seed']}, "
         f"{esc(data['size'])} size. Reproduce with <code>{esc(_reproduce(data['seed'], data['size'] == 'quick'))}"
         "</code>.</p>",
-        "<p>Each claim of the theory is measured beside its prediction. A claim passes when |measured - predicted| "
-        "&le; tolerance; tolerances are sized to the Monte-Carlo error (see each claim's details). Uncertainties are "
-        "one standard error.</p>",
+        f"<p>{esc(_INTRO)}</p>",
         '<img src="overview.png" alt="every claim: deviation from the prediction in tolerances">',
-        "<table><tr><th>experiment</th><th>claim</th><th>predicted</th><th>measured ± 1 s.e.</th><th>tolerance</th>"
-        "<th>unit</th><th>result</th><th>time (s)</th></tr>",
+        "<table><tr><th>#</th><th>experiment</th><th>claim</th><th>predicted</th><th>measured ± 1 s.e.</th>"
+        "<th>tolerance</th><th>unit</th><th>result</th><th>time (s)</th></tr>",
     ]
-    for e in entries:
+    rows = plotting.numbered(entries)
+    for number, e, f in rows:
         link = f'<a href="#{esc(figure_name(e.experiment))}">{esc(e.experiment)}</a>'
-        if e.error is not None:
+        anchor = f"<td class='num' id='claim-{number}'>{number}</td>"
+        if f is None:
             out.append(
-                f"<tr><td>{link}</td><td>{esc(e.error)}</td><td></td><td></td><td></td><td></td>"
+                f"<tr>{anchor}<td>{link}</td><td>{esc(e.error or '')}</td><td></td><td></td><td></td><td></td>"
                 f"<td>{verdict(False, 'ERROR')}</td><td class='num'>{e.seconds:.1f}</td></tr>"
             )
-        for f in e.findings:
-            out.append(
-                f"<tr><td>{link}</td><td>{esc(f.claim)}</td><td class='num'>{_fmt(f.predicted)}</td>"
-                f"<td class='num'>{_fmt(f.measured)} ± {_err(f.uncertainty)}</td><td class='num'>{_err(f.tolerance)}"
-                f"</td><td>{esc(f.unit)}</td><td>{verdict(f.passed)}</td><td class='num'>{e.seconds:.1f}</td></tr>"
-            )
+            continue
+        out.append(
+            f"<tr>{anchor}<td>{link}</td><td>{esc(f.claim)}</td><td class='num'>{esc(predicted_text(f))}</td>"
+            f"<td class='num'>{_fmt(f.measured)} ± {_err(f.uncertainty)}</td><td class='num'>"
+            f"{esc(tolerance_text(f))}</td><td>{esc(f.unit)}</td><td>{verdict(f.passed)}</td>"
+            f"<td class='num'>{e.seconds:.1f}</td></tr>"
+        )
     out.append("</table>")
+    numbers = {id(f): number for number, _, f in rows if f is not None}
     for e in entries:
         out.append(
             f'<h2 id="{esc(figure_name(e.experiment))}">{esc(e.experiment)}: '
@@ -221,9 +251,8 @@ def _html(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[str,
             out.append(f"<li>The experiment raised <code>{esc(e.error)}</code>.</li>")
         for f in e.findings:
             out.append(
-                f"<li>{verdict(f.passed)}: {esc(f.claim)}<br>predicted {_fmt(f.predicted)} {esc(f.unit)}, measured "
-                f"{_fmt(f.measured)} ± {_err(f.uncertainty)} {esc(f.unit)}, |difference| "
-                f"{_fmt(abs(f.measured - f.predicted))} vs tolerance {_err(f.tolerance)}"
+                f"<li><a href='#claim-{numbers[id(f)]}'>#{numbers[id(f)]}</a> {verdict(f.passed)}: {esc(f.claim)}<br>"
+                + esc(comparison_text(f))
                 + (f'<br><span class="details">{esc(_details(f))}</span>' if f.details else "")
                 + "</li>"
             )
@@ -256,9 +285,13 @@ def write_report(entries: Sequence[TourEntry], out: str | Path, *, seed: int, qu
     (out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
 
     figures = {}
+    first: dict[int, int] = {}  # each experiment's first claim number, for its panel titles
+    for number, entry, finding in plotting.numbered(entries):
+        if finding is not None:
+            first.setdefault(id(entry), number)
     for entry in entries:
         stem = figure_name(entry.experiment)
-        figure = plotting.experiment_figure(entry)
+        figure = plotting.experiment_figure(entry, first.get(id(entry)))
         (fig_dir / f"{stem}.json").write_text(json.dumps(jsonable(figure), indent=2) + "\n")
         plotting.draw(figure, fig_dir / f"{stem}.png")
         figures[entry.experiment] = f"figures/{stem}.png"

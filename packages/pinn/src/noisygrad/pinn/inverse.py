@@ -326,6 +326,7 @@ def fit(
         "display_every": budget,
         "lbfgs_chunk": lbfgs_chunk,
         "external_trainable_variables": problem.variable,
+        "verbose": 0,  # a fit in a sweep of many: DeepXDE's progress table would drown the results
     }
     start = time.perf_counter()
     if method == "adam":

@@ -121,16 +121,14 @@ def _speed(runs: dict[tuple[float, str], tuple[InverseProblem, Fit]], common: di
     n_lbfgs, n_adam = _settle(lbfgs, c_true), _settle(adam, c_true)
     censored = math.isinf(n_adam)  # Adam never settled: its budget is a lower bound, so the ratio is an upper bound
     ratio = n_lbfgs / (adam.evaluations if censored else n_adam)
-    return Finding(
-        experiment=EXPERIMENT,
-        claim=(
+    return Finding.at_most(
+        EXPERIMENT,
+        (
             f"with exact data, L-BFGS settles within {SETTLE:.0%} of C* in at most {SPEED_RATIO:g} times the "
             "loss-and-gradient evaluations Adam needs"
         ),
-        predicted=0.0,
+        bound=SPEED_RATIO,
         measured=ratio,
-        uncertainty=0.0,
-        tolerance=SPEED_RATIO,
         unit="evaluations ratio",
         details={
             **common,
@@ -150,14 +148,12 @@ def _exact(runs: dict[tuple[float, str], tuple[InverseProblem, Fit]], common: di
         error = abs(run.value - problem.true_value) / problem.true_value
         bound = EXACT_BOUNDS[method]
         out.append(
-            Finding(
-                experiment=EXPERIMENT,
-                claim=f"with exact data, {_NAMES[method]} recovers C* to relative error <= {bound:g} "
+            Finding.at_most(
+                EXPERIMENT,
+                f"with exact data, {_NAMES[method]} recovers C* to relative error <= {bound:g} "
                 f"on a budget of {budgets[method]} evaluations",
-                predicted=0.0,
+                bound=bound,
                 measured=error,
-                uncertainty=0.0,
-                tolerance=bound,
                 unit="relative error",
                 details={**common, "evaluations": run.evaluations, "final_loss": run.final_loss},
             )
@@ -213,16 +209,14 @@ def _agreement(
     adam = runs[level, "adam"][1]
     both = runs[level, "adam+lbfgs"][1]
     sd = problem.noise_limited_sd
-    return Finding(
-        experiment=EXPERIMENT,
-        claim=(
+    return Finding.at_most(
+        EXPERIMENT,
+        (
             f"with {level:.0%} noise, Adam and L-BFGS recover the same coefficient: "
             f"|C_adam - C_lbfgs| <= {AGREEMENT:g} noise-limited sd"
         ),
-        predicted=0.0,
+        bound=AGREEMENT,
         measured=abs(adam.value - lbfgs.value) / sd,
-        uncertainty=0.0,
-        tolerance=AGREEMENT,
         unit="noise-limited sd",
         details={
             **common,

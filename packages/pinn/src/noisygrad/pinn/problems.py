@@ -241,7 +241,7 @@ def solve(
         recipe = {**problem.recipe, **overrides}
         start = time.perf_counter()
         if method == "noisygrad":
-            result = adam_then_lbfgs(problem.model, **recipe)
+            result = adam_then_lbfgs(problem.model, **{"verbose": 0, **recipe})  # a benchmark run: quiet unless asked
         else:
             result = _deepxde_recipe(problem.model, **recipe)
         seconds = time.perf_counter() - start

@@ -2,10 +2,11 @@
 ``adam_then_lbfgs``: the usual two-phase recipe as one call, with a configurable switch.
 
 Training runs inside DeepXDE's own loop (``model.train``), so its callbacks, display, ``losshistory`` and
-``train_state`` work as usual. The plugin puts its optimizer in ``model.opt`` and its step function in
-``model.train_step`` (a public attribute ``Model.train`` calls once per iteration) and puts DeepXDE's
-step function back afterwards. The step evaluates the loss exactly as DeepXDE's does, so Adam through
-noisygrad on the full set is bit-identical to ``compile("adam")``.
+``train_state`` work as usual: like ``model.train``, :func:`train` prints DeepXDE's progress table (step, train
+loss, test loss, test metric) every ``display_every`` steps unless ``verbose=0``. The plugin puts its optimizer
+in ``model.opt`` and its step function in ``model.train_step`` (a public attribute ``Model.train`` calls once per
+iteration) and puts DeepXDE's step function back afterwards. The step evaluates the loss exactly as DeepXDE's
+does, so Adam through noisygrad on the full set is bit-identical to ``compile("adam")``.
 
 A closure-driven quasi-Newton optimizer (``torch.optim.LBFGS``) runs up to ``max_iter`` iterations per
 ``step`` call; DeepXDE would count each call as one iteration. Here ``iterations`` counts L-BFGS
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from noisygrad._warn import caller_stacklevel, warn
 from noisygrad.checks import check_positive_int
 from noisygrad.rng import torch_from_torch, torch_stream
 
@@ -160,14 +161,14 @@ def _compile(model: Any, built: Built, compile_args: dict[str, Any]) -> None:
     """Compile with the instance (DeepXDE builds the loss closures) or swap it into a compiled model."""
     if model.outputs_losses_train is None or compile_args:
         if model.lr_scheduler is not None and "decay" not in compile_args:
-            warnings.warn(_DECAY_DROPPED, PinnWarning, stacklevel=3)
+            warn(_DECAY_DROPPED, PinnWarning)
         args = {"loss": "MSE", **compile_args}
         with quiet():
             model.compile(built.optimizer, verbose=0, **args)
     else:
         if model.lr_scheduler is not None:
             # DeepXDE keeps no record of the decay it was compiled with, and its scheduler drives the old optimizer.
-            warnings.warn(_DECAY_DROPPED, PinnWarning, stacklevel=3)
+            warn(_DECAY_DROPPED, PinnWarning)
         model.opt, model.opt_name, model.lr_scheduler = built.optimizer, built.optimizer, None
 
 
@@ -298,7 +299,7 @@ def train(
     lbfgs_chunk: int | None = None,
     callbacks: Sequence[object] | None = None,
     display_every: int = 1000,
-    verbose: int = 0,
+    verbose: int = 1,
     **compile_args: Any,
 ) -> TrainResult:
     """Train a DeepXDE model with any optimizer, on the full collocation set or on random mini-batches.
@@ -328,7 +329,11 @@ def train(
         noise_groups: groups used by the noise estimate.
         lbfgs_chunk: L-BFGS iterations per DeepXDE step for full-set L-BFGS (default ``display_every``);
             DeepXDE's test metrics and callbacks run between chunks.
-        callbacks, display_every, verbose: passed to ``model.train``.
+        callbacks: DeepXDE callbacks, passed to ``model.train``.
+        display_every: print the progress (and record the test loss in ``model.losshistory``) every this many
+            steps, as ``model.train`` does; full-set L-BFGS prints after each chunk of ``lbfgs_chunk`` iterations.
+        verbose: ``1`` (the default, as DeepXDE's ``model.train``) prints DeepXDE's progress table, one line
+            every ``display_every`` steps, and its summary of the best step at the end; ``0`` prints nothing.
         **compile_args: ``loss``, ``loss_weights``, ``metrics``, ``external_trainable_variables``, ``decay``
             (DeepXDE's learning-rate decay, e.g. ``("step", 1000, 0.5)``, stepped once per iteration) for
             ``model.compile``; given (or for an uncompiled model) the model is (re)compiled with them. A decay
@@ -344,6 +349,8 @@ def train(
     if unknown:
         raise TypeError(f"train() got unexpected keyword arguments {sorted(unknown)}")
     display_every = check_positive_int("display_every", display_every)
+    if isinstance(verbose, bool) or not isinstance(verbose, int | np.integer) or verbose < 0:
+        raise ValueError(f"verbose must be 0 (quiet) or 1 (DeepXDE's progress table), got {verbose!r}")
     batch_every = check_positive_int("batch_every", batch_every)
     if noise_every is not None:
         noise_every = check_positive_int("noise_every", noise_every)
@@ -364,9 +371,10 @@ def train(
     iterations = check_positive_int("iterations", iterations)
     if built.second_order and compile_args.get("decay") is not None:
         raise ValueError(f"decay applies to first-order optimizers; {built.name} takes no learning-rate decay")
-    check_sampling(model, callbacks, stacklevel=3)
+    user = caller_stacklevel() + 1  # the user's line, seen from a check called here (adam_then_lbfgs included)
+    check_sampling(model, callbacks, stacklevel=user)
     if built.second_order and not is_robust_lbfgs(built.optimizer):  # a line search is what float32 stalls
-        check_precision(model, stacklevel=3)
+        check_precision(model, stacklevel=user)
 
     batches = None
     if batch_size is not None:

@@ -15,7 +15,6 @@ Aer's GPU build (``qiskit-aer-gpu``); where neither is present it warns with a
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,6 +22,8 @@ import numpy as np
 import torch
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit import ControlFlowOp
+
+from noisygrad._warn import warn
 
 from ._statevector import TorchStatevector, unsupported
 from .measurement import MeasurementPlan
@@ -302,10 +303,9 @@ def resolve_device(backend: str, device: str) -> str:
         missing.append(_NO_AER_GPU)
     if len(missing) < (2 if backend == "auto" else 1):
         return "GPU"
-    warnings.warn(
+    warn(  # attributed to the user's line, through however many of our calls it came
         f"device='GPU' with backend={backend!r}: {'; and '.join(missing)}. Running on the CPU.",
         DeviceFallbackWarning,
-        stacklevel=3,
     )
     return "CPU"
 
@@ -337,11 +337,10 @@ def make_backend(circuit: QuantumCircuit, backend: str = "auto", device: str = "
             elif gpu_available():
                 backend = "aer"
             else:
-                warnings.warn(
+                warn(
                     f"device='GPU': the torch simulator cannot run this circuit ({reason}) and {_NO_AER_GPU}. "
                     "Running on the CPU with Aer.",
                     DeviceFallbackWarning,
-                    stacklevel=2,
                 )
                 backend, device = "aer", "CPU"
         else:

@@ -15,7 +15,7 @@ from noisygrad.estimators.batch import FullBatch, MiniBatch
 from noisygrad.objectives import FiniteSum
 from noisygrad.optim.sgd import SGD
 from noisygrad.schedules import RobbinsMonro
-from noisygrad.tour.kit import TOLERANCE_Z, Finding
+from noisygrad.tour.kit import TOLERANCE_Z, Finding, Parameter, takes
 
 
 def _least_squares(n: int, d: int, generator: torch.Generator) -> FiniteSum:
@@ -26,11 +26,14 @@ def _least_squares(n: int, d: int, generator: torch.Generator) -> FiniteSum:
     return FiniteSum(lambda w, X, y: 0.5 * ((X @ w - y) ** 2).mean(), (X, y))
 
 
-def minibatch_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
+@takes(
+    Parameter("batch", int, 16, "examples per mini-batch b, of the N = 200", low=1, high=199),
+    Parameter("draws", int, 2000, "mini-batches drawn per scheme", full=20000, low=100, high=10**6),
+)
+def minibatch_variance(seed: int = 0, quick: bool = True, *, batch: int, draws: int) -> list[Finding]:
     """A mini-batch gradient is unbiased; its covariance trace is (tr S / b)(1 - b/N) without replacement."""
     gen = torch.Generator().manual_seed(seed)
-    n, d, b = 200, 5, 16
-    draws = 2000 if quick else 20000
+    n, d, b = 200, 5, batch
     objective = _least_squares(n, d, gen)
     w = torch.zeros(d, dtype=torch.float64)
     true_grad = FullBatch(objective).estimate(w, gen).grad
@@ -57,7 +60,11 @@ def minibatch_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
     return findings
 
 
-def noise_ball(seed: int = 0, quick: bool = True) -> list[Finding]:
+@takes(
+    Parameter("chains", int, 4000, "independent chains (coordinates of one vector)", full=40000, low=100, high=10**7),
+    Parameter("steps", int, 400, "SGD steps T of every chain", low=100, high=100_000),
+)
+def noise_ball(seed: int = 0, quick: bool = True, *, chains: int, steps: int) -> list[Finding]:
     """Constant-step SGD stalls in a noise ball; Robbins-Monro steps shrink it like 1/T.
 
     On ``f(x) = a x^2 / 2`` with gradient noise of variance ``sigma^2``, constant step ``eta`` gives the
@@ -66,8 +73,7 @@ def noise_ball(seed: int = 0, quick: bool = True) -> list[Finding]:
     Many independent chains run side by side as the coordinates of one parameter vector.
     """
     gen = torch.Generator().manual_seed(seed)
-    chains = 4000 if quick else 40000
-    a, sigma, eta, steps = 2.0, 1.0, 0.1, 400
+    a, sigma, eta = 2.0, 1.0, 0.1
     findings = []
     runs = (
         (SGD(eta), eta * sigma**2 / (a * (2 - eta * a)), "constant step: variance eta sigma^2/(a(2 - eta a))"),

@@ -273,13 +273,11 @@ def _atom_minibatch(seed: int, start: np.ndarray, minimum: np.ndarray, draws: in
     pair = lennard_jones(N_ATOMS)
     x0 = torch.tensor(start.ravel(), dtype=_F64)
     findings = [
-        Finding(
+        Finding.at_most(
             NAME,
             "an atom mini-batch gradient is (n/b) x the exact gradient of the b-atom sub-cluster's own energy",
-            predicted=0.0,
+            bound=1e-10,
             measured=_exact_subsystem_gap(x0, _draw_subsets(torch_stream(seed, 1), 8)),
-            uncertainty=0.0,
-            tolerance=1e-10,
             unit="epsilon / sigma",
             details={"draws checked": 8, "n": N_ATOMS, "b": BATCH, "three_body_nu": THREE_BODY},
         )
@@ -315,13 +313,12 @@ def _atom_minibatch(seed: int, start: np.ndarray, minimum: np.ndarray, draws: in
     grads = atom_minibatch_gradients(xm, _draw_subsets(torch_stream(seed, 2), draws))
     rms_noise = math.sqrt(float(torch.cov(grads.T).trace()) / draws)
     findings.append(
-        Finding(
+        Finding.at_most(
             NAME,
             "pure pair forces: at the LJ13 minimum the atom mini-batch mean q_2 grad E is 0 too (single draws are not)",
-            predicted=0.0,
+            bound=TOLERANCE_Z * rms_noise,
             measured=float(grads.mean(0).norm()),
             uncertainty=rms_noise,
-            tolerance=TOLERANCE_Z * rms_noise,
             unit="epsilon / sigma",
             details={
                 "|grad E| at the minimum": float(grad_min.norm()),
@@ -493,13 +490,11 @@ def _noisy_forces(seed: int, start: np.ndarray, minimum: np.ndarray, runs: int) 
         threshold = float(levels[a - 1] * (levels[a] / levels[a - 1]) ** frac)
     high = levels >= 0.1
     findings.append(
-        Finding(
+        Finding.at_most(
             NAME,
             "CG with energies and forces both noisy (s) fails: no run ends within 1e-3 epsilon of E* for s >= 0.1",
-            predicted=0.0,
+            bound=0.0,
             measured=float((noisy[high] <= TAU).mean()),
-            uncertainty=0.0,
-            tolerance=0.0,
             unit="fraction of runs",
             details={
                 "geometric-mean final error per s": _listed(geo),

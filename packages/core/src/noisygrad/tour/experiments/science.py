@@ -33,7 +33,7 @@ from noisygrad.objectives import FiniteSum, NoisyBlackBox
 from noisygrad.optim.langevin import BAOAB, SGLD
 from noisygrad.optim.lbfgs import minimize_lbfgs
 from noisygrad.optim.sgd import SGD
-from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, substream_seed, torch_stream
+from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, Parameter, substream_seed, takes, torch_stream
 
 _F64 = torch.float64
 
@@ -62,17 +62,17 @@ def _chain_covariance(
 def _frobenius_finding(
     experiment: str, claim: str, measured: np.ndarray, se: np.ndarray, predicted: np.ndarray, details: dict[str, Any]
 ) -> Finding:
-    """Relative Frobenius error of ``measured`` vs ``predicted`` (predicted 0) with its s.e. from ``se``."""
+    """Relative Frobenius error of ``measured`` vs ``predicted`` with its s.e. from ``se``: an upper bound of
+    4 s.e. on the error (a norm, 0 for a perfect match)."""
     norm = float(np.linalg.norm(predicted))
     error = float(np.linalg.norm(measured - predicted)) / norm
     uncertainty = float(np.linalg.norm(se)) / norm
-    return Finding(
-        experiment=experiment,
-        claim=claim,
-        predicted=0.0,
+    return Finding.at_most(
+        experiment,
+        claim,
+        bound=TOLERANCE_Z * uncertainty,
         measured=error,
         uncertainty=uncertainty,
-        tolerance=TOLERANCE_Z * uncertainty,
         unit="relative Frobenius error",
         details={**details, "measured": measured.round(8).tolist(), "predicted": predicted.round(8).tolist()},
     )
@@ -215,7 +215,8 @@ def _cosine_curve(stats: NoiseStats, rows: dict[int, dict[str, Any]], *, gap: bo
     )
 
 
-def spsa_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
+@takes(Parameter("draws", int, 4000, "SPSA gradient estimates drawn", full=40000, low=100, high=10**6))
+def spsa_variance(seed: int = 0, quick: bool = True, *, draws: int) -> list[Finding]:
     """SPSA: E|g - grad f|^2 = (d - 1)|g|^2 + d sigma^2 / (2 c^2) per perturbation; two evaluations for any d."""
     gen = torch.Generator().manual_seed(seed)
     d, sigma, c = 20, 0.01, 0.05
@@ -229,7 +230,6 @@ def spsa_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
 
     x = torch.randn(d, generator=gen, dtype=_F64)
     g = A @ x + b
-    draws = 4000 if quick else 40000
     spsa = SPSA(NoisyBlackBox(fn), c=c, gamma=0.0)
     errors = torch.tensor([float((spsa.estimate(x, gen).grad - g).pow(2).sum()) for _ in range(draws)])
     predicted = (d - 1) * float(g @ g) + d * sigma**2 / (2 * c**2)
@@ -247,12 +247,13 @@ def spsa_variance(seed: int = 0, quick: bool = True) -> list[Finding]:
     ]
 
 
-def lyapunov(seed: int = 0, quick: bool = True) -> list[Finding]:
+@takes(Parameter("chains", int, 2000, "independent SGD chains", full=20000, low=100, high=10**6))
+def lyapunov(seed: int = 0, quick: bool = True, *, chains: int) -> list[Finding]:
     """Constant-step SGD's stationary covariance is the discrete Lyapunov solution, even at lr lambda_max = 0.33."""
     gen = torch.Generator().manual_seed(seed)
     A = np.array([[1.0, 0.3], [0.3, 0.2]])
     C = np.array([[1.0, -0.2], [-0.2, 0.5]])
-    lr, chains = 0.3, 2000 if quick else 20000
+    lr = 0.3
     a, chol = torch.tensor(A), torch.linalg.cholesky(torch.tensor(C))
     tau = int(1 / (lr * 0.1))
 
@@ -274,14 +275,15 @@ def lyapunov(seed: int = 0, quick: bool = True) -> list[Finding]:
     return [_frobenius_finding("core.lyapunov", claim, measured, se, predicted, details)]
 
 
-def sgld_boltzmann(seed: int = 0, quick: bool = True) -> list[Finding]:
+@takes(Parameter("chains", int, 2000, "independent chains of each sampler", full=20000, low=100, high=10**6))
+def sgld_boltzmann(seed: int = 0, quick: bool = True, *, chains: int) -> list[Finding]:
     """Langevin samplers on a Gaussian: SGLD matches its exact discrete law, BAOAB the Boltzmann law itself.
 
     Streams: the SGLD chains' noise is sub-stream 0 of ``seed``, BAOAB's 1; the control-variate runs take 2-4.
     """
     A = np.array([[1.0, 0.3], [0.3, 0.2]])
     a = torch.tensor(A)
-    t, chains = 0.5, 2000 if quick else 20000
+    t = 0.5
     findings = []
     h = 0.1  # h lambda_max = 0.11
     sgld = SGLD(h, temperature=t)
@@ -421,13 +423,11 @@ def variance_reduction(seed: int = 0, quick: bool = True) -> list[Finding]:
         assert result.fun is not None
         assert sgd.fun is not None
         findings.append(
-            Finding(
-                experiment="core.variance-reduction",
-                claim=f"{name} at a constant step reaches F - F* <= 1e-10 on L2-logistic regression (N={n})",
-                predicted=0.0,
+            Finding.at_most(
+                "core.variance-reduction",
+                f"{name} at a constant step reaches F - F* <= 1e-10 on L2-logistic regression (N={n})",
+                bound=1e-10,
                 measured=max(result.fun - f_star, 0.0),
-                uncertainty=0.0,
-                tolerance=1e-10,
                 details={
                     "passes": result.cost.examples / n,
                     "gradient_evaluations": result.cost.examples,
@@ -472,13 +472,11 @@ def lbfgs_noise(seed: int = 0, quick: bool = True) -> list[Finding]:
         opt.step(closure)  # type: ignore[no-untyped-call]
     torch_skipped = (steps - 1 - len(opt.state[w]["old_dirs"])) / (steps - 1)
     return [
-        Finding(
-            experiment="core.lbfgs-noise",
-            claim="noise-robust L-BFGS (same-batch pairs) skips < 1% of curvature pairs on noisy least squares",
-            predicted=0.0,
+        Finding.at_most(
+            "core.lbfgs-noise",
+            "noise-robust L-BFGS (same-batch pairs) skips < 1% of curvature pairs on noisy least squares",
+            bound=0.01,
             measured=ours.skipped_fraction,
-            uncertainty=0.0,
-            tolerance=0.01,
             unit="fraction of pairs",
             details={
                 "torch_lbfgs_fresh_batches_skipped": torch_skipped,
@@ -490,10 +488,13 @@ def lbfgs_noise(seed: int = 0, quick: bool = True) -> list[Finding]:
     ]
 
 
-def heavy_tails(seed: int = 0, quick: bool = True) -> list[Finding]:
+@takes(
+    Parameter("chains", int, 20_000, "independent SGD chains (250 samples each)", full=100_000, low=2000, high=10**6)
+)
+def heavy_tails(seed: int = 0, quick: bool = True, *, chains: int) -> list[Finding]:
     """Light-tailed data, heavy-tailed iterates: SGD on Gaussian least squares has Kesten's tail index."""
     gen = torch.Generator().manual_seed(seed)
-    lr, chains = 0.4, 20_000 if quick else 100_000
+    lr = 0.4
     e = torch.zeros(chains, dtype=_F64)
     draws = []
     for t in range(300):
