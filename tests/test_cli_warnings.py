@@ -1,6 +1,6 @@
 """Warnings name the line of the code that called the library, however deep inside the library they are raised:
 ``DeviceFallbackWarning`` (asking for a GPU that is not there) through each public entry, and the mechanism itself
-(``noisygrad._warn``) on functions whose module is inside and outside the library."""
+(``noisygrad.checks.warn``) on functions whose module is inside and outside the library."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from noisygrad._warn import caller_stacklevel, warn
+from noisygrad.checks import caller_stacklevel, warn
 
 quantum = pytest.importorskip("noisygrad.quantum")
 from qiskit.circuit.library import efficient_su2  # noqa: E402

@@ -4,13 +4,18 @@ The core and every plugin check their arguments with these (a plugin never needs
 scalars (:func:`check_positive`, :func:`check_positive_int`, :func:`check_in_range`, :func:`check_real`),
 numpy arrays and dtypes (:func:`as_array`, :func:`as_dtype`, :func:`check_positive_array`), generators
 (:func:`check_generator`) and tensors (:func:`check_finite`, :func:`check_same_shape`,
-:func:`as_parameter_vector`). torch is imported only by the tensor checks, so numpy-only plugins use the others
-cheaply.
+:func:`as_parameter_vector`). :func:`warn` issues a warning attributed to the user's line: the first frame outside
+the noisygrad library (the plugins included, the ``noisygrad`` command's tour excluded, since its experiments are
+callers of the library), however deep the call that warns, where ``warnings.warn(..., stacklevel=k)`` is right only
+when the warning is always reached through the same number of library frames. torch is imported only by the
+tensor checks, so numpy-only plugins use the others cheaply.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -24,6 +29,7 @@ __all__ = [
     "as_array",
     "as_dtype",
     "as_parameter_vector",
+    "caller_stacklevel",
     "check_finite",
     "check_generator",
     "check_in_range",
@@ -32,6 +38,7 @@ __all__ = [
     "check_positive_int",
     "check_real",
     "check_same_shape",
+    "warn",
 ]
 
 
@@ -187,3 +194,30 @@ def check_positive_array(name: str, values: object) -> np.ndarray:
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         raise ValueError(f"{name} must hold finite numbers > 0, got {values!r}")
     return arr
+
+
+# ---------------------------------------------------------------- warnings at the caller
+
+_LIBRARY = "noisygrad"
+_APPLICATION = "noisygrad.tour"
+
+
+def _in_library(module: str) -> bool:
+    inside = module == _LIBRARY or module.startswith(f"{_LIBRARY}.")
+    return inside and not (module == _APPLICATION or module.startswith(f"{_APPLICATION}."))
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a ``warnings.warn`` in the function calling this one name the first frame
+    outside the library (the outermost frame if every frame is the library's)."""
+    frame = sys._getframe(1)  # the library function about to warn: stacklevel 1
+    level = 1
+    while frame.f_back is not None and _in_library(frame.f_globals.get("__name__", "")):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn(message, category)`` attributed to the first caller outside the noisygrad library."""
+    warnings.warn(message, category, stacklevel=caller_stacklevel())  # counted from this frame, as warn counts

@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisygrad._warn import caller_stacklevel, warn
-from noisygrad.checks import check_positive_int
+from noisygrad.checks import caller_stacklevel, check_positive_int, warn
 from noisygrad.rng import torch_from_torch, torch_stream
 
 from ._deepxde import deepxde, quiet

@@ -23,7 +23,7 @@ import torch
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit import ControlFlowOp
 
-from noisygrad._warn import warn
+from noisygrad.checks import warn
 
 from ._statevector import TorchStatevector, unsupported
 from .measurement import MeasurementPlan
