@@ -28,9 +28,9 @@ def measure(mu: float, rng: np.random.Generator) -> tuple[float, float]:
     d = np.stack([lfilter(w, 1.0, xc) for w, xc in zip(w_opt, x, strict=True)])
     d += math.sqrt(NOISE_VAR) * rng.standard_normal(d.shape)
     lms = LMS(TAPS, mu)
-    lms.run(x[:, :n_burn], d[:, :n_burn])  # converge; the next call continues each channel's delay line
+    lms.run(x[:, :n_burn], d=d[:, :n_burn])  # converge; the next call continues each channel's delay line
     lms.record_history = True
-    lms.run(x[:, n_burn:], d[:, n_burn:])
+    lms.run(x[:, n_burn:], d=d[:, n_burn:])
     per_channel = np.mean(np.sum((lms.history - w_opt[:, None, :]) ** 2, axis=2), axis=1) / NOISE_VAR
     return float(per_channel.mean()), float(per_channel.std(ddof=1) / math.sqrt(CHANNELS))
 

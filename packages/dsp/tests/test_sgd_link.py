@@ -19,7 +19,7 @@ def test_sgd_on_the_streaming_objective_is_lms():
     x = rng.standard_normal(n)
     d = lfilter(rng.standard_normal(taps), 1.0, x) + 0.1 * rng.standard_normal(n)
     lms = LMS(taps, mu)
-    lms.run(x, d)
+    lms.run(x, d=d)
     w_sgd = sgd_lms(tapped_delay_line(x, taps), d, mu)
     np.testing.assert_allclose(w_sgd, lms.weights, rtol=0, atol=1e-12)
 
@@ -31,7 +31,7 @@ def test_streaming_estimator_reports_the_lms_error_and_resumes():
     first = ng.minimize(est, ng.SGD(0.05), torch.zeros(3, dtype=torch.float64), steps=25)
     rest = ng.minimize(est, ng.SGD(0.05), steps=15, resume=first.checkpoint)
     lms = LMS(3, 0.05)
-    _, e = lms.run_regressors(u, d)
+    _, e = lms.run_regressors(u, d=d)
     np.testing.assert_allclose(rest.x.numpy(), lms.weights, rtol=0, atol=1e-13)
     est2 = StreamingLeastSquares(u, d)
     w = torch.zeros(3, dtype=torch.float64)

@@ -8,136 +8,296 @@ Kernels are generic in the floating dtype: float32 arrays give a float32 recursi
 kernels, whose dot products then vectorise. The RLS and Kalman kernels do without it: their covariance
 updates apply the same IEEE operations to elements (i, j) and (j, i), so a symmetric ``P`` stays exactly
 symmetric, which is what keeps RLS stable at forgetting factors close to 1.
+
+Each kernel has a ``*_parallel`` twin that runs the channels in parallel threads (numba ``prange``;
+``numba.set_num_threads`` sets how many) through the same per-channel function; :func:`pick` chooses it for
+work large enough to pay for starting the threads. Every channel runs the same instructions whatever the
+batch, so a channel's results do not depend on the number of threads or on the other channels.
 """
 
 from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _FAST = {"reassoc", "contract"}
+PARALLEL_WORK = 1 << 18  # multiply-adds (channels x samples x taps) from which threads pay for themselves
+
+
+def pick(serial, parallel, channels: int, work: int):  # type: ignore[no-untyped-def]
+    """The parallel twin of a kernel when there are several channels, enough work and more than one numba
+    thread; the serial one otherwise (one filter, short blocks: no thread start-up or barrier to pay)."""
+    if channels > 1 and work >= PARALLEL_WORK and numba.get_num_threads() > 1:
+        return parallel
+    return serial
+
+
+# Error nonlinearities of the LMS family: the step is ``mu * phi(e)`` (divided by ``eps + |u|^2`` when normalised).
+PHI_LINEAR, PHI_CUBE, PHI_SIGN, PHI_TANH, PHI_GMCC = 0, 1, 2, 3, 4
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _phi(err, kind, p1, p2, one):  # pragma: no cover - compiled
+    """``phi(e)``: ``e`` (LMS), ``e^3`` (LMF), ``sign(e)`` (sign error), ``tanh(p1 e)`` (Llncosh), or
+    ``p1 p2 exp(-p1 |e|^p2) |e|^(p2 - 1) sign(e)`` (GMCC; 0 at ``e = 0``). ``one`` is 1 in the dtype of
+    ``err``: every branch stays in that dtype (an integer literal would promote float32 to float64)."""
+    zero = one - one
+    if kind == PHI_LINEAR:
+        return err
+    if kind == PHI_CUBE:
+        return err * err * err
+    if kind == PHI_SIGN:
+        return one if err > 0 else (-one if err < 0 else zero)
+    if kind == PHI_TANH:
+        return np.tanh(p1 * err)
+    mag = abs(err)
+    if mag == 0:
+        return zero
+    g = p1 * p2 * np.exp(-p1 * mag**p2) * mag ** (p2 - one)
+    return g if err > 0 else -g
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _sign(t, one, zero):  # pragma: no cover - compiled
+    return one if t > 0 else (-one if t < 0 else zero)
 
 
 @njit(cache=True, fastmath=_FAST)
-def lms_signal(w, xp, d, mu, eps, normalized, y, e, hist):  # pragma: no cover - compiled
-    """LMS / NLMS on a tapped delay line.
+def _lms_pair(w, tail, x, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, hist, c0):  # pragma: no cover
+    """Channels ``c0`` and ``c0 + 1`` of :func:`lms_signal`, advanced in lock-step.
 
-    ``w``: (B, L) weights, natural order (``w[0]`` multiplies the newest sample), updated in place.
-    ``xp``: (B, L - 1 + N) the previous ``L - 1`` samples followed by the new ``N`` samples.
-    ``d``, ``y``, ``e``: (B, N). ``hist``: (B, N, L) a-priori weights when ``hist.shape[1] == N``.
-    Update ``w += mu e u`` (LMS) or ``w += mu e u / (eps + |u|^2)`` (NLMS), with ``e = d - w.u``.
-    One pass over the taps per sample: the update of sample k is fused with the output of sample k + 1.
+    Two independent recursions in one loop overlap the latency of each sample's dot product (the chain
+    output -> error -> step -> update -> next output) with the other's arithmetic: 1.4-1.6x the rate of one
+    channel at a time. A lone last channel runs beside a copy of itself whose results are dropped, so every
+    channel runs the same instructions whatever its position: a channel's results are bit-identical in any
+    batch.
     """
     n_ch, taps = w.shape
     n = d.shape[1]
+    live1 = c0 + 1 < n_ch
+    c1 = c0 + 1 if live1 else c0
     record = hist.shape[1] == n
-    wr = np.empty(taps, dtype=w.dtype)
-    for b in range(n_ch):
-        for i in range(taps):  # reversed copy: the window xp[k : k + L] is oldest first
-            wr[i] = w[b, taps - 1 - i]
-        x = xp[b]
-        acc = wr[0] * 0
+    buf = np.empty((2, taps - 1 + n), dtype=w.dtype)  # per lane: the previous taps - 1 samples, then the new
+    wr = np.empty((2, taps), dtype=w.dtype)  # reversed weights: the window buf[k : k + taps] is oldest first
+    for lane in range(2):
+        c = c0 if lane == 0 else c1
+        for i in range(taps - 1):
+            buf[lane, i] = tail[c, i]
+        for i in range(n):
+            buf[lane, taps - 1 + i] = x[c, i]
         for i in range(taps):
-            acc += wr[i] * x[i]
-        for k in range(n):
-            if record:
+            wr[lane, i] = w[c, taps - 1 - i]
+    xa, xb, wa, wb = buf[0], buf[1], wr[0], wr[1]
+    one = mu / mu  # 1 and 0 in the dtype (mu > 0): literals would promote float32 arithmetic to float64
+    zero = mu - mu
+    a = zero
+    b = zero
+    for i in range(taps):
+        a += wa[i] * xa[i]
+        b += wb[i] * xb[i]
+    for k in range(n):
+        if record:
+            for i in range(taps):
+                hist[c0, k, i] = wa[taps - 1 - i]
+            if live1:
                 for i in range(taps):
-                    hist[b, k, i] = wr[taps - 1 - i]
-            err = d[b, k] - acc
-            y[b, k] = acc
-            e[b, k] = err
-            step = mu * err
-            if normalized:
-                energy = eps
+                    hist[c1, k, i] = wb[taps - 1 - i]
+        ra = d[c0, k] - a
+        rb = d[c1, k] - b
+        y[c0, k] = a
+        e[c0, k] = ra
+        if live1:
+            y[c1, k] = b
+            e[c1, k] = rb
+        sa = mu * _phi(ra, kind, p1, p2, one)
+        sb = mu * _phi(rb, kind, p1, p2, one)
+        if normalized:
+            na = eps
+            nb = eps
+            for i in range(taps):
+                na += xa[k + i] * xa[k + i]
+                nb += xb[k + i] * xb[k + i]
+            sa = sa / na
+            sb = sb / nb
+        a = zero
+        b = zero
+        if k + 1 < n:  # the update of sample k fused with the output of sample k + 1: one pass over the taps
+            if signreg:
                 for i in range(taps):
-                    energy += x[k + i] * x[k + i]
-                step = step / energy
-            nxt = wr[0] * 0
-            if k + 1 < n:
-                for i in range(taps):
-                    wi = wr[i] + step * x[k + i]
-                    wr[i] = wi
-                    nxt += wi * x[k + 1 + i]
+                    va = wa[i] + sa * _sign(xa[k + i], one, zero)
+                    wa[i] = va
+                    a += va * xa[k + 1 + i]
+                    vb = wb[i] + sb * _sign(xb[k + i], one, zero)
+                    wb[i] = vb
+                    b += vb * xb[k + 1 + i]
             else:
                 for i in range(taps):
-                    wr[i] += step * x[k + i]
-            acc = nxt
+                    va = wa[i] + sa * xa[k + i]
+                    wa[i] = va
+                    a += va * xa[k + 1 + i]
+                    vb = wb[i] + sb * xb[k + i]
+                    wb[i] = vb
+                    b += vb * xb[k + 1 + i]
+        elif signreg:
+            for i in range(taps):
+                wa[i] += sa * _sign(xa[k + i], one, zero)
+                wb[i] += sb * _sign(xb[k + i], one, zero)
+        else:
+            for i in range(taps):
+                wa[i] += sa * xa[k + i]
+                wb[i] += sb * xb[k + i]
+    for lane in range(2 if live1 else 1):
+        c = c0 if lane == 0 else c1
         for i in range(taps):
-            w[b, taps - 1 - i] = wr[i]
+            w[c, taps - 1 - i] = wr[lane, i]
+        for i in range(taps - 1):
+            tail[c, i] = buf[lane, n + i]
 
 
 @njit(cache=True, fastmath=_FAST)
-def lms_regressors(w, u, d, mu, eps, normalized, y, e, hist):  # pragma: no cover - compiled
-    """LMS / NLMS on explicit regressors ``u``: (B, N, L); otherwise as :func:`lms_signal`."""
-    n_ch, taps = w.shape
+def lms_signal(w, tail, x, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, hist):  # pragma: no cover
+    """The LMS family on a tapped delay line, two channels at a time (:func:`_lms_pair`).
+
+    ``w``: (B, L) weights, natural order (``w[0]`` multiplies the newest sample), updated in place.
+    ``tail``: (B, L - 1) the previous ``L - 1`` samples, oldest first, replaced by the last ones of ``x``.
+    ``x``, ``d``, ``y``, ``e``: (B, N). ``hist``: (B, N, L) a-priori weights when ``hist.shape[1] == N``.
+    Update ``w += mu phi(e) s(u)``, divided by ``eps + |u|^2`` when ``normalized``, with ``e = d - w.u``,
+    ``phi`` from :func:`_phi` and ``s(u) = sign(u)`` when ``signreg`` (else ``u``).
+    """
+    for g in range((w.shape[0] + 1) // 2):
+        _lms_pair(w, tail, x, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, hist, 2 * g)
+
+
+@njit(cache=True, fastmath=_FAST, parallel=True)
+def lms_signal_parallel(w, tail, x, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, hist):  # pragma: no cover
+    """:func:`lms_signal` with the pairs of channels in parallel threads (the same per-pair code)."""
+    for g in prange((w.shape[0] + 1) // 2):
+        _lms_pair(w, tail, x, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, hist, 2 * g)
+
+
+@njit(cache=True, fastmath=_FAST)
+def _lms_channel(w, u, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, hist, b):  # pragma: no cover
+    """Channel ``b`` of :func:`lms_regressors`."""
+    taps = w.shape[1]
     n = d.shape[1]
     record = hist.shape[1] == n
-    for b in range(n_ch):
-        wb = w[b]
-        for k in range(n):
-            uk = u[b, k]
-            acc = wb[0] * 0
+    wb = w[b]
+    one = mu / mu
+    zero = mu - mu
+    for k in range(n):
+        uk = u[b, k]
+        acc = zero
+        for i in range(taps):
+            acc += wb[i] * uk[i]
+        if record:
             for i in range(taps):
-                acc += wb[i] * uk[i]
-            energy = wb[0] * 0
-            if normalized:
-                for i in range(taps):
-                    energy += uk[i] * uk[i]
-            if record:
-                for i in range(taps):
-                    hist[b, k, i] = wb[i]
-            err = d[b, k] - acc
-            y[b, k] = acc
-            e[b, k] = err
-            step = mu * err / (eps + energy) if normalized else mu * err
+                hist[b, k, i] = wb[i]
+        err = d[b, k] - acc
+        y[b, k] = acc
+        e[b, k] = err
+        step = mu * _phi(err, kind, p1, p2, one)
+        if normalized:
+            energy = eps
+            for i in range(taps):
+                energy += uk[i] * uk[i]
+            step = step / energy
+        if signreg:
+            for i in range(taps):
+                wb[i] += step * _sign(uk[i], one, zero)
+        else:
             for i in range(taps):
                 wb[i] += step * uk[i]
 
 
+@njit(cache=True, fastmath=_FAST)
+def lms_regressors(w, u, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, hist):  # pragma: no cover
+    """The LMS family on explicit regressors ``u``: (B, N, L); otherwise as :func:`lms_signal`."""
+    for b in range(w.shape[0]):
+        _lms_channel(w, u, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, hist, b)
+
+
+@njit(cache=True, fastmath=_FAST, parallel=True)
+def lms_regressors_parallel(w, u, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, hist):  # pragma: no cover
+    """:func:`lms_regressors` with channels in parallel threads."""
+    for b in prange(w.shape[0]):
+        _lms_channel(w, u, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, hist, b)
+
+
+@njit(cache=True, fastmath=_FAST)
+def row_power(x):  # pragma: no cover - compiled
+    """``(max over rows of sum x^2, all finite)`` for ``x``: (B, N), summed in float64. A NaN or Inf anywhere
+    in a row makes its sum non-finite, so the caller refuses non-finite data with this one (vectorised) pass."""
+    largest = 0.0
+    finite = True
+    for b in range(x.shape[0]):
+        acc = 0.0
+        for k in range(x.shape[1]):
+            acc += x[b, k] * x[b, k]
+        if not np.isfinite(acc):
+            finite = False
+        elif acc > largest:
+            largest = acc
+    return largest, finite
+
+
+@njit(cache=True)
+def _rls_channel(w, p, u, d, lam, inv_lam, y, e, hist, b):  # pragma: no cover - compiled
+    """Channel ``b`` of :func:`rls_regressors`."""
+    taps = w.shape[1]
+    n = d.shape[1]
+    record = hist.shape[1] == n
+    pi = np.empty(taps, dtype=w.dtype)
+    wb = w[b]
+    pb = p[b]
+    for k in range(n):
+        uk = u[b, k]
+        for i in range(taps):
+            pi[i] = 0
+        for j in range(taps):  # pi = P u = sum_j P[j, :] u_j (P symmetric): row-wise, vectorisable
+            uj = uk[j]
+            for i in range(taps):
+                pi[i] += pb[j, i] * uj
+        den = lam
+        acc = lam - lam  # 0 in the dtype: a literal would promote float32 to float64
+        for i in range(taps):
+            den += uk[i] * pi[i]
+            acc += wb[i] * uk[i]
+        if record:
+            for i in range(taps):
+                hist[b, k, i] = wb[i]
+        err = d[b, k] - acc
+        y[b, k] = acc
+        e[b, k] = err
+        inv_den = 1 / den
+        g = err * inv_den
+        for i in range(taps):
+            wb[i] += pi[i] * g
+        for i in range(taps):
+            pii = pi[i]
+            for j in range(taps):
+                pb[i, j] = (pb[i, j] - (pii * pi[j]) * inv_den) * inv_lam
+
+
 @njit(cache=True)
 def rls_regressors(w, p, u, d, lam, inv_lam, y, e, hist):  # pragma: no cover - compiled
-    """Exponentially weighted RLS on regressors ``u``: (B, N, L) (a strided view for a delay line).
+    """Exponentially weighted RLS on regressors ``u``: (B, N, L).
 
     ``pi = P u``, ``den = lam + u.pi``, ``e = d - w.u``, ``w += pi e / den``,
     ``P = (P - pi pi^T / den) / lam``. Element (i, j) and (j, i) of the update run the same IEEE operations
     on the same operands (no fastmath here, so no contraction or reassociation), so P stays exactly symmetric.
     """
-    n_ch, taps = w.shape
-    n = d.shape[1]
-    record = hist.shape[1] == n
-    pi = np.empty(taps, dtype=w.dtype)
-    for b in range(n_ch):
-        wb = w[b]
-        pb = p[b]
-        for k in range(n):
-            uk = u[b, k]
-            for i in range(taps):
-                pi[i] = 0
-            for j in range(taps):  # pi = P u = sum_j P[j, :] u_j (P symmetric): row-wise, vectorisable
-                uj = uk[j]
-                for i in range(taps):
-                    pi[i] += pb[j, i] * uj
-            den = lam + wb[0] * 0
-            acc = wb[0] * 0
-            for i in range(taps):
-                den += uk[i] * pi[i]
-                acc += wb[i] * uk[i]
-            if record:
-                for i in range(taps):
-                    hist[b, k, i] = wb[i]
-            err = d[b, k] - acc
-            y[b, k] = acc
-            e[b, k] = err
-            inv_den = 1 / den
-            g = err * inv_den
-            for i in range(taps):
-                wb[i] += pi[i] * g
-            for i in range(taps):
-                pii = pi[i]
-                for j in range(taps):
-                    pb[i, j] = (pb[i, j] - (pii * pi[j]) * inv_den) * inv_lam
+    for b in range(w.shape[0]):
+        _rls_channel(w, p, u, d, lam, inv_lam, y, e, hist, b)
+
+
+@njit(cache=True, parallel=True)
+def rls_regressors_parallel(w, p, u, d, lam, inv_lam, y, e, hist):  # pragma: no cover - compiled
+    """:func:`rls_regressors` with channels in parallel threads."""
+    for b in prange(w.shape[0]):
+        _rls_channel(w, p, u, d, lam, inv_lam, y, e, hist, b)
 
 
 @njit(cache=True)

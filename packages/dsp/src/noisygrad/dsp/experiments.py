@@ -70,7 +70,7 @@ def rls_kalman(seed: int = 0, quick: bool = True) -> list[Finding]:
     d = lfilter(rng.standard_normal(taps), 1.0, x) + 0.1 * rng.standard_normal(n)
     rls = RLS(taps, lam, delta=delta, history=True)
     kf = rls_to_kalman(rls)
-    rls.run(x, d)
+    rls.run(x, d=d)
     u = tapped_delay_line(x, taps)
     res = kf.run(d, H=u)
     assert rls.history is not None
@@ -112,7 +112,7 @@ def lms_noise_ball(seed: int = 0, quick: bool = True) -> list[Finding]:
         u = rng.standard_normal((n_burn + n_avg, taps))
         v = math.sqrt(noise_var) * rng.standard_normal(n_burn + n_avg)
         lms = LMS(taps, mu, history=True)
-        _, e = lms.run_regressors(u, u @ w_opt + v)
+        _, e = lms.run_regressors(u, d=u @ w_opt + v)
         assert lms.history is not None
         err = lms.history[n_burn:] - w_opt
         measured.append(float(np.mean(np.sum(err**2, axis=1))) / noise_var)  # tr(R K) / J_min with R = I
@@ -123,7 +123,7 @@ def lms_noise_ball(seed: int = 0, quick: bool = True) -> list[Finding]:
     u = rng.standard_normal((2000, taps))
     d = u @ w_opt + math.sqrt(noise_var) * rng.standard_normal(2000)
     lms = LMS(taps, mu)
-    lms.run_regressors(u, d)
+    lms.run_regressors(u, d=d)
     sgd_gap = float(np.abs(sgd_lms(u, d, mu) - lms.weights).max())
     details = {"taps": taps, "mu_trR": mu * taps, "channels": channels, "samples": n_avg}
     return [

@@ -10,13 +10,23 @@ Conventions shared by all three (and by padasip's ``run``):
   side by side (each with its own weights and delay line); shape ``(N,)`` runs one.
 
 The weights adapt as SGD on the per-sample loss ``e_k^2 / 2`` (LMS), as its input-normalised variant
-(NLMS), or as the exact minimiser of the exponentially weighted squared error (RLS).
+(NLMS), or as the exact minimiser of the exponentially weighted squared error (RLS). The rest of padasip's
+family lives in :mod:`~noisygrad.dsp.lms_family`, :mod:`~noisygrad.dsp.adapted_step`,
+:mod:`~noisygrad.dsp.affine_projection` and :mod:`~noisygrad.dsp.online_centred`, on the same base
+(:mod:`~noisygrad.dsp._filter_base`).
+
+``d`` is keyword-only: ``f.run(x, d=d)``. padasip's ``run(d, x)`` takes the two in the other order, and two
+signals of the same shape would otherwise be accepted either way, silently learning a wrong filter.
+
+Every filter's state (weights, delay line, and whatever else its recursion carries) round-trips through
+:meth:`~_AdaptiveFilter.state_dict` / :meth:`~_AdaptiveFilter.load_state_dict`: a filter loaded from a state
+continues bit for bit as the one that saved it.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -24,8 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from noisygrad.checks import as_array, as_dtype, check_in_range, check_positive, check_positive_int
 
 from . import _kernels
-
-_BLOCK = 4096  # samples per block when RLS materialises delay-line regressors
+from ._filter_base import _AdaptiveFilter, _GradientFilter
 
 
 class StabilityWarning(UserWarning):
@@ -35,7 +44,9 @@ class StabilityWarning(UserWarning):
 def tapped_delay_line(x: Any, taps: int) -> np.ndarray:
     """The regressors ``u_k = [x_k, ..., x_{k-taps+1}]`` (zeros before the start): shape ``(..., N, taps)``.
 
-    ``LMS(taps).run(x, d)`` equals ``LMS(taps).run_regressors(tapped_delay_line(x, taps), d)``.
+    ``LMS(taps).run(x, d=d)`` equals ``LMS(taps).run_regressors(tapped_delay_line(x, taps), d=d)``. padasip's
+    ``pa.input_from_history(x, taps)`` is ``tapped_delay_line(x, taps)[taps - 1:, ::-1]`` (no zero-padded start,
+    oldest sample first), so weights learned on it are these reversed.
     """
     taps = check_positive_int("taps", taps)
     arr = np.asarray(x)
@@ -46,144 +57,7 @@ def tapped_delay_line(x: Any, taps: int) -> np.ndarray:
     return np.ascontiguousarray(sliding_window_view(xp, taps, axis=-1)[..., ::-1])
 
 
-class _AdaptiveFilter:
-    """Shared state handling: weights, delay line, batch shape, history, dtype."""
-
-    name = "filter"
-
-    def __init__(self, taps: int, *, w0: Any = None, dtype: Any = np.float64, history: bool = False) -> None:
-        self.taps = check_positive_int("taps", taps)
-        self.dtype = as_dtype(dtype)
-        self.record_history = bool(history)
-        self._w0 = None
-        if w0 is not None:
-            self._w0 = as_array("w0", w0, self.dtype, ndim=(1, 2), copy=True)
-            if self._w0.shape[-1] != self.taps:
-                raise ValueError(f"w0 must have {self.taps} (taps) entries on its last axis, got {self._w0.shape}")
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything learned: weights back to ``w0`` (or zeros), empty delay line, no history."""
-        self._batch: tuple[int, ...] | None = None
-        self._w: np.ndarray | None = None
-        self._tail: np.ndarray | None = None
-        self.history: np.ndarray | None = None
-        """A-priori weights of every sample of the last run, ``(..., N, taps)``; only with ``history=True``."""
-        self._reset_extra()
-
-    def _reset_extra(self) -> None:
-        pass
-
-    @property
-    def weights(self) -> np.ndarray:
-        """The current weights, shape ``(taps,)`` or ``(B, taps)`` (a copy)."""
-        if self._w is None:
-            return np.zeros(self.taps, self.dtype) if self._w0 is None else self._w0.copy()
-        return self._w.reshape((*(self._batch or ()), self.taps)).copy()
-
-    def run(self, x: Any, d: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Filter ``x`` towards ``d`` (same shape, ``(N,)`` or ``(B, N)``); returns ``(y, e)``, shaped like ``x``."""
-        x = as_array("x", x, self.dtype, ndim=(1, 2))
-        d = as_array("d", d, self.dtype, ndim=(1, 2))
-        if x.shape != d.shape:
-            raise ValueError(f"x and d must have the same shape, (N,) or (B, N); got x {x.shape} and d {d.shape}")
-        n = _check_length(x.shape[-1])
-        channels = self._start(x.shape[:-1])
-        xp = np.concatenate([self._tail, x.reshape(channels, n)], axis=1)
-        new = xp[:, self.taps - 1 :]
-        if self._has_step_bound:  # the input power costs a pass over the data: only where it is used
-            self._warn_if_unstable(np.einsum("bn,bn->b", new, new) * (self.taps / n))
-        y, e, hist = self._outputs(channels, n)
-        self._signal_kernel(xp, d.reshape(channels, n), y, e, hist)
-        self._tail = np.ascontiguousarray(xp[:, n:])
-        return self._finish(x.shape, y, e, hist)
-
-    def run_regressors(self, u: Any, d: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Adapt on explicit regressors ``u`` of shape ``(N, taps)`` or ``(B, N, taps)`` towards ``d``.
-
-        For regressors that are not a delay line (array processing, system identification with i.i.d.
-        inputs). The filter's own delay line is left untouched.
-        """
-        u = as_array("u", u, self.dtype, ndim=(2, 3))
-        d = as_array("d", d, self.dtype, ndim=(1, 2))
-        if u.shape != (*d.shape, self.taps):
-            raise ValueError(
-                f"u must have shape d.shape + (taps,) = {(*d.shape, self.taps)} (one regressor per sample of d), "
-                f"got u {u.shape} and d {d.shape}"
-            )
-        n = _check_length(d.shape[-1])
-        channels = self._start(d.shape[:-1])
-        u3 = u.reshape(channels, n, self.taps)
-        if self._has_step_bound:
-            self._warn_if_unstable(np.einsum("bnl,bnl->b", u3, u3) / n)
-        y, e, hist = self._outputs(channels, n)
-        self._regressor_kernel(u3, d.reshape(channels, n), y, e, hist)
-        return self._finish(d.shape, y, e, hist)
-
-    # -- internals -----------------------------------------------------------------------------------
-
-    def _start(self, batch: tuple[int, ...]) -> int:
-        channels = int(np.prod(batch, dtype=int))
-        if self._batch is None:
-            if self._w0 is not None and self._w0.ndim == 2 and self._w0.shape[:1] != batch:
-                raise ValueError(f"w0 has {self._w0.shape[0]} channels but the data has batch shape {batch}")
-            w0 = np.zeros(self.taps, self.dtype) if self._w0 is None else self._w0
-            self._w = np.ascontiguousarray(np.broadcast_to(w0, (channels, self.taps)), dtype=self.dtype).copy()
-            self._tail = np.zeros((channels, self.taps - 1), self.dtype)
-            self._batch = batch
-            self._start_extra(channels)
-        elif batch != self._batch:
-            raise ValueError(
-                f"this filter runs batch shape {self._batch} (set by its first run), got {batch}; "
-                "call reset() to start over with another number of channels"
-            )
-        return channels
-
-    def _start_extra(self, channels: int) -> None:
-        pass
-
-    def _outputs(self, channels: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        y = np.empty((channels, n), self.dtype)
-        e = np.empty((channels, n), self.dtype)
-        hist = np.empty((channels, n if self.record_history else 0, self.taps), self.dtype)
-        return y, e, hist
-
-    def _finish(
-        self, shape: tuple[int, ...], y: np.ndarray, e: np.ndarray, hist: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        assert self._w is not None
-        if not np.isfinite(self._w).all():
-            raise FloatingPointError(f"{self.name} weights became NaN or Inf: {self._divergence_hint()}")
-        self.history = hist.reshape((*shape, self.taps)) if self.record_history else None
-        return y.reshape(shape), e.reshape(shape)
-
-    _has_step_bound = False  # whether the stability of the step depends on the input power
-
-    def _warn_if_unstable(self, trace_r: np.ndarray) -> None:
-        pass
-
-    def _divergence_hint(self) -> str:
-        return "the recursion is unstable for this data"
-
-    def _signal_kernel(self, xp: np.ndarray, d: np.ndarray, y: np.ndarray, e: np.ndarray, hist: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def _regressor_kernel(self, u: np.ndarray, d: np.ndarray, y: np.ndarray, e: np.ndarray, hist: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        params = {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "history"}
-        params["dtype"] = np.dtype(self.dtype).name
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
-
-
-def _check_length(n: int) -> int:
-    if n == 0:
-        raise ValueError("x and d must hold at least one sample, got N = 0")
-    return n
-
-
-class LMS(_AdaptiveFilter):
+class LMS(_GradientFilter):
     """Least-mean-squares: ``w <- w + mu e_k u_k``, SGD with step ``mu`` on the per-sample loss ``e_k^2 / 2``.
 
     Args:
@@ -197,35 +71,23 @@ class LMS(_AdaptiveFilter):
 
     Example:
         >>> f = LMS(taps=4, mu=0.05)
-        >>> y, e = f.run(x, d)      # x, d: (N,) or (B, N)
+        >>> y, e = f.run(x, d=d)    # x, d: (N,) or (B, N); d is keyword-only
         >>> f.weights               # (4,) or (B, 4)
     """
 
     name = "LMS"
-    _normalized = False
 
     def __init__(self, taps: int, mu: float, *, w0: Any = None, dtype: Any = np.float64, history: bool = False) -> None:
         self.mu = check_positive("mu", mu)
         super().__init__(taps, w0=w0, dtype=dtype, history=history)
-
-    def _eps(self) -> float:
-        return 0.0
-
-    def _signal_kernel(self, xp, d, y, e, hist):  # type: ignore[no-untyped-def]
-        dt = self.dtype
-        _kernels.lms_signal(self._w, xp, d, dt(self.mu), dt(self._eps()), self._normalized, y, e, hist)
-
-    def _regressor_kernel(self, u, d, y, e, hist):  # type: ignore[no-untyped-def]
-        dt = self.dtype
-        _kernels.lms_regressors(self._w, u, d, dt(self.mu), dt(self._eps()), self._normalized, y, e, hist)
 
     _has_step_bound = True
 
     def _bound(self, trace_r: float) -> float:
         return 2.0 * self.taps / ((self.taps + 2) * trace_r) if trace_r > 0 else np.inf
 
-    def _warn_if_unstable(self, trace_r: np.ndarray) -> None:
-        bound = self._bound(float(np.max(trace_r)))
+    def _warn_if_unstable(self, trace_r: float) -> None:
+        bound = self._bound(trace_r)
         if self.mu >= bound:
             warnings.warn(
                 f"mu = {self.mu:g} is at or past the mean-square stability bound of LMS for white Gaussian input, "
@@ -252,7 +114,7 @@ class NLMS(LMS):
     """
 
     name = "NLMS"
-    _normalized = True
+    _NORMALIZED = True
 
     def __init__(
         self,
@@ -267,9 +129,6 @@ class NLMS(LMS):
         mu = check_in_range("mu", mu, 0.0, 2.0, low_open=True, high_open=True)
         self.eps = check_positive("eps", eps)
         super().__init__(taps, mu, w0=w0, dtype=dtype, history=history)
-
-    def _eps(self) -> float:
-        return self.eps
 
     _has_step_bound = False  # 0 < mu < 2 (checked at construction) is the stability range
 
@@ -295,6 +154,7 @@ class RLS(_AdaptiveFilter):
     """
 
     name = "RLS"
+    _STATE: ClassVar[dict[str, str]] = {**_AdaptiveFilter._STATE, "P": "_p"}
 
     def __init__(
         self,
@@ -345,32 +205,15 @@ class RLS(_AdaptiveFilter):
         assert self._batch is not None
         return self._p.reshape((*self._batch, self.taps, self.taps)).copy()
 
-    def _signal_kernel(self, xp, d, y, e, hist):  # type: ignore[no-untyped-def]
-        # The delay-line regressors as a (B, N, L) view, newest sample first, made contiguous block by block:
-        # one kernel specialisation (C-contiguous arrays) serves run() and run_regressors() at bounded memory.
-        u = sliding_window_view(xp, self.taps, axis=1)[:, :, ::-1]
-        n = d.shape[1]
-        if n <= _BLOCK:
-            self._regressor_kernel(np.ascontiguousarray(u), d, y, e, hist)
-            return
-        for a in range(0, n, _BLOCK):
-            b = min(n, a + _BLOCK)
-            yb, eb = np.empty_like(y[:, a:b]), np.empty_like(e[:, a:b])
-            hb = np.empty((hist.shape[0], b - a if hist.shape[1] else 0, self.taps), hist.dtype)
-            self._regressor_kernel(np.ascontiguousarray(u[:, a:b]), np.ascontiguousarray(d[:, a:b]), yb, eb, hb)
-            y[:, a:b], e[:, a:b] = yb, eb
-            if hist.shape[1]:
-                hist[:, a:b] = hb
+    def _check_state(self, taken: dict[str, np.ndarray]) -> None:
+        if not np.array_equal(taken["_p"], np.swapaxes(taken["_p"], -1, -2)):
+            raise ValueError("state['P'] must be symmetric (each channel's matrix equal to its transpose)")
 
     def _regressor_kernel(self, u, d, y, e, hist):  # type: ignore[no-untyped-def]
         dt = self.dtype
-        _kernels.rls_regressors(self._w, self._p, u, d, dt(self.lam), dt(1.0 / self.lam), y, e, hist)
-
-    def _finish(self, shape, y, e, hist):  # type: ignore[no-untyped-def]
-        assert self._p is not None
-        if not np.isfinite(self._p).all():
-            raise FloatingPointError(f"RLS matrix P became NaN or Inf: {self._divergence_hint()}")
-        return super()._finish(shape, y, e, hist)
+        work = u.size * self.taps
+        kernel = _kernels.pick(_kernels.rls_regressors, _kernels.rls_regressors_parallel, d.shape[0], work)
+        kernel(self._w, self._p, u, d, dt(self.lam), dt(1.0 / self.lam), y, e, hist)
 
     def _divergence_hint(self) -> str:
         return (

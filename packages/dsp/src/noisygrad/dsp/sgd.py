@@ -66,7 +66,7 @@ class StreamingLeastSquares:
 def sgd_lms(u: Any, d: Any, mu: float, w0: Any = None) -> np.ndarray:
     """LMS weights after every sample of ``(u, d)``, computed by ``noisygrad.minimize`` with ``noisygrad.SGD(mu)``.
 
-    Returns the final weights ``(L,)``; equal (to rounding) to ``LMS(L, mu).run_regressors(u, d)``'s.
+    Returns the final weights ``(L,)``; equal (to rounding) to ``LMS(L, mu).run_regressors(u, d=d)``'s.
     """
     mu = check_positive("mu", mu)
     estimator = StreamingLeastSquares(u, d)

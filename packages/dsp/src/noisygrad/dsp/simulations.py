@@ -76,7 +76,7 @@ def simulate_lms_misadjustment(
         for c in range(channels):  # d = w_o * x + v, continuing each channel's system state across chunks
             clean, zi[c] = lfilter(w_opt[c], 1.0, x[c], zi=zi[c])
             d[c] += clean
-        lms.run(x, d)
+        lms.run(x, d=d)
         assert lms.history is not None  # (channels, n, taps): the weights that produced each output
         first = max(0, n_burn - done)
         excess += np.sum((lms.history[:, first:] - w_opt[:, None, :]) ** 2, axis=(1, 2))
@@ -117,7 +117,7 @@ def simulate_rls_tracking(
         walk = w[:, None, :] + np.cumsum(sigma_q * rng.standard_normal((channels, n, taps)), axis=1)
         w = walk[:, -1]
         v = math.sqrt(noise_var) * rng.standard_normal((channels, n))
-        _, e = rls.run_regressors(u, np.einsum("bnl,bnl->bn", u, walk) + v)
+        _, e = rls.run_regressors(u, d=np.einsum("bnl,bnl->bn", u, walk) + v)
         first = max(0, burn - done)
         total += np.sum((e[:, first:] - v[:, first:]) ** 2, axis=1)
         done += n
