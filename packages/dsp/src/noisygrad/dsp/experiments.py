@@ -83,12 +83,12 @@ def rls_kalman(seed: int = 0, quick: bool = True) -> list[Finding]:
     p = rls.P
     common = {"taps": taps, "lam": lam, "delta": delta, "samples": n}
     return [
-        Finding("dsp.rls-kalman", "RLS weights equal the means of its Kalman filter", 0.0, kf_gap, 0.0, 1e-10,
-                details={**common, "P_gap": float(np.abs(kf.P - p).max())}),
-        Finding("dsp.rls-kalman", "RLS weights equal exponentially weighted least squares", 0.0, ls_gap, 0.0, 1e-10,
-                details=common),
-        Finding("dsp.rls-kalman", "the RLS matrix P stays exactly symmetric", 0.0, float(np.abs(p - p.T).max()),
-                0.0, 0.0, details=common),
+        Finding.at_most("dsp.rls-kalman", "RLS weights equal the means of its Kalman filter", 1e-10, kf_gap,
+                        details={**common, "P_gap": float(np.abs(kf.P - p).max())}),
+        Finding.at_most("dsp.rls-kalman", "RLS weights equal exponentially weighted least squares", 1e-10, ls_gap,
+                        details=common),
+        Finding.at_most("dsp.rls-kalman", "the RLS matrix P stays exactly symmetric", 0.0,
+                        float(np.abs(p - p.T).max()), details=common),
     ]  # fmt: skip
 
 
@@ -127,13 +127,11 @@ def lms_noise_ball(seed: int = 0, quick: bool = True) -> list[Finding]:
     sgd_gap = float(np.abs(sgd_lms(u, d, mu) - lms.weights).max())
     details = {"taps": taps, "mu_trR": mu * taps, "channels": channels, "samples": n_avg}
     return [
-        Finding(
+        Finding.at_most(
             "dsp.lms-noise-ball",
             "noisygrad.SGD on the streaming least-squares objective gives the compiled LMS weights",
-            0.0,
-            sgd_gap,
-            0.0,
             1e-12,
+            sgd_gap,
             details={"taps": taps, "samples": 2000},
         ),
         Finding(
