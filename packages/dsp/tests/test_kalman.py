@@ -21,34 +21,43 @@ def _model(rng: np.random.Generator):
     return F, H, Q, R, np.array([0.1, -0.2, 0.3]), np.diag([1.0, 2.0, 0.5])
 
 
+@pytest.mark.parametrize("form", ["joseph", "sqrt"])
 @pytest.mark.parametrize("alpha2", [1.0, 1.03])
-def test_kalman_agrees_with_filterpy(alpha2):
+def test_kalman_agrees_with_filterpy(alpha2, form):
+    """Same model, same data: filtered means, covariances and per-step log-likelihoods equal filterpy's (Joseph
+    form there too) to 1e-10, in both of our forms."""
     rng = np.random.default_rng(0)
     F, H, Q, R, x0, P0 = _model(rng)
     z = rng.standard_normal((300, 2))
-    ours = Kalman(F, H, Q, R, x0, P0, inflation=alpha2)
-    res = ours.run(z, covariances=True)
+    ours = Kalman(F, H, Q, R, x0, P0, inflation=alpha2, form=form)
+    res = ours.batch_filter(z)
     ref = KalmanFilter(dim_x=3, dim_z=2)
     ref.F, ref.H, ref.Q, ref.R, ref.x, ref.P = F, H, Q, R, x0.copy(), P0.copy()
     ref.alpha = np.sqrt(alpha2)  # filterpy's fading memory: P = alpha^2 F P F^T + Q
-    means, covs, lls = [], [], []
+    means, covs, lls, pmeans, pcovs = [], [], [], [], []
     for t in range(z.shape[0]):
         ref.predict()
+        pmeans.append(ref.x.copy())
+        pcovs.append(ref.P.copy())
         ref.update(z[t])
         means.append(ref.x.copy())
         covs.append(ref.P.copy())
         lls.append(ref.log_likelihood)
     np.testing.assert_allclose(res.means, np.array(means), rtol=0, atol=1e-10)
     np.testing.assert_allclose(res.covariances, np.array(covs), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(res.prior_means, np.array(pmeans), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(res.prior_covariances, np.array(pcovs), rtol=0, atol=1e-10)
     np.testing.assert_allclose(res.log_likelihoods, np.array(lls), rtol=1e-10, atol=1e-10)
     assert ours.log_likelihood == pytest.approx(float(np.sum(lls)), rel=1e-10)
+    assert np.array_equal(res.covariances, np.swapaxes(res.covariances, 1, 2))  # exactly symmetric
 
 
-def test_predict_update_steps_equal_run():
+@pytest.mark.parametrize("form", ["joseph", "sqrt"])
+def test_predict_update_steps_equal_batch_filter_bit_for_bit(form):
     rng = np.random.default_rng(1)
     F, H, Q, R, x0, P0 = _model(rng)
     z = rng.standard_normal((50, 2))
-    a, b = Kalman(F, H, Q, R, x0, P0), Kalman(F, H, Q, R, x0, P0)
+    a, b = Kalman(F, H, Q, R, x0, P0, form=form), Kalman(F, H, Q, R, x0, P0, form=form)
     x_before, p_before = x0.copy(), P0.copy()
     res = a.run(z)
     np.testing.assert_array_equal(x0, x_before)  # the filter works on its own copies
@@ -57,8 +66,10 @@ def test_predict_update_steps_equal_run():
     for t in range(50):
         b.predict()
         lls.append(b.update(z[t]))
-    np.testing.assert_allclose(b.x, res.means[-1], rtol=0, atol=1e-13)
-    np.testing.assert_allclose(lls, res.log_likelihoods, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(b.x, res.means[-1])
+    np.testing.assert_array_equal(b.x, a.x)
+    np.testing.assert_array_equal(b.P, a.P)
+    np.testing.assert_array_equal(lls, res.log_likelihoods)
     np.testing.assert_array_equal(b.P, b.P.T)
     assert res.covariances is None
 
@@ -74,6 +85,7 @@ def test_log_likelihood_matches_the_batch_gaussian():
     z = rng.standard_normal(12)
     kf = Kalman(None, np.zeros((1, n)), np.zeros((n, n)), r, np.zeros(n), P0)
     ll = kf.run(z, H=H).log_likelihood
+    assert kf.log_likelihood == pytest.approx(ll, rel=1e-15)
     A = H[:, 0, :]
     expected = multivariate_normal(np.zeros(12), A @ P0 @ A.T + r * np.eye(12)).logpdf(z)
     assert ll == pytest.approx(expected, rel=1e-12)
@@ -88,11 +100,15 @@ def test_rls_equals_its_kalman_filter_and_weighted_least_squares():
     rls = RLS(taps, lam, delta=delta, history=True)
     noise_var = 0.01
     kf = rls_to_kalman(rls, noise_var)
-    rls.run(x, d)
+    rls.run(x, d=d)
     res = kf.run(d, H=u, covariances=True)
     np.testing.assert_allclose(res.means[:-1], rls.history[1:], rtol=0, atol=1e-10)
     np.testing.assert_allclose(res.means[-1], rls.weights, rtol=0, atol=1e-10)
     np.testing.assert_allclose(res.covariances[-1] / noise_var, rls.P, rtol=0, atol=1e-10)
+    # the square-root form of the same filter (F = I, Q = 0: the factor is only scaled by lam^-1/2 per step)
+    sqrt = Kalman(None, np.zeros((1, taps)), np.zeros((taps, taps)), noise_var, np.zeros(taps),
+                  noise_var / delta * np.eye(taps), inflation=1 / lam, form="sqrt")  # fmt: skip
+    np.testing.assert_allclose(sqrt.run(d, H=u).means, res.means, rtol=0, atol=1e-10)
     for k in (taps, 500, n):
         np.testing.assert_allclose(ewls_weights(u[:k], d[:k], lam, delta), res.means[k - 1], rtol=0, atol=1e-10)
     # and back: the Kalman filter's state as an RLS continues identically (its delay line starts empty, so it
@@ -101,8 +117,8 @@ def test_rls_equals_its_kalman_filter_and_weighted_least_squares():
     assert back.lam == pytest.approx(lam, rel=1e-15)
     x2, d2 = rng.standard_normal(500), rng.standard_normal(500)
     u2 = tapped_delay_line(np.concatenate([x[-(taps - 1) :], x2]), taps)[taps - 1 :]
-    _, e_ref = rls.run(x2, d2)
-    _, e_back = back.run_regressors(u2, d2)
+    _, e_ref = rls.run(x2, d=d2)
+    _, e_back = back.run_regressors(u2, d=d2)
     np.testing.assert_allclose(e_back, e_ref, rtol=0, atol=1e-10)
 
 
@@ -135,7 +151,7 @@ def test_rls_is_stable_and_symmetric_over_long_runs():
     x = rng.standard_normal(n)
     d = lfilter(h, 1.0, x) + 0.1 * rng.standard_normal(n)
     rls = RLS(taps, 0.999)
-    rls.run(x, d)
+    rls.run(x, d=d)
     P = rls.P
     assert np.array_equal(P, P.T)
     assert np.linalg.eigvalsh(P).min() > 0
@@ -151,7 +167,7 @@ def test_rls_stays_finite_over_a_million_samples():
     for _ in range(10):  # streamed in pieces of 1e5 samples
         x = rng.standard_normal(n // 10)
         d = lfilter(h, 1.0, x) + 0.1 * rng.standard_normal(x.size)
-        rls.run(x, d)
+        rls.run(x, d=d)
         assert np.array_equal(rls.P, rls.P.T)
         assert np.isfinite(rls.P).all()
         _check_weight_error(rls, x, d, h, 0.01)
@@ -178,15 +194,15 @@ def test_kalman_bad_input_names_the_argument(kwargs, match):
 
 def test_kalman_run_and_mapping_checks():
     kf = Kalman(np.eye(2), np.ones((1, 2)), np.eye(2), 1.0, np.zeros(2), np.eye(2))
-    with pytest.raises(ValueError, match="z must have 1 column"):
+    with pytest.raises(ValueError, match=r"zs must have shape \(N, 1\) or \(N,\)"):
         kf.run(np.ones((5, 2)))
-    with pytest.raises(ValueError, match="per-step H must have shape"):
+    with pytest.raises(ValueError, match=r"Hs must be one matrix of shape \(1, 2\) or 5 of them"):
         kf.run(np.ones(5), H=np.ones((4, 2)))
-    with pytest.raises(ValueError, match="z has 1 non-finite"):
-        kf.update([np.nan])
+    with pytest.raises(ValueError, match="z has 1 infinite value"):
+        kf.update([np.inf])
     with pytest.raises(ValueError, match="F = I, Q = 0"):
         kalman_to_rls(kf)
     rls = RLS(3, 0.9)
-    rls.run(np.ones((2, 10)), np.ones((2, 10)))
+    rls.run(np.ones((2, 10)), d=np.ones((2, 10)))
     with pytest.raises(ValueError, match="single-channel"):
         rls_to_kalman(rls)

@@ -8,7 +8,9 @@
   the adapted steps :class:`GNGD`, :class:`VSLMSMathews`, :class:`VSLMSBenveniste`, :class:`VSLMSAng`; the
   affine projection :class:`AP` and the online-centred :class:`OCNLMS` (``run(x, *, d)``: ``d`` keyword-only, so
   padasip's ``run(d, x)`` order fails loudly).
-* :class:`Kalman`: a linear-Gaussian Kalman filter with log-likelihood; :func:`rls_to_kalman` and
+* :class:`Kalman`: a linear-Gaussian Kalman filter in Joseph or square-root form, batched, float32 on request,
+  with per-step quantities and log-likelihood, control input, missing data, ``predict``/``update`` steps,
+  ``batch_filter`` and RTS smoothing (:func:`rts_smoother`); :func:`rls_to_kalman` and
   :func:`kalman_to_rls` map RLS to the Kalman filter it is (no process noise, covariance inflated by 1/lam).
 * :mod:`noisygrad.dsp.theory`: misadjustment, stability bounds, time constants, RLS tracking and the
   optimal forgetting factor, the SGD noise ball.
@@ -26,6 +28,7 @@ from .adapted_step import GNGD, VSLMSAng, VSLMSBenveniste, VSLMSMathews  # noqa:
 from .affine_projection import AP  # noqa: E402
 from .filters import LMS, NLMS, RLS, StabilityWarning, tapped_delay_line  # noqa: E402
 from .kalman import Kalman, KalmanResult, kalman_to_rls, rls_to_kalman  # noqa: E402
+from .kalman_smoother import SmootherResult, rts_smoother  # noqa: E402
 from .lms_family import GMCC, LMF, NLMF, NSSLMS, SSLMS, Llncosh  # noqa: E402
 from .online_centred import OCNLMS  # noqa: E402
 
@@ -46,6 +49,7 @@ __all__ = [
     "Kalman",
     "KalmanResult",
     "Llncosh",
+    "SmootherResult",
     "StabilityWarning",
     "StreamingLeastSquares",
     "VSLMSAng",
@@ -54,6 +58,7 @@ __all__ = [
     "gradient_noise_covariance",
     "kalman_to_rls",
     "rls_to_kalman",
+    "rts_smoother",
     "sgd_lms",
     "tapped_delay_line",
     "theory",

@@ -1,11 +1,11 @@
-"""Compiled inner loops (numba) of the adaptive filters and the Kalman filter.
+"""Compiled inner loops (numba) of the LMS-family and RLS filters (the Kalman filter's are in ``_kalman_kernels``).
 
 Every kernel advances ``B`` independent channels over ``N`` samples in place (weights, covariances) and
 writes outputs into arrays the caller allocated, so the Python side owns validation, shapes and dtypes.
 Kernels are generic in the floating dtype: float32 arrays give a float32 recursion.
 
 ``fastmath`` (reassociation and contraction only, so NaN/Inf semantics stay IEEE) is used by the LMS
-kernels, whose dot products then vectorise. The RLS and Kalman kernels do without it: their covariance
+kernels, whose dot products then vectorise. The RLS kernels do without it: their covariance
 updates apply the same IEEE operations to elements (i, j) and (j, i), so a symmetric ``P`` stays exactly
 symmetric, which is what keeps RLS stable at forgetting factors close to 1.
 
@@ -16,8 +16,6 @@ batch, so a channel's results do not depend on the number of threads or on the o
 """
 
 from __future__ import annotations
-
-import math
 
 import numba
 import numpy as np
@@ -298,123 +296,3 @@ def rls_regressors_parallel(w, p, u, d, lam, inv_lam, y, e, hist):  # pragma: no
     """:func:`rls_regressors` with channels in parallel threads."""
     for b in prange(w.shape[0]):
         _rls_channel(w, p, u, d, lam, inv_lam, y, e, hist, b)
-
-
-@njit(cache=True)
-def kalman_predict(x, p, f, ft, q, inflation, identity):  # pragma: no cover - compiled
-    """``x <- F x``, ``P <- inflation F P F^T + Q`` (``identity``: F = I, skip the products).
-
-    ``ft`` is ``F^T`` (C-contiguous), so both products run as row updates. Dense ``F`` costs O(n^3) per step.
-    """
-    n = x.shape[0]
-    if not identity:
-        fx = np.zeros(n)
-        fp = np.zeros((n, n))
-        for i in range(n):
-            for k in range(n):
-                fik = f[i, k]
-                fx[i] += fik * x[k]
-                for j in range(n):
-                    fp[i, j] += fik * p[k, j]
-        for i in range(n):
-            x[i] = fx[i]
-            for j in range(n):
-                p[i, j] = 0.0
-            for k in range(n):
-                c = fp[i, k]
-                for j in range(n):
-                    p[i, j] += c * ft[k, j]
-        for i in range(n):  # F P F^T is symmetric only up to rounding: symmetrise it
-            for j in range(i + 1, n):
-                v = 0.5 * (p[i, j] + p[j, i])
-                p[i, j] = v
-                p[j, i] = v
-    for i in range(n):  # same operations on (i, j) and (j, i): a symmetric P and Q give a symmetric result
-        for j in range(n):
-            p[i, j] = inflation * p[i, j] + q[i, j]
-
-
-@njit(cache=True)
-def kalman_update(x, p, z, h, r):  # pragma: no cover - compiled
-    """Measurement update with ``z = H x + v``, ``v ~ N(0, R)``; returns log N(z; H x^-, S).
-
-    ``S = H P H^T + R = L L^T`` (Cholesky), ``K = P H^T S^-1``, ``P <- P - G^T G`` with
-    ``G = L^-1 H P``. Explicit loops: ``m`` is small, and
-    numba compiles them far faster than its LAPACK bindings.
-    """
-    n = x.shape[0]
-    m = z.shape[0]
-    ph = np.empty((n, m))  # P H^T
-    for i in range(n):
-        for c in range(m):
-            acc = 0.0
-            for k in range(n):
-                acc += p[i, k] * h[c, k]
-            ph[i, c] = acc
-    chol = np.zeros((m, m))  # S = H P H^T + R, then its Cholesky factor in place
-    for a in range(m):
-        for c in range(a + 1):
-            acc = 0.5 * (r[a, c] + r[c, a])
-            for k in range(n):
-                acc += 0.5 * (h[a, k] * ph[k, c] + h[c, k] * ph[k, a])
-            chol[a, c] = acc
-    for a in range(m):
-        for c in range(a + 1):
-            acc = chol[a, c]
-            for k in range(c):
-                acc -= chol[a, k] * chol[c, k]
-            if a == c:
-                if acc <= 0.0:
-                    raise FloatingPointError("the innovation covariance S is not positive definite")
-                chol[a, a] = math.sqrt(acc)
-            else:
-                chol[a, c] = acc / chol[c, c]
-    # forward substitution: a_vec = L^-1 (z - H x), g = L^-1 (P H^T)^T
-    avec = np.empty(m)
-    g = np.empty((m, n))
-    for a in range(m):
-        acc = z[a]
-        for k in range(n):
-            acc -= h[a, k] * x[k]
-        for k in range(a):
-            acc -= chol[a, k] * avec[k]
-        avec[a] = acc / chol[a, a]
-        for c in range(n):
-            v = ph[c, a]
-            for k in range(a):
-                v -= chol[a, k] * g[k, c]
-            g[a, c] = v / chol[a, a]
-    for c in range(n):  # x += K (z - H x) = g^T a_vec
-        acc = 0.0
-        for a in range(m):
-            acc += g[a, c] * avec[a]
-        x[c] += acc
-    for i in range(n):  # P -= G^T G, row by row; (i, j) and (j, i) see the same products in the same order
-        for k in range(m):
-            gki = g[k, i]
-            for j in range(n):
-                p[i, j] -= gki * g[k, j]
-    logdet = 0.0
-    quad = 0.0
-    for a in range(m):
-        logdet += 2.0 * math.log(chol[a, a])
-        quad += avec[a] * avec[a]
-    return -0.5 * (m * math.log(2.0 * math.pi) + logdet + quad)
-
-
-@njit(cache=True)
-def kalman_run(x, p, f, ft, q, inflation, identity, zs, hs, r, means, covs, lls):  # pragma: no cover - compiled
-    """Predict then update for each of ``zs``: (N, m); ``hs``: (N or 1, m, n). Writes the filtered
-    means (N, n), covariances (N, n, n) when ``covs.shape[0] == N``, and per-step log-likelihoods (N,)."""
-    n_steps = zs.shape[0]
-    n = x.shape[0]
-    varying = hs.shape[0] == n_steps and n_steps > 1
-    keep = covs.shape[0] == n_steps
-    for t in range(n_steps):
-        kalman_predict(x, p, f, ft, q, inflation, identity)
-        lls[t] = kalman_update(x, p, zs[t], hs[t] if varying else hs[0], r)
-        for i in range(n):
-            means[t, i] = x[i]
-            if keep:
-                for j in range(n):
-                    covs[t, i, j] = p[i, j]
