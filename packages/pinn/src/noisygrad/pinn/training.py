@@ -18,6 +18,11 @@ on) or :func:`noisygrad.rng.torch_stream` ``(seed)`` for an int. The batches com
 estimates from a sub-stream spawned from it (:func:`noisygrad.rng.torch_from_torch`); ``adam_then_lbfgs`` runs
 both phases on one run generator. No global random state is touched (the network's initial weights are the
 caller's business).
+
+Scale-out: ``distributed=True`` splits each step's collocation draw over the ranks of an initialised
+``torch.distributed`` process group and reduces the gradients in a fixed order after ``backward``;
+``shards=K`` runs the same ``K`` pieces in one process, the bit-identical twin of a ``K``-rank run. Both record
+the shard noise estimates per step (:mod:`noisygrad.pinn.distributed`). Without them nothing changes.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from noisygrad.rng import torch_from_torch, torch_stream
 
 from ._deepxde import deepxde, quiet
 from .batches import CollocationBatches
+from .distributed import ShardedGradient, layout
 from .noise import CollocationNoise, collocation_noise
 from .optimizers import Built, PinnWarning, build_optimizer, check_precision, check_sampling, is_robust_lbfgs
 
@@ -95,6 +101,11 @@ class TrainResult:
             counted only with one iteration per step, else None.
         pairs_tried: curvature pairs formed (the denominator of ``skipped_pairs``).
         resets: memory resets of the noise-robust L-BFGS (its direction was not a descent direction).
+        shards: the pieces each draw was split into (``distributed=True`` or ``shards=K``; None: unsharded).
+        world: the ranks that computed them (1 for the one-process twin).
+        trace_cov, grad_norm_sq: per step (with ``shards >= 2``), the unbiased two-batch estimates of ``tr(S)``
+            and ``|G|^2`` from the shard gradients at the step's starting parameters (McCandlish et al. 2018,
+            appendix A; see :mod:`noisygrad.pinn.distributed`); empty otherwise.
     """
 
     optimizer: str
@@ -110,6 +121,20 @@ class TrainResult:
     skipped_pairs: int | None = None
     pairs_tried: int | None = None
     resets: int | None = None
+    shards: int | None = None
+    world: int = 1
+    trace_cov: np.ndarray = field(default_factory=lambda: np.empty(0))
+    grad_norm_sq: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def shard_noise_scale(self, last: int | None = None) -> float:
+        """``B_simple = mean tr(S) / mean |G|^2`` over the last ``last`` steps (all by default), the parts averaged
+        apart as McCandlish et al. do: ``inf`` when the mean ``|G|^2 <= 0`` (noise beyond what the shards resolve).
+        """
+        if self.trace_cov.size == 0:
+            raise ValueError("no shard noise estimates: train with distributed=True or shards >= 2")
+        n = self.trace_cov.size if last is None else check_positive_int("last", last)
+        grad_sq = float(np.mean(self.grad_norm_sq[-n:]))
+        return max(float(np.mean(self.trace_cov[-n:])), 0.0) / grad_sq if grad_sq > 0 else math.inf
 
 
 @dataclass
@@ -184,8 +209,10 @@ class _Stepper:
         stop: StopRule | None,
         noise_every: int | None,
         noise_args: dict[str, Any],
+        sharded: ShardedGradient | None = None,
     ) -> None:
         self.model, self.result = model, result
+        self.sharded = sharded
         self.opt: Any = built.optimizer  # torch.optim.LBFGS, noisygrad.LBFGS or a first-order optimizer
         self.second_order = built.second_order
         self.batches, self.iterations, self.stop = batches, iterations, stop
@@ -196,6 +223,8 @@ class _Stepper:
         self.chunk = built.optimizer.param_groups[0].get("max_iter", 1)
 
     def closure_for(self, rows: tuple[Any, Any, Any]) -> Callable[[], torch.Tensor]:
+        if self.sharded is not None:
+            return self.sharded.closure_for(rows)
         model, opt = self.model, self.opt
 
         def closure() -> torch.Tensor:  # DeepXDE's own closure, line for line
@@ -208,6 +237,8 @@ class _Stepper:
         return closure
 
     def __call__(self, inputs: Any, targets: Any, auxiliary_vars: Any) -> None:
+        if self.sharded is not None:
+            self.sharded.begin_step()
         if self.batches is None:
             loss = self._step((inputs, targets, auxiliary_vars))
         else:
@@ -299,6 +330,8 @@ def train(
     callbacks: Sequence[object] | None = None,
     display_every: int = 1000,
     verbose: int = 1,
+    distributed: bool = False,
+    shards: int | None = None,
     **compile_args: Any,
 ) -> TrainResult:
     """Train a DeepXDE model with any optimizer, on the full collocation set or on random mini-batches.
@@ -333,6 +366,17 @@ def train(
             steps, as ``model.train`` does; full-set L-BFGS prints after each chunk of ``lbfgs_chunk`` iterations.
         verbose: ``1`` (the default, as DeepXDE's ``model.train``) prints DeepXDE's progress table, one line
             every ``display_every`` steps, and its summary of the best step at the end; ``0`` prints nothing.
+            With ``distributed=True`` only rank 0 prints.
+        distributed: spread each step's collocation draw over the ranks of the initialised default
+            ``torch.distributed`` process group (torchrun): every rank calls ``train`` with the same model and
+            seed, draws the same points, back-propagates its slice, and the gradients are all-gathered and summed
+            in rank order (not DDP, which is fragile with the PDE residuals' double backward). Every rank ends
+            with the same parameters, bit-identical to the one-process twin ``shards=K``, and the result carries
+            the per-step noise estimates ``trace_cov``/``grad_norm_sq``. See :mod:`noisygrad.pinn.distributed`.
+        shards: ``K``, the equal pieces each draw is split into (a multiple of the world size; default the world
+            size with ``distributed=True``). Without ``distributed`` it runs the ``K`` pieces one after another in
+            this process: the twin of a ``K``-rank run, and the noise statistics of one. ``batch_size`` (or on
+            the full set the pool size ``N``, drawn in a fresh random order each step) must be a multiple of ``K``.
         **compile_args: ``loss``, ``loss_weights``, ``metrics``, ``external_trainable_variables``, ``decay``
             (DeepXDE's learning-rate decay, e.g. ``("step", 1000, 0.5)``, stepped once per iteration) for
             ``model.compile``; given (or for an uncompiled model) the model is (re)compiled with them. A decay
@@ -356,6 +400,7 @@ def train(
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)
     chunk = display_every if lbfgs_chunk is None else check_positive_int("lbfgs_chunk", lbfgs_chunk)
+    sharding = layout(model, distributed, shards, batch_size)
     batch_gen, noise_gen = _generators(seed)
 
     external = compile_args.get("external_trainable_variables")
@@ -386,7 +431,13 @@ def train(
     _compile(model, built, compile_args)
 
     result = TrainResult(built.name, batch_size=batch_size)
-    stepper = _Stepper(model, built, result, batches, iterations, stop, noise_every, noise_args)
+    sharded = None
+    if sharding is not None:
+        params = [p for group in built.optimizer.param_groups for p in group["params"]]
+        sharded = ShardedGradient(model, params, sharding, generator=batch_gen if batches is None else None)
+        result.shards, result.world = sharding.shards, sharding.world
+        verbose = verbose if sharding.rank == 0 else 0
+    stepper = _Stepper(model, built, result, batches, iterations, stop, noise_every, noise_args, sharded)
     deepxde_step = model.train_step
     model.train_step = stepper
     start = time.perf_counter()
@@ -403,6 +454,9 @@ def train(
     result.losses = np.asarray(stepper.losses)
     result.batch_draws = batches.draws if batches is not None else 0
     result.final_loss = training_loss(model)
+    if sharded is not None and sharded.estimates:
+        result.trace_cov = np.array([e.trace_cov for e in sharded.estimates])
+        result.grad_norm_sq = np.array([e.grad_sq for e in sharded.estimates])
     return result
 
 
