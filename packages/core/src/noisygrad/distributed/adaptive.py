@@ -30,8 +30,8 @@ import math
 from typing import Any, Literal
 
 from noisygrad.checks import check_in_range, check_positive, check_positive_int
-from noisygrad.distributed._group import initialized, world_and_rank
 from noisygrad.distributed.estimates import SmoothedNoiseScale
+from noisygrad.distributed.group import initialized, world_and_rank
 
 __all__ = ["LR_RULES", "AdaptiveBatch", "adascale_gain"]
 

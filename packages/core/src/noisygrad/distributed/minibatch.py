@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from noisygrad.checks import check_finite, check_positive_int
-from noisygrad.distributed._group import gather_rows, initialized, world_and_rank
 from noisygrad.distributed.estimates import SmoothedNoiseScale, two_batch_estimates
+from noisygrad.distributed.group import gather_rows, initialized, world_and_rank
 from noisygrad.estimators.base import Cost, Estimate
 from noisygrad.estimators.batch import MiniBatch
 from noisygrad.objectives import FiniteSum, Kind, require_kind
@@ -105,7 +105,8 @@ class DataParallelMiniBatch:
             value, grad = self.objective.value_and_grad(params, idx[k * b : (k + 1) * b])
             grads.append(grad.reshape(-1))
             meta.append([value, batch_print, point_print])
-        return torch.stack(grads), torch.tensor(meta, dtype=torch.float64)
+        # on the gradients' device: an NCCL group gathers CUDA tensors only
+        return torch.stack(grads), torch.tensor(meta, dtype=torch.float64, device=grads[0].device)
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
         idx = self._draw.sample_indices(generator)

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from noisygrad.checks import check_finite, check_positive_int
-from noisygrad.distributed._group import gather_rows, initialized, world_and_rank
 from noisygrad.distributed.estimates import NoiseEstimate, two_batch_estimates
+from noisygrad.distributed.group import gather_rows, initialized, world_and_rank
 
 from .batches import Rows
 
