@@ -24,15 +24,24 @@ Inputs Qiskit's estimators take are taken here too: identity terms are added exa
 observable of identity terms only, or the zero operator, costs none at all), final measurements are removed.
 A circuit that measures, resets or branches mid-way is refused, as are bad ``precision``, ``seed`` and ``shots``,
 before anything runs.
+
+``point_streams=True`` gives every point of a batch its own shot stream, and ``executor=`` / ``workers=`` spread
+the points of each batch (a ``(K, P)`` PUB: SPSA's resamplings, a parameter scan) over processes, Ray or Dask
+workers, bit-identical to the serial run (:mod:`noisygrad.quantum.sharding`)::
+
+    with shot_estimator(shots=1000, seed=7, point_streams=True, executor="process", workers=2) as estimator:
+        estimator.run([(ansatz, hamiltonian, thetas)])
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import math
 import uuid
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -49,6 +58,7 @@ from qiskit.quantum_info import Pauli, PauliList, SparseObservable, SparsePauliO
 from .backends import SimulatorBackend, make_backend, resolve_device, without_final_measurements
 from .measurement import MeasurementPlan
 from .sampling import check_noise, check_precision, check_seed, check_shots, sample_energies
+from .sharding import make_sharding
 
 CACHE_SIZE = 64  # circuits (and observables) whose simulator (measurement plan) is kept between calls
 
@@ -201,7 +211,11 @@ class ShotEstimator(BaseEstimatorV2):
         backend: str = "auto",
         device: str = "CPU",
         default_precision: float | None = None,
+        point_streams: bool = False,
+        executor: str | cf.Executor = "serial",
+        workers: int | None = None,
     ) -> None:
+        self._sharding = make_sharding(point_streams, executor, workers, backend)
         self.shots = check_shots("shots", shots)
         self.noise = check_noise(noise)
         self._rng = check_seed(seed)
@@ -235,6 +249,24 @@ class ShotEstimator(BaseEstimatorV2):
         default = precision if precision is not None else self.default_precision
         tasks = [self._prepare(coerce_pub(pub, default), i) for i, pub in enumerate(pubs)]
         return DoneJob(PrimitiveResult([self._execute(task) for task in tasks], metadata={"version": 2}))
+
+    @property
+    def point_streams(self) -> bool:
+        """Whether each point samples its shots from its own stream (see :func:`shot_estimator`)."""
+        return self._sharding is not None
+
+    def close(self) -> None:
+        """Stop the worker processes of ``executor="process"`` (a later call starts new ones); else a no-op."""
+        if self._sharding is not None:
+            self._sharding.close()
+
+    def __enter__(self) -> ShotEstimator:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
 
     def _circuit(self, circuit: QuantumCircuit, index: int) -> QuantumCircuit:
         """``circuit`` without its final measurements (checked once per circuit object, then cached)."""
@@ -300,9 +332,21 @@ class ShotEstimator(BaseEstimatorV2):
         for obs in task.observables:
             if obs.plan.num_groups == 0:  # identity terms only (or zero): exact, no shots, no simulator call
                 evs[obs.rows], stds[obs.rows] = obs.plan.constant, 0.0
-            else:
+            elif self._sharding is None:
                 evs[obs.rows], stds[obs.rows] = sample_energies(
                     self._backend(task.circuit),
+                    obs.plan,
+                    task.values[obs.rows],
+                    obs.shots,
+                    self._rng,
+                    self.noise,
+                    self._gaussian_std(task.pub.precision),
+                )
+                self.calls += 1
+            else:  # one key from the stream, then a stream per point (sharded over the executor)
+                evs[obs.rows], stds[obs.rows] = self._sharding.sample(
+                    self._backend(task.circuit),
+                    task.circuit,
                     obs.plan,
                     task.values[obs.rows],
                     obs.shots,
@@ -333,6 +377,9 @@ def shot_estimator(
     backend: str = "auto",
     device: str = "CPU",
     default_precision: float | None = None,
+    point_streams: bool = False,
+    executor: str | cf.Executor = "serial",
+    workers: int | None = None,
 ) -> ShotEstimator:
     """A Qiskit ``EstimatorV2`` that samples ``shots`` shots of every measurement group for real.
 
@@ -356,7 +403,25 @@ def shot_estimator(
             the call): ``None`` (the default) uses ``shots`` instead. Qiskit's ``StatevectorEstimator`` keyword,
             so ``shot_estimator(noise="exact", seed=42)`` stands in for ``StatevectorEstimator(seed=42)``; with
             ``noise="exact"`` it is not used.
+        point_streams: ``False`` (the default): one stream feeds every shot, point after point. ``True``: each
+            batch (one observable of one PUB) draws one key from the stream and point ``k`` of it samples from its
+            own stream ``SeedSequence(key, spawn_key=(k,))``, so the points can be sharded. Other numbers than the
+            default for the same seed; the same numbers whatever ``executor`` and ``workers``. Not with
+            ``backend="aer-sampler"``.
+        executor: with ``point_streams=True``, where the points of a batch are sampled: ``"serial"``,
+            ``"process"`` (a pool of spawned processes, kept until :meth:`ShotEstimator.close` or the end of a
+            ``with`` block), ``"ray"``, ``"dask"`` or a ``concurrent.futures.Executor`` (see
+            :class:`~noisygrad.quantum.sharding.PointSharding`).
+        workers: shards per batch (and the ``"process"`` pool's size); default the CPU count.
     """
     return ShotEstimator(
-        shots=shots, seed=seed, noise=noise, backend=backend, device=device, default_precision=default_precision
+        shots=shots,
+        seed=seed,
+        noise=noise,
+        backend=backend,
+        device=device,
+        default_precision=default_precision,
+        point_streams=point_streams,
+        executor=executor,
+        workers=workers,
     )

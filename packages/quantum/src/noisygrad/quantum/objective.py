@@ -4,11 +4,17 @@ Each evaluation costs ``shots`` shots of every measurement group (identity terms
 objective's ``cost_per_evaluation`` is ``shots * num_groups`` shots, and the core's estimators and loop count
 shots correctly. The objective also keeps its own running totals (``evaluations``, ``shots_used``), which
 include every evaluation made through it (calibration, blocking, final estimates).
+
+With ``point_streams=True`` every point of a batch samples its shots from its own stream, and ``executor=`` /
+``workers=`` spread the points of each batch (parameter shift's ``2P`` points, SPSA's resamplings, a parameter
+scan) over processes, Ray or Dask workers, bit-identical to the serial run (:mod:`noisygrad.quantum.sharding`).
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import math
+from types import TracebackType
 
 import numpy as np
 import torch
@@ -21,6 +27,7 @@ from noisygrad.rng import numpy_from_torch
 from .backends import make_backend
 from .measurement import MeasurementPlan
 from .sampling import check_noise, sample_energies
+from .sharding import make_sharding
 
 
 def check_ansatz(ansatz: object) -> QuantumCircuit:
@@ -45,6 +52,16 @@ class EnergyObjective(NoisyBlackBox):
             ``"aer-sampler"`` (see :func:`~noisygrad.quantum.shot_estimator`).
         device: ``"CPU"`` or ``"GPU"`` (torch on a CUDA GPU, else Aer with ``qiskit-aer-gpu``, else the CPU with
             a warning; see :func:`~noisygrad.quantum.backends.make_backend`).
+        point_streams: ``False`` (the default): the shots of a call come from one stream, point after point.
+            ``True``: each call draws one key from the caller's generator and point ``k`` samples from its own
+            stream (:func:`~noisygrad.quantum.sharding.point_generator`), which lets the points be sharded. Other
+            numbers than the default, for the same seed; the same numbers whatever ``executor`` and ``workers``.
+        executor: where the points of a call are sampled, with ``point_streams=True``: ``"serial"`` (this process,
+            one simulator call), ``"process"`` (a pool of spawned processes kept until :meth:`close`), ``"ray"``,
+            ``"dask"`` or a ``concurrent.futures.Executor`` (see :class:`~noisygrad.quantum.sharding.PointSharding`).
+        workers: shards per call (and the ``"process"`` pool's size); default the CPU count.
+
+    Use it as a context manager (or call :meth:`close`) to stop a ``"process"`` pool.
     """
 
     def __init__(
@@ -56,7 +73,11 @@ class EnergyObjective(NoisyBlackBox):
         noise: str = "shots",
         backend: str = "auto",
         device: str = "CPU",
+        point_streams: bool = False,
+        executor: str | cf.Executor = "serial",
+        workers: int | None = None,
     ) -> None:
+        self.sharding = make_sharding(point_streams, executor, workers, backend)
         self.ansatz = check_ansatz(ansatz)
         self.plan = MeasurementPlan(hamiltonian, ansatz.num_qubits)  # type: ignore[arg-type]
         if self.plan.num_groups == 0:
@@ -93,11 +114,32 @@ class EnergyObjective(NoisyBlackBox):
         """Noisy energies at the rows of ``values`` (one backend call); counted in the running totals."""
         points = self.points(values)
         shots = self.shots if shots is None else check_positive_int("shots", shots)
-        energies, stds = sample_energies(self.backend, self.plan, points, shots, rng, self.noise)
+        if self.sharding is None:
+            energies, stds = sample_energies(self.backend, self.plan, points, shots, rng, self.noise)
+        else:
+            energies, stds = self.sharding.sample(self.backend, self.ansatz, self.plan, points, shots, rng, self.noise)
         self.evaluations += len(points)
         self.shots_used += len(points) * shots * self.plan.num_groups
         self.last_stds = stds
         return energies
+
+    @property
+    def point_streams(self) -> bool:
+        """Whether each point samples its shots from its own stream (see the class)."""
+        return self.sharding is not None
+
+    def close(self) -> None:
+        """Stop the worker processes of ``executor="process"`` (a later call starts new ones); else a no-op."""
+        if self.sharding is not None:
+            self.sharding.close()
+
+    def __enter__(self) -> EnergyObjective:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
 
     def _sample(self, points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return torch.as_tensor(self.sample(points, numpy_from_torch(generator)), dtype=points.dtype)

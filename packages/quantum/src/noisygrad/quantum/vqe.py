@@ -10,6 +10,7 @@ the averaging of the last iterates and the final estimate as its parts (:mod:`no
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import math
 import time
 from collections.abc import Callable
@@ -159,6 +160,9 @@ def vqe(
     step: float | None = None,
     final_shots: int | None = None,
     track_exact: bool = True,
+    point_streams: bool = False,
+    executor: str | cf.Executor = "serial",
+    workers: int | None = None,
 ) -> VQEResult:
     """Minimise the energy of ``hamiltonian`` over ``ansatz`` from shot-noise estimates.
 
@@ -205,6 +209,12 @@ def vqe(
         step: ``gradient="finite-difference"``'s step (default 0.1).
         final_shots: shots per group for the final estimate (default ``10 * shots``).
         track_exact: record each iterate's exact energy in the history (free on a simulator).
+        point_streams: give every point of a batch its own shot stream (``False``: one stream, the default and
+            the recorded figures); with it, ``executor`` (``"serial"``, ``"process"``, ``"ray"``, ``"dask"`` or a
+            ``concurrent.futures.Executor``) and ``workers`` spread the points of each batch (parameter shift's
+            ``2P``, SPSA's resamplings, the calibration's samples) over workers, bit-identical to
+            ``executor="serial"`` (see :class:`~noisygrad.quantum.EnergyObjective`). A ``"process"`` pool is
+            started for the run and stopped at its end.
 
     The shorthands' settings (``perturbation``, ``perturbation_decay``, ``resamplings``, ``step``) are refused
     with a gradient they do not belong to; the calibration's (``stability``, ``target_step``,
@@ -217,7 +227,51 @@ def vqe(
     gains = SPSAGains(stability=stability, target_step=target_step, calibration_samples=calibration_samples)
     if average_last is not None:
         average_last = check_positive_int("average_last", average_last)
-    objective = EnergyObjective(hamiltonian, ansatz, shots=shots, noise=noise, backend=backend, device=device)
+    objective = EnergyObjective(
+        hamiltonian,
+        ansatz,
+        shots=shots,
+        noise=noise,
+        backend=backend,
+        device=device,
+        point_streams=point_streams,
+        executor=executor,
+        workers=workers,
+    )
+    with objective:  # stops the worker processes of executor="process", however the run ends
+        return _run(
+            objective,
+            factory,
+            gains,
+            optimizer=optimizer,
+            maxiter=maxiter,
+            seed=seed,
+            initial_point=initial_point,
+            average_last=average_last,
+            blocking=blocking,
+            final_shots=final_shots,
+            track_exact=track_exact,
+            start=start,
+        )
+
+
+def _run(
+    objective: EnergyObjective,
+    factory: EstimatorFactory,
+    gains: SPSAGains,
+    *,
+    optimizer: Optimizer | None,
+    maxiter: int,
+    seed: int,
+    initial_point: np.ndarray | list[float] | None,
+    average_last: int | None,
+    blocking: bool,
+    final_shots: int | None,
+    track_exact: bool,
+    start: float,
+) -> VQEResult:
+    """The body of :func:`vqe` once its objective is built (the arguments are :func:`vqe`'s)."""
+    ansatz = objective.ansatz
     maxiter = check_positive_int("maxiter", maxiter)
     seed = check_positive_int("seed", seed, allow_zero=True)
     final_shots = 10 * objective.shots if final_shots is None else check_positive_int("final_shots", final_shots)
