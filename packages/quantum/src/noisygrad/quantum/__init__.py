@@ -14,6 +14,7 @@ from noisygrad.plugins import require as _require
 
 _require("quantum")  # a missing field package names the extra to install
 
+from .allocation import ShotAllocator  # noqa: E402
 from .backends import DeviceFallbackWarning, gpu_available  # noqa: E402
 from .estimator import ShotEstimator, shot_estimator  # noqa: E402
 from .gradients import ParameterShift, finite_difference  # noqa: E402
@@ -29,6 +30,7 @@ from .measurement import MeasurementPlan  # noqa: E402
 from .objective import EnergyObjective  # noqa: E402
 from .qnspsa import QNSPSA  # noqa: E402
 from .spsa import SPSA, SPSAResult  # noqa: E402
+from .stopping import ShotAwareStopping  # noqa: E402
 from .vqe import GRADIENTS, VQEResult, vqe  # noqa: E402
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "MeasurementPlan",
     "ParameterShift",
     "SPSAResult",
+    "ShotAllocator",
+    "ShotAwareStopping",
     "ShotEstimator",
     "VQEResult",
     "exact_ground_energy",

@@ -24,6 +24,7 @@ from noisygrad import NoisyBlackBox
 from noisygrad.checks import check_positive_int
 from noisygrad.rng import numpy_from_torch
 
+from .allocation import ShotAllocator, group_variances
 from .backends import make_backend
 from .measurement import MeasurementPlan
 from .sampling import check_noise, sample_energies
@@ -60,6 +61,11 @@ class EnergyObjective(NoisyBlackBox):
             one simulator call), ``"process"`` (a pool of spawned processes kept until :meth:`close`), ``"ray"``,
             ``"dask"`` or a ``concurrent.futures.Executor`` (see :class:`~noisygrad.quantum.sharding.PointSharding`).
         workers: shards per call (and the ``"process"`` pool's size); default the CPU count.
+        allocation: ``None`` (the default: ``shots`` for every group) or a
+            :class:`~noisygrad.quantum.allocation.ShotAllocator` for this Hamiltonian's groups: each call then
+            measures group ``g`` with the allocator's ``m_g`` (proportional to the group's running noise estimate,
+            for a target precision or a shot budget) and feeds it the groups' sample variances. Only with
+            ``noise="shots"`` and without ``point_streams``.
 
     Use it as a context manager (or call :meth:`close`) to stop a ``"process"`` pool.
     """
@@ -76,6 +82,7 @@ class EnergyObjective(NoisyBlackBox):
         point_streams: bool = False,
         executor: str | cf.Executor = "serial",
         workers: int | None = None,
+        allocation: ShotAllocator | None = None,
     ) -> None:
         self.sharding = make_sharding(point_streams, executor, workers, backend)
         self.ansatz = check_ansatz(ansatz)
@@ -89,7 +96,24 @@ class EnergyObjective(NoisyBlackBox):
         self.evaluations = 0
         self.shots_used = 0
         self.last_stds = np.zeros(0)
+        self.allocation = self._check_allocation(allocation, noise, point_streams)
+        self.last_group_shots = np.full(self.plan.num_groups, self.shots, dtype=np.int64)
         super().__init__(self._sample, cost_per_evaluation=self.shots_per_evaluation, cost_unit="shots")
+
+    def _check_allocation(
+        self, allocation: ShotAllocator | None, noise: str, point_streams: bool
+    ) -> ShotAllocator | None:
+        if allocation is None:
+            return None
+        if not isinstance(allocation, ShotAllocator):
+            raise TypeError(f"allocation must be None or a ShotAllocator, got {type(allocation).__name__}")
+        if allocation.num_groups != self.plan.num_groups:
+            raise ValueError(
+                f"allocation has {allocation.num_groups} groups but the hamiltonian has {self.plan.num_groups}"
+            )
+        if noise != "shots" or point_streams:
+            raise ValueError("allocation needs noise='shots' and point_streams=False")
+        return allocation
 
     @property
     def shots_per_evaluation(self) -> int:
@@ -113,6 +137,8 @@ class EnergyObjective(NoisyBlackBox):
     def sample(self, values: object, rng: np.random.Generator, shots: int | None = None) -> np.ndarray:
         """Noisy energies at the rows of ``values`` (one backend call); counted in the running totals."""
         points = self.points(values)
+        if self.allocation is not None and shots is None:
+            return self._sample_allocated(points, rng)
         shots = self.shots if shots is None else check_positive_int("shots", shots)
         if self.sharding is None:
             energies, stds = sample_energies(self.backend, self.plan, points, shots, rng, self.noise)
@@ -121,6 +147,20 @@ class EnergyObjective(NoisyBlackBox):
         self.evaluations += len(points)
         self.shots_used += len(points) * shots * self.plan.num_groups
         self.last_stds = stds
+        return energies
+
+    def _sample_allocated(self, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Energies with the allocator's shots per group; the groups' sample variances update the allocator."""
+        assert self.allocation is not None
+        group_shots = self.allocation.shots()
+        counts = self.backend.counts(points, self.plan, group_shots, rng)
+        energies, stds = self.plan.estimate(counts, group_shots)
+        self.allocation.update(group_variances(self.plan, counts, group_shots), group_shots)
+        self.evaluations += len(points)
+        self.shots_used += len(points) * int(group_shots.sum())
+        self.last_stds = stds
+        self.last_group_shots = group_shots
+        self.cost_per_evaluation = float(group_shots.sum())
         return energies
 
     @property
