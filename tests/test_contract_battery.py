@@ -223,6 +223,9 @@ TORCH_OPTIMIZERS: dict[str, Callable[[list[torch.Tensor]], torch.optim.Optimizer
     "TorchOptimizer(SGLD)": lambda ps: ng.TorchOptimizer(ps, ng.SGLD(0.05, temperature=0.1, seed=3)),
     "TorchOptimizer(BAOAB)": lambda ps: ng.TorchOptimizer(ps, ng.BAOAB(0.1, temperature=0.1, seed=1)),
     "TorchOptimizer(SGD RobbinsMonro)": lambda ps: ng.TorchOptimizer(ps, ng.SGD(ng.RobbinsMonro(0.5, 2.0, 0.602))),
+    "TorchSGD(momentum, nesterov)": lambda ps: ng.TorchSGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "TorchAdam(amsgrad)": lambda ps: ng.TorchAdam(ps, lr=0.05, amsgrad=True),
+    "TorchAdamW": lambda ps: ng.TorchAdamW(ps, lr=0.05),
     "LBFGS": lambda ps: ng.LBFGS(ps, lr=0.5, history_size=3),
     "LBFGS(damping)": lambda ps: ng.LBFGS(ps, lr=0.5, history_size=2, damping=0.1),
     "pinn.build_optimizer(adam)": _pinn_optimizer("adam"),
@@ -373,6 +376,9 @@ ESTIMATORS: dict[str, Callable[[], dict[str, Any]]] = {
     "FullBatch(Energy)": _zeroth_order_case(ng.FullBatch, energy=True),
     "MiniBatch": _finite_sum_case(lambda o: ng.MiniBatch(o, 8)),
     "MiniBatch(replace)": _finite_sum_case(lambda o: ng.MiniBatch(o, 8, replace=True)),
+    "DataParallelMiniBatch(one process, 2 shards)": _finite_sum_case(
+        lambda o: ng.DataParallelMiniBatch(o, 8, shards=2, distributed=False)
+    ),
     "MiniBatch(noise_stats=vmap)": _finite_sum_case(lambda o: ng.MiniBatch(o, 8, noise_stats=True)),
     "MiniBatch(noise_stats=probe)": _finite_sum_case(lambda o: ng.MiniBatch(o, 8, noise_stats="probe", probes=2)),
     "MiniBatch(ModuleLoss, noise_stats=norms)": _module_case,
