@@ -171,11 +171,11 @@ def _histogram_curve(times: np.ndarray, model: PruningModel) -> Curve:
     return Curve(
         "elimination time (steps)",
         "probability density (1/step)",
-        x=centres,
-        measured=counts / (times.size * width),
-        uncertainty=np.sqrt(counts) / (times.size * width),
-        predicted=model.passage_time_distribution().pdf(fine),
-        predicted_x=fine,
+        x=centres.tolist(),
+        measured=(counts / (times.size * width)).tolist(),
+        uncertainty=(np.sqrt(counts) / (times.size * width)).tolist(),
+        predicted=np.asarray(model.passage_time_distribution().pdf(fine)).tolist(),
+        predicted_x=fine.tolist(),
     )
 
 
@@ -183,10 +183,10 @@ def _error_curve(curve: ErrorCurve) -> Curve:
     return Curve(
         "decay length lambda (egg lengths)",
         "positional error sigma_x at x_T (egg lengths)",
-        x=curve.decay_lengths,
-        measured=curve.error,
-        uncertainty=curve.error_se,
-        predicted=curve.predicted,
+        x=np.asarray(curve.decay_lengths).tolist(),
+        measured=np.asarray(curve.error).tolist(),
+        uncertainty=np.asarray(curve.error_se).tolist(),
+        predicted=np.asarray(curve.predicted).tolist(),
     )
 
 
@@ -347,10 +347,12 @@ def evolution(seed: int = 0, quick: bool = True, *, replicates: int, generations
             curve=Curve(
                 "generation",
                 "mean log-fitness f (mean over replicates)",
-                x=np.arange(generations + 1),
-                measured=history.mean_log_fitness.mean(axis=1),
-                predicted=history.mean_log_fitness[0].mean()
-                + np.concatenate([[0.0], np.cumsum(s * history.var_log_fitness[:-1].mean(axis=1))]),
+                x=np.arange(generations + 1).tolist(),
+                measured=history.mean_log_fitness.mean(axis=1).tolist(),
+                predicted=(
+                    history.mean_log_fitness[0].mean()
+                    + np.concatenate([[0.0], np.cumsum(s * history.var_log_fitness[:-1].mean(axis=1))])
+                ).tolist(),
             ),
         )
     )
