@@ -1,41 +1,61 @@
-"""SVRG and SAGA (noisygrad) against scikit-learn's ``saga`` solver: time to F - F* <= 1e-8.
+"""SVRG and SAGA on ``noisygrad.GLM`` against scikit-learn's ``saga``: wall time to F - F* <= 1e-8.
 
-The same objective for every solver: scikit-learn's breast-cancer data, standardised, with an explicit intercept
-column (``fit_intercept=False`` everywhere), ``F(w) = mean log(1 + exp(-y x.w)) + (lam/2)|w|^2`` with
-``lam = 1/N`` (scikit-learn's ``C = 1``). ``F*`` from Newton's method.
+Problems (nothing is downloaded; every feature column standardised, constant columns dropped, an explicit
+intercept column of ones, ``fit_intercept=False`` everywhere, ``lam = 1/N``, i.e. scikit-learn's ``C = 1``):
 
-Each solver is deterministic given its seed, so its budget to the target is found first and then timed:
+* ``breast-cancer``: scikit-learn's breast-cancer data, N = 569, d = 31, logistic loss;
+* ``digits``: scikit-learn's digits, N = 1797, d = 62 (61 non-constant pixels + intercept), logistic loss on
+  "digit >= 5";
+* ``synthetic-50k``: ``make_classification(n_samples=50_000, n_features=20, n_informative=10, n_redundant=0,
+  random_state=0)``, N = 50000, d = 21, logistic loss;
+* ``diabetes-ridge`` (also run by default): scikit-learn's diabetes data, N = 442, d = 11, squared loss (ridge),
+  against ``Ridge(solver="saga", alpha=1)``, the same objective.
+
+``F(w) = mean l(x_i . w, y_i) + (lam/2)|w|^2``. ``F*`` comes from Newton's method in float64 (logistic: exact
+Hessian, run until the step no longer lowers ``|grad F|``; squared: one Cholesky solve of the normal equations);
+the gradient norm at ``w*`` is printed (about 1e-16). Each solver is deterministic given its seed:
 
 * scikit-learn ``saga`` (``tol=0``, ``random_state=seed``): the fewest epochs whose result reaches the target
   (doubling, then bisection on ``max_iter``);
-* noisygrad ``SVRG`` / ``SAGA`` under ``minimize`` with ``SGD(lr)``: the fewest steps, checked once per pass of
-  inner steps (every ``N // b`` steps), on two objectives: ``FiniteSum`` with an autograd loss (the generic path,
-  per-example gradients through autograd / ``vmap``) and ``GLM`` (one loss derivative per example, numpy steps).
+* noisygrad ``SAGA`` / ``SVRG`` with ``SGD(lr)``: for every ``(b, lr)`` of a small grid, the fewest steps to the
+  target, checked once per pass of inner steps (every ``N // b`` steps), then one timed run; the grid is printed
+  whole (passes and one wall time per setting) and the fastest setting of each goes on to the repeats. They run
+  through :func:`noisygrad.loop_fused.minimize_fused` (the compiled steps); with ``--step-by-step`` the same
+  settings also run through :func:`noisygrad.minimize` with a no-op callback (which keeps every step in Python),
+  the step-by-step path the compiled one reproduces.
 
-Then every solver runs exactly its budget, with no checks, ``--repeats`` times, the repeats interleaved across
-solvers so that they share the machine's load; the statistic is the median wall and CPU time of the repeats for
-every solver alike. Passes over the data and per-example gradient evaluations are printed with the ratios to
-scikit-learn. One thread everywhere (torch and the BLAS under numpy and scikit-learn).
+Then every chosen solver runs exactly its budget, with no checks, ``--repeats`` times, the repeats interleaved
+across solvers so that they share the machine's load. Printed: the median wall time with the fastest and
+slowest repeat, and the ratio to scikit-learn (median over repeats of the ratio within a repeat, with its range).
+One thread everywhere (torch and the BLAS under numpy and scikit-learn).
 
-    .venv/bin/python benchmarks/core_vr.py [--target 1e-8] [--batch 64] [--lr 0.3] [--seed 0] [--repeats 5]
-                                           [--no-generic] [--profile]
+    .venv/bin/python benchmarks/core_vr.py [--problems breast-cancer,digits,synthetic-50k,diabetes-ridge]
+        [--target 1e-8] [--repeats 7] [--seed 0] [--batches 16,64,256] [--lrs 0.3,1,3] [--step-by-step]
 
-``--profile`` also prints, for each noisygrad run, the functions that take the most time (cProfile, own time).
+Measured here (2 cores shared with other sessions, load average 4-5 during the runs; three runs of the default
+command, ``--repeats 7``, the first with ``--step-by-step``; wall-time ratio noisygrad / scikit-learn, median of
+the repeats per run, and in brackets the extreme repeats over all three runs; the chosen setting can differ from
+run to run, the grid's single timings being noisy):
 
-Measured here (2 shared cores, median of 5, ``--repeats 5``): scikit-learn saga 1019 epochs, 0.28 s. At the
-default ``b = 64, lr = 0.3``: SVRG on the GLM 2029 passes, 6.9x scikit-learn's wall time (5.1x in another run);
-SAGA on the GLM 1024 passes, 6.7x (7.6x); on the autograd FiniteSum SVRG 2922 passes, 27x, and SAGA 1024 passes,
-49x. With ``--lr 1.0 --no-generic``: SVRG on the GLM 606 passes, 2.4x; SAGA 310 passes, 2.5x (the steps to the
-target scale as ``1 / lr`` here, whatever ``b``). A GLM step costs about 150-200 us; under cProfile the estimator
-takes about two thirds (the index draw ``torch.randperm`` 15 us, the batch's margins, losses and derivatives 47 us)
-and the ``minimize`` loop with ``SGD.update`` the rest (their entrywise finiteness check ``torch.isfinite`` 22 us).
+    problem          sklearn          SAGA compiled                  SVRG compiled
+    breast-cancer    1019 epochs      0.066 0.081 0.064 [0.026, 0.122]   0.033 0.032 0.024 [0.015, 0.085]
+    digits           2151 epochs      0.027 0.015 0.018 [0.007, 0.036]   0.010 0.011 0.011 [0.005, 0.022]
+    synthetic-50k    15 epochs        0.290 0.244 0.319 [0.142, 0.471]   0.135 0.109 0.116 [0.060, 0.199]
+    diabetes-ridge   126 epochs       0.351 0.143 0.345 [0.091, 0.617]   0.323 0.283 0.188 [0.096, 0.723]
+
+The step-by-step path at the same settings (run 1): breast cancer 0.50 (SAGA) and 1.36 (SVRG), digits 0.25 and
+0.054, synthetic-50k 3.9 and 1.7, diabetes 18 and 17: the compiled steps are 8-60x faster than the step-by-step
+ones. At the issue's setting and equal passes (``--problems breast-cancer --batches 64 --lrs 0.3
+--step-by-step``: SAGA 1024 passes, SVRG 2029, scikit-learn 1019 epochs): SAGA compiled 0.177 [0.136, 0.197] of
+scikit-learn's time, step by step 5.1 [3.8, 6.0]; SVRG compiled 0.283 [0.227, 0.365], step by step 5.4.
+
+The first compiled run in a process pays numba's start-up, excluded here by the warm-up runs: about 1-2 s with
+numba's on-disk cache (import 0.6 s, initialisation about 0.8 s), about 5 s more when it compiles (a cold cache).
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import pstats
 import statistics
 import time
 import warnings
@@ -44,76 +64,123 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from threadpoolctl import threadpool_limits
 
-from noisygrad import SGD, FiniteSum, minimize
+from noisygrad import SGD, minimize
+from noisygrad.checks import NonFiniteGradientError
 from noisygrad.estimators.variance_reduction import SAGA, SVRG
 from noisygrad.glm import GLM
+from noisygrad.loop_fused import minimize_fused
 
 
-def problem() -> tuple[np.ndarray, np.ndarray, float]:
-    X, y = load_breast_cancer(return_X_y=True)
+@dataclass
+class Problem:
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    loss: str  # "logistic" or "squared"
+    lam: float
+    f_star: float = 0.0
+    grad_at_star: float = 0.0
+
+    def value(self, w: np.ndarray) -> float:
+        z = self.X @ w
+        data = np.logaddexp(0.0, -self.y * z) if self.loss == "logistic" else 0.5 * (z - self.y) ** 2
+        return float(data.mean() + 0.5 * self.lam * w @ w)
+
+    def gradient(self, w: np.ndarray) -> np.ndarray:
+        z = self.X @ w
+        derivative = -self.y / (1.0 + np.exp(self.y * z)) if self.loss == "logistic" else z - self.y
+        return self.X.T @ derivative / len(self.y) + self.lam * w
+
+
+def _standardised(X: np.ndarray) -> np.ndarray:
+    X = X[:, X.std(0) > 0]
     X = (X - X.mean(0)) / X.std(0)
-    X = np.hstack([X, np.ones((X.shape[0], 1))])
-    return X, np.where(y == 1, 1.0, -1.0), 1.0 / X.shape[0]
+    return np.hstack([X, np.ones((X.shape[0], 1))])
 
 
-def objective_value(w: np.ndarray, X: np.ndarray, y: np.ndarray, lam: float) -> float:
-    return float(np.logaddexp(0.0, -y * (X @ w)).mean() + 0.5 * lam * w @ w)
+def build(name: str) -> Problem:
+    if name == "breast-cancer":
+        X, y = load_breast_cancer(return_X_y=True)
+        X, y, loss = _standardised(X), np.where(y == 1, 1.0, -1.0), "logistic"
+    elif name == "digits":
+        X, y = load_digits(return_X_y=True)
+        X, y, loss = _standardised(X.astype(np.float64)), np.where(y >= 5, 1.0, -1.0), "logistic"
+    elif name == "synthetic-50k":
+        X, y = make_classification(n_samples=50_000, n_features=20, n_informative=10, n_redundant=0, random_state=0)
+        X, y, loss = _standardised(X), np.where(y == 1, 1.0, -1.0), "logistic"
+    elif name == "diabetes-ridge":
+        X, y = load_diabetes(return_X_y=True)
+        X, y, loss = _standardised(X), (y - y.mean()) / y.std(), "squared"
+    else:
+        raise ValueError(f"unknown problem {name!r}")
+    problem = Problem(name, np.ascontiguousarray(X), y, loss, 1.0 / X.shape[0])
+    solve(problem)
+    return problem
 
 
-def newton(X: np.ndarray, y: np.ndarray, lam: float) -> float:
-    w = np.zeros(X.shape[1])
-    n = X.shape[0]
-    for _ in range(50):
-        z = y * (X @ w)
-        s = 1.0 / (1.0 + np.exp(z))  # sigmoid(-z)
-        grad = -(X.T @ (y * s)) / n + lam * w
-        hess = (X.T * (s * (1 - s))) @ X / n + lam * np.eye(X.shape[1])
-        w = w - np.linalg.solve(hess, grad)
-    return objective_value(w, X, y, lam)
+def solve(problem: Problem) -> None:
+    """``F*`` by Newton's method in float64 (one exact solve for the squared loss)."""
+    X, y, lam, (n, d) = problem.X, problem.y, problem.lam, problem.X.shape
+    if problem.loss == "squared":
+        w = np.linalg.solve(X.T @ X / n + lam * np.eye(d), X.T @ y / n)
+    else:
+        w, best = np.zeros(d), np.inf
+        for _ in range(100):
+            s = 1.0 / (1.0 + np.exp(y * (X @ w)))  # sigmoid(-y z)
+            hessian = (X.T * (s * (1.0 - s))) @ X / n + lam * np.eye(d)
+            candidate = w - np.linalg.solve(hessian, problem.gradient(w))
+            norm = float(np.linalg.norm(problem.gradient(candidate)))
+            if norm >= best:
+                break
+            w, best = candidate, norm
+    problem.f_star = problem.value(w)
+    problem.grad_at_star = float(np.linalg.norm(problem.gradient(w)))
 
 
 @dataclass
 class Solver:
-    """A solver with its budget to the target, what the budget costs, and its timed repeats."""
+    """A solver with its budget to the target and its timed repeats."""
 
     name: str
+    setting: str
     run: Callable[[], None]  # runs exactly the budget
     passes: float
-    gradient_evaluations: int
     walls: list[float] = field(default_factory=list)
-    cpus: list[float] = field(default_factory=list)
 
-    def time_once(self) -> None:
-        wall, cpu = time.perf_counter(), time.process_time()
+    def time_once(self) -> float:
+        start = time.perf_counter()
         self.run()
-        self.walls.append(time.perf_counter() - wall)
-        self.cpus.append(time.process_time() - cpu)
+        self.walls.append(time.perf_counter() - start)
+        return self.walls[-1]
 
 
-def sklearn_saga(X: np.ndarray, y: np.ndarray, lam: float, f_star: float, target: float, seed: int) -> Solver:
+def sklearn_saga(problem: Problem, target: float, seed: int) -> Solver:
     def fit(epochs: int) -> np.ndarray:
-        model = LogisticRegression(
-            C=1.0, solver="saga", fit_intercept=False, tol=0.0, max_iter=epochs, random_state=seed
-        )
+        if problem.loss == "logistic":
+            model: LogisticRegression | Ridge = LogisticRegression(
+                C=1.0, solver="saga", fit_intercept=False, tol=0.0, max_iter=epochs, random_state=seed
+            )
+        else:
+            model = Ridge(alpha=1.0, solver="saga", fit_intercept=False, tol=0.0, max_iter=epochs, random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X, y)
-        return model.coef_.ravel()
+            model.fit(problem.X, problem.y)
+        return np.asarray(model.coef_).ravel()
 
     def reached(epochs: int) -> bool:
-        return objective_value(fit(epochs), X, y, lam) - f_star <= target
+        return problem.value(fit(epochs)) - problem.f_star <= target
 
-    high = 100
+    high = 8
     while not reached(high):
         high *= 2
         if high > 100_000:
             raise RuntimeError("scikit-learn saga did not reach the target in 100000 epochs")
-    low = high // 2  # not reached (or 50 for the first bracket, then bisected anyway)
+    low = high // 2
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (low, mid) if reached(mid) else (mid, high)
@@ -122,88 +189,155 @@ def sklearn_saga(X: np.ndarray, y: np.ndarray, lam: float, f_star: float, target
     def run() -> None:
         fit(epochs)
 
-    return Solver(f"sklearn saga (random_state={seed})", run, epochs, epochs * X.shape[0])
+    name = "sklearn saga" if problem.loss == "logistic" else "sklearn Ridge saga"
+    return Solver(name, f"random_state={seed}", run, epochs)
+
+
+def steps_to_target(
+    problem: Problem, glm: GLM, name: str, batch: int, lr: float, target: float, seed: int, max_passes: int
+) -> int | None:
+    """The fewest steps (a multiple of one pass of inner steps) to the target, or ``None``."""
+    n, d = problem.X.shape
+    per = max(1, n // batch)
+    estimator = SVRG(glm, batch) if name == "SVRG" else SAGA(glm, batch)
+    start_gap = problem.value(np.zeros(d)) - problem.f_star
+    try:
+        result = minimize_fused(estimator, SGD(lr), torch.zeros(d, dtype=torch.float64), steps=per, seed=seed)
+        steps = per
+        while result.cost.examples <= max_passes * n:
+            gap = problem.value(result.x.numpy()) - problem.f_star
+            if gap <= target:
+                return steps
+            if not np.isfinite(gap) or gap > 10 * start_gap:
+                return None
+            result = minimize_fused(estimator, SGD(lr), steps=per, resume=result.checkpoint, record_every=10**9)
+            steps += per
+    except NonFiniteGradientError:
+        return None
+    return None
 
 
 def noisygrad_solver(
-    name: str, kind: str, objective: FiniteSum, lr: float, batch: int, f_star: float, target: float, seed: int
+    problem: Problem,
+    glm: GLM,
+    name: str,
+    batch: int,
+    lr: float,
+    steps: int,
+    seed: int,
+    target: float,
+    *,
+    step_by_step: bool,
 ) -> Solver:
-    n = objective.n_examples
-    check_every = max(1, n // batch)
-    x0 = torch.zeros(objective.data[0].shape[1], dtype=torch.float64)
-
-    def estimator() -> SVRG | SAGA:
-        return SVRG(objective, batch) if name == "SVRG" else SAGA(objective, batch)
-
-    def reached(info) -> bool:  # type: ignore[no-untyped-def]
-        return info.step % check_every == 0 and objective.value(info.x) - f_star <= target
-
-    found = minimize(estimator(), SGD(lr), x0, steps=400_000, seed=seed, callbacks=[reached], record_every=10**9)
-    if not found.stopped_by_callback:
-        raise RuntimeError(f"{name} ({kind}) did not reach the target in 400000 steps")
-    steps = found.nit
+    n, d = problem.X.shape
+    x0 = torch.zeros(d, dtype=torch.float64)
 
     def run() -> None:
-        result = minimize(estimator(), SGD(lr), x0, steps=steps, seed=seed, record_every=10**9)
+        estimator = SVRG(glm, batch) if name == "SVRG" else SAGA(glm, batch)
+        if step_by_step:  # a callback keeps every step in the Python loop
+            result = minimize(estimator, SGD(lr), x0, steps=steps, seed=seed, record_every=10**9, callbacks=[_none])
+        else:
+            result = minimize_fused(estimator, SGD(lr), x0, steps=steps, seed=seed, record_every=10**9)
         assert result.fun is not None
-        assert result.fun - f_star <= target  # the timed run is the run that was found
+        assert result.fun - problem.f_star <= target  # the timed run is the run that was found
 
-    label = f"{name} {kind} b={batch} lr={lr}"
-    return Solver(label, run, found.cost.examples / n, found.cost.examples)
+    label = f"{name} {'step by step' if step_by_step else 'compiled'}"
+    examples = _examples(name, n, batch, steps)
+    return Solver(label, f"b={batch} lr={lr:g}", run, examples / n)
+
+
+def _none(info: object) -> None:
+    return None
+
+
+def _examples(name: str, n: int, batch: int, steps: int) -> int:
+    """Per-example gradients the run evaluates: SAGA N + b per step; SVRG N per snapshot, b per inner step."""
+    if name == "SAGA":
+        return n + steps * batch
+    refresh = max(1, n // batch)
+    snapshots = -(-steps // refresh)
+    return snapshots * n + (steps - snapshots) * batch
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--problems", default="breast-cancer,digits,synthetic-50k,diabetes-ridge")
     parser.add_argument("--target", type=float, default=1e-8)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-generic", action="store_true", help="skip the (slow) autograd FiniteSum runs")
-    parser.add_argument("--profile", action="store_true", help="cProfile each noisygrad run once")
+    parser.add_argument("--batches", default="16,64,256")
+    parser.add_argument("--lrs", default="0.3,1,3")
+    parser.add_argument("--max-passes", type=int, default=3000)
+    parser.add_argument("--step-by-step", action="store_true", help="also time the step-by-step path")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    batches = [int(v) for v in args.batches.split(",")]
+    lrs = [float(v) for v in args.lrs.split(",")]
     with threadpool_limits(limits=1):
-        X, y, lam = problem()
-        f_star = newton(X, y, lam)
-        Xt, yt = torch.tensor(X), torch.tensor(y)
-        objectives = {"GLM": GLM(Xt, yt, loss="logistic", l2=lam)}
-        if not args.no_generic:
-            objectives["autograd"] = FiniteSum(
-                lambda w, X, y: torch.nn.functional.softplus(-y * (X @ w)).mean() + 0.5 * lam * (w @ w), (Xt, yt)
-            )
-        solvers = [sklearn_saga(X, y, lam, f_star, args.target, args.seed)]
-        for kind, objective in objectives.items():
-            for name in ("SVRG", "SAGA"):
-                solvers.append(
-                    noisygrad_solver(name, kind, objective, args.lr, args.batch, f_star, args.target, args.seed)
-                )
-        for solver in solvers:  # warm-up, untimed
-            solver.run()
-        for _ in range(args.repeats):
-            for solver in solvers:
-                solver.time_once()
-    anchor = solvers[0]
-    anchor_wall, anchor_cpu = statistics.median(anchor.walls), statistics.median(anchor.cpus)
+        for name in args.problems.split(","):
+            run_problem(build(name), args, batches, lrs)
+
+
+def run_problem(problem: Problem, args: argparse.Namespace, batches: list[int], lrs: list[float]) -> None:
+    n, d = problem.X.shape
+    how = "Newton" if problem.loss == "logistic" else "normal equations"
     print(
-        f"breast cancer, N={X.shape[0]}, d={X.shape[1]}, lam=1/N, target F - F* <= {args.target:g}, "
-        f"median of {args.repeats} repeats, one thread"
+        f"\n{problem.name}: N={n}, d={d}, {problem.loss} loss, lam=1/N, target F - F* <= {args.target:g}; "
+        f"F* = {problem.f_star:.16g} ({how}, |grad F(w*)| = {problem.grad_at_star:.1e})"
     )
-    header = ("passes", "grad evals", "wall s", "cpu s", "wall x", "cpu x")
-    print(f"  {'solver':34s} " + " ".join(f"{h:>{w}s}" for h, w in zip(header, (8, 11, 8, 8, 7, 7), strict=True)))
+    glm = GLM(torch.tensor(problem.X), torch.tensor(problem.y), loss=problem.loss, l2=problem.lam)
+    anchor = sklearn_saga(problem, args.target, args.seed)
+    anchor.run()
+    anchor_once = min(anchor.time_once() for _ in range(3))
+    anchor.walls.clear()
+    print(f"  {anchor.name}: {anchor.passes:.0f} epochs, {anchor_once:.4f} s (best of 3)")
+    solvers = [anchor]
+    for name in ("SAGA", "SVRG"):
+        print(f"  {name} grid (compiled; passes, then seconds for one run):")
+        best: tuple[float, Solver, int, tuple[int, float]] | None = None
+        for batch in (b for b in batches if b <= n // 2):
+            cells = []
+            for lr in lrs:
+                steps = steps_to_target(problem, glm, name, batch, lr, args.target, args.seed, args.max_passes)
+                if steps is None:
+                    cells.append(f"lr={lr:g}: -")
+                    continue
+                solver = noisygrad_solver(
+                    problem, glm, name, batch, lr, steps, args.seed, args.target, step_by_step=False
+                )
+                solver.run()  # warm-up (compiles on the first call of a process)
+                wall = min(solver.time_once() for _ in range(2))
+                solver.walls.clear()
+                cells.append(f"lr={lr:g}: {solver.passes:.0f} passes {wall:.4f} s")
+                if best is None or wall < best[0]:
+                    best = (wall, solver, steps, (batch, lr))
+            print(f"    b={batch:<4d} " + " | ".join(cells))
+        if best is None:
+            print(f"  {name}: no setting of the grid reached the target")
+            continue
+        _, chosen, steps, best_setting = best
+        solvers.append(chosen)
+        if args.step_by_step:
+            batch, lr = best_setting
+            slow = noisygrad_solver(problem, glm, name, batch, lr, steps, args.seed, args.target, step_by_step=True)
+            solvers.append(slow)
+    for solver in solvers:  # warm-up, untimed
+        solver.run()
+    ratios: dict[str, list[float]] = {s.name: [] for s in solvers}
+    for _ in range(args.repeats):
+        for solver in solvers:
+            solver.time_once()
+        for solver in solvers:
+            ratios[solver.name].append(solver.walls[-1] / anchor.walls[-1])
+    print(f"  interleaved repeats: {args.repeats}; wall time median [min, max]; ratio to {anchor.name} per repeat")
     for solver in solvers:
-        wall, cpu = statistics.median(solver.walls), statistics.median(solver.cpus)
+        wall = statistics.median(solver.walls)
+        r = ratios[solver.name]
         print(
-            f"  {solver.name:34s} {solver.passes:8.0f} {solver.gradient_evaluations:11d} {wall:8.3f} {cpu:8.3f}"
-            f" {wall / anchor_wall:7.2f} {cpu / anchor_cpu:7.2f}"
+            f"    {solver.name:24s} {solver.setting:16s} {solver.passes:7.0f} passes  {wall:8.4f} s "
+            f"[{min(solver.walls):.4f}, {max(solver.walls):.4f}]  ratio {statistics.median(r):6.3f} "
+            f"[{min(r):.3f}, {max(r):.3f}]"
         )
-    if args.profile:
-        for solver in solvers[1:]:
-            profile = cProfile.Profile()
-            with threadpool_limits(limits=1):
-                profile.runcall(solver.run)
-            print(f"\n{solver.name}: the functions with the most own time (cProfile)")
-            pstats.Stats(profile).sort_stats("tottime").print_stats(10)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@
 The core and every plugin check their arguments with these (a plugin never needs a private core module):
 scalars (:func:`check_positive`, :func:`check_positive_int`, :func:`check_in_range`, :func:`check_real`),
 numpy arrays and dtypes (:func:`as_array`, :func:`as_dtype`, :func:`check_positive_array`), generators
-(:func:`check_generator`) and tensors (:func:`check_finite`, :func:`check_same_shape`,
-:func:`as_parameter_vector`). :func:`warn` issues a warning attributed to the user's line: the first frame outside
-the noisygrad library (the plugins included, the ``noisygrad`` command's tour excluded, since its experiments are
-callers of the library), however deep the call that warns, where ``warnings.warn(..., stacklevel=k)`` is right only
-when the warning is always reached through the same number of library frames. torch is imported only by the
-tensor checks, so numpy-only plugins use the others cheaply.
+(:func:`check_generator` for numpy's, :func:`check_torch_generator` for torch's: never ``None``) and tensors
+(:func:`check_finite`, :func:`check_same_shape`, :func:`as_parameter_vector`). :func:`warn` issues a warning
+attributed to the user's line: the first frame outside the noisygrad library (the plugins included, the
+``noisygrad`` command's tour excluded, since its experiments are callers of the library), however deep the call
+that warns, where ``warnings.warn(..., stacklevel=k)`` is right only when the warning is always reached through
+the same number of library frames. torch is imported only by the tensor checks, so numpy-only plugins use the
+others cheaply.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "check_positive_int",
     "check_real",
     "check_same_shape",
+    "check_torch_generator",
     "warn",
 ]
 
@@ -179,9 +181,30 @@ def check_generator(rng: object) -> np.random.Generator:
     return rng
 
 
+def check_torch_generator(name: str, generator: object) -> torch.Generator:
+    """Require an explicit ``torch.Generator``; ``None`` is refused instead of falling back to torch's global one.
+
+    A call that draws random numbers with ``generator=None`` would use torch's global generator, which any other
+    code (a data loader, a model's initialisation) advances too, so the run would not be reproducible from its
+    own seed: pass ``torch.Generator().manual_seed(seed)``.
+    """
+    import torch
+
+    if not isinstance(generator, torch.Generator):
+        hint = " (None would fall back to torch's global generator)" if generator is None else ""
+        raise TypeError(
+            f"{name} must be a torch.Generator, e.g. torch.Generator().manual_seed(seed){hint}; got "
+            f"{type(generator).__name__}"
+        )
+    return generator
+
+
 def check_real(name: str, value: object) -> float:
-    """Return ``value`` as a float if it is a finite real number."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
+    """Return ``value`` as a float if it is a finite real number (``TypeError`` for a non-number, ``bool`` included;
+    ``ValueError`` for NaN or Inf)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a finite real number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(float(value)):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     return float(value)
 

@@ -9,7 +9,9 @@ returned point) and ``final=`` (:class:`~noisygrad.FinalEstimate`, a fresh value
 A run's whole state (parameters, optimizer state, estimator memory, the generator's state, the step, the cost
 so far and the parts' states) is in :attr:`MinimizeResult.checkpoint`, a dict that ``torch.save`` stores and
 ``torch.load(..., weights_only=True)`` restores; ``minimize(..., resume=checkpoint)`` with the same parts
-continues the run bit-identically to one that was never interrupted.
+continues the run bit-identically to one that was never interrupted. The checkpoint carries a schema (format
+version, the optimizer's and estimator's kinds, the parameters' shape and dtype, a checksum), and ``resume=``
+refuses a truncated, corrupted, foreign or mismatched checkpoint before any work (:mod:`noisygrad.loop_checkpoint`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 
 from noisygrad.checks import NonFiniteGradientError, check_positive_int
 from noisygrad.estimators.base import Cost, Estimate, Estimator
+from noisygrad.loop_checkpoint import check_checkpoint, load_estimator_state, stamp_checkpoint
 from noisygrad.loop_checks import as_start_point, estimate_checked, explain_non_finite, update_checked
 from noisygrad.loop_parts import Blocking, FinalEstimate, IterateAveraging, Measure, Projection, measure_of
 from noisygrad.objectives import Kind
@@ -121,12 +124,46 @@ def _final_value(estimator: Estimator, x: torch.Tensor) -> float | None:
 def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
     """The run's generator: the caller's, used as it stands, or a fresh one seeded with ``seed`` (default 0)."""
     if generator is None:
-        return torch.Generator().manual_seed(0 if seed is None else int(seed))
+        return torch.Generator().manual_seed(0 if seed is None else check_positive_int("seed", seed, allow_zero=True))
     if seed is not None:
         raise ValueError("pass either seed (a fresh generator) or generator (your own), not both")
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     return generator
+
+
+_PARTS: dict[str, type] = {
+    "projection": Projection,
+    "blocking": Blocking,
+    "averaging": IterateAveraging,
+    "final": FinalEstimate,
+}
+
+
+def _check_arguments(estimator: object, optimizer: object, callbacks: object, parts: dict[str, object]) -> None:
+    """Refuse, before any work, an estimator or optimizer that is not one, callbacks that are not callables, and
+    parts of the wrong kind (each error names its argument)."""
+    missing = [m for m in ("estimate", "state_dict", "load_state_dict") if not callable(getattr(estimator, m, None))]
+    if missing:
+        raise TypeError(
+            f"estimator must be a noisygrad estimator (MiniBatch, FullBatch, SPSA, ...) with estimate(x, generator), "
+            f"state_dict() and load_state_dict(); got {type(estimator).__name__} (no {', '.join(missing)})"
+        )
+    missing = [m for m in ("init", "update", "lr") if not callable(getattr(optimizer, m, None))]
+    if missing:
+        raise TypeError(
+            f"optimizer must be a noisygrad optimizer (SGD, Adam, SGLD, ...) with init, update and an lr schedule; "
+            f"got {type(optimizer).__name__} (no {', '.join(missing)})"
+        )
+    if isinstance(callbacks, str | bytes) or not isinstance(callbacks, Sequence):
+        raise TypeError(f"callbacks must be a sequence of callables (a list), got {type(callbacks).__name__}")
+    for i, callback in enumerate(callbacks):
+        if not callable(callback):
+            raise TypeError(f"callbacks[{i}] must be callable as callback(info), got {type(callback).__name__}")
+    for name, part in parts.items():
+        kind = _PARTS[name]
+        if part is not None and not isinstance(part, kind):
+            raise TypeError(f"{name} must be a noisygrad.{kind.__name__} or None, got {type(part).__name__}")
 
 
 def _measure(part: Blocking | FinalEstimate, estimator: Estimator) -> Measure:
@@ -164,8 +201,13 @@ def minimize(
             (default 0).
         callbacks: called with a :class:`StepInfo` after every step; one returning ``True`` stops the run.
         record_every: record every ``record_every``-th step in the history (> 0).
-        resume: a ``checkpoint`` of an earlier result; continues that run (leave ``x0`` and ``generator`` out;
-            ``seed`` is ignored). Pass the same parts again: their states come from the checkpoint.
+        resume: a ``checkpoint`` of an earlier result (a dict: ``torch.load(path, weights_only=True)`` a saved
+            one first); continues that run (leave ``x0`` and ``generator`` out; ``seed`` is ignored). Pass the same
+            optimizer and estimator classes and the same parts again: their states come from the checkpoint. It is
+            checked first (:func:`noisygrad.loop_checkpoint.check_checkpoint`): a truncated, corrupted (checksum),
+            foreign (another optimizer or estimator), diverged (NaN) or mismatched (shape, dtype) checkpoint raises
+            :class:`~noisygrad.loop_checkpoint.CheckpointError` naming the entry at fault; one without the schema
+            (older) is resumed with a :class:`~noisygrad.loop_checkpoint.LegacyCheckpointWarning`.
         generator: use this generator instead of a fresh seeded one (not with ``seed``), for a caller whose
             earlier draws (an initial point, a calibration) belong to the same stream.
         projection: keeps every iterate in a box (:class:`~noisygrad.Projection`).
@@ -183,6 +225,12 @@ def minimize(
     """
     check_positive_int("steps", steps)
     check_positive_int("record_every", record_every)
+    _check_arguments(
+        estimator,
+        optimizer,
+        callbacks,
+        {"projection": projection, "blocking": blocking, "averaging": averaging, "final": final},
+    )
     history: list[dict[str, float]] = []
     parts: dict[str, Any] = {}
     measures = {
@@ -194,6 +242,7 @@ def minimize(
             raise ValueError("x0 is required unless resume= continues an earlier run")
         x = as_start_point(x0, objective)
         if projection is not None:
+            projection.check(x)
             x = projection.project(x)
         generator = _generator(seed, generator)
         opt_state: State = init_state(optimizer, x, generator)  # a sampler's noise is spawned from the run's stream
@@ -203,18 +252,21 @@ def minimize(
             raise ValueError("pass either x0 (a new run) or resume= (continue a run), not both")
         if generator is not None:
             raise ValueError("resume= continues the checkpoint's generator: leave generator out")
-        x = resume["x"].clone()
-        opt_state = resume["optimizer"]
-        estimator.load_state_dict(resume["estimator"])
-        generator = torch.Generator()
-        generator.set_state(resume["generator"])
-        start, total = int(resume["step"]), Cost(**resume["cost"])
-        value_and_grad_calls = int(resume.get("value_and_grad_calls", 0))
+        saved = check_checkpoint(resume, optimizer=optimizer, estimator=estimator)
         for name, part in (("blocking", blocking), ("averaging", averaging)):
-            if name in resume:
+            if name in saved:
                 if part is None:
                     raise ValueError(f"the checkpoint was taken with {name}=; pass it again to continue the run")
-                parts[name] = resume[name]
+                parts[name] = saved[name]
+        x = saved["x"].clone()
+        if projection is not None:
+            projection.check(x)
+        opt_state = dict(saved["optimizer"])
+        load_estimator_state(estimator, saved["estimator"])  # last: the checks above change nothing
+        generator = torch.Generator()
+        generator.set_state(saved["generator"])
+        start, total = int(saved["step"]), Cost(**saved["cost"])
+        value_and_grad_calls = int(saved.get("value_and_grad_calls", 0))
     if blocking is not None and "blocking" not in parts:
         try:
             parts["blocking"], spent = blocking.init(x, generator, measures["blocking"])
@@ -264,7 +316,7 @@ def minimize(
             stopped = True
             break
     nit = t + 1
-    checkpoint = {
+    state = {
         "x": x.clone(),
         "optimizer": opt_state,
         "estimator": estimator.state_dict(),
@@ -274,6 +326,7 @@ def minimize(
         "value_and_grad_calls": value_and_grad_calls,
         **parts,
     }
+    checkpoint = stamp_checkpoint(state, optimizer=optimizer, estimator=estimator)
     point = x if averaging is None else averaging.point(x, parts["averaging"])
     fun_estimate = fun_stderr = None
     if final is not None:

@@ -42,6 +42,7 @@ __all__ = [
     "explain_non_finite",
     "note_first_estimate_failure",
     "stated_dimension",
+    "stated_dtype_and_device",
     "update_checked",
 ]
 
@@ -74,7 +75,7 @@ def stated_dimension(objective: object) -> tuple[int, str] | None:
     return None
 
 
-def _stated_dtype_and_device(objective: object) -> tuple[torch.dtype, torch.device] | None:
+def stated_dtype_and_device(objective: object) -> tuple[torch.dtype, torch.device] | None:
     """The dtype and device the objective computes in, where it fixes them (a GLM: its data's)."""
     from noisygrad.glm import GLM
 
@@ -106,7 +107,7 @@ def as_start_point(x0: object, objective: object) -> torch.Tensor:
         raise ValueError(
             f"x0 must have {dimension[0]} entries, one per parameter ({dimension[1]}); got shape {tuple(x.shape)}"
         )
-    fixed = _stated_dtype_and_device(objective)
+    fixed = stated_dtype_and_device(objective)
     if fixed is not None and (x.dtype, x.device) != fixed:
         raise TypeError(
             f"x0 must be {fixed[0]} on {fixed[1]}, the dtype and device the objective's data are in; "

@@ -80,9 +80,34 @@ class Projection:
     high: torch.Tensor | float
 
     def __post_init__(self) -> None:
-        low, high = torch.as_tensor(self.low), torch.as_tensor(self.high)
+        bounds = []
+        for name in ("low", "high"):
+            value = getattr(self, name)
+            try:
+                bound = torch.as_tensor(value)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise TypeError(
+                    f"Projection's {name} must be a number or a tensor, got {type(value).__name__}"
+                ) from exc
+            if not (bound.is_floating_point() or bound.dtype in (torch.int32, torch.int64)):
+                raise TypeError(f"Projection's {name} must hold real numbers, got dtype {bound.dtype}")
+            bounds.append(bound)
+        low, high = bounds
         if bool(torch.isnan(low).any() | torch.isnan(high).any()) or bool((low > high).any()):
             raise ValueError("Projection needs low <= high everywhere (no NaN)")
+
+    def check(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` naming the bound whose shape does not broadcast to the parameters' shape."""
+        for name in ("low", "high"):
+            shape = torch.as_tensor(getattr(self, name)).shape
+            fits = len(shape) <= x.ndim and all(
+                a in (1, b) for a, b in zip(reversed(shape), reversed(x.shape), strict=False)
+            )
+            if not fits:
+                raise ValueError(
+                    f"projection's {name} has shape {tuple(shape)}, which does not fit the parameters' shape "
+                    f"{tuple(x.shape)}: pass a number or one bound per parameter"
+                )
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """The point of the box nearest to ``x``."""

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from noisygrad.checks import check_finite, check_positive
+from noisygrad.checks import check_finite, check_positive, check_torch_generator
 
 
 class Kind(enum.Enum):
@@ -130,9 +130,12 @@ class FiniteSum:
     def __init__(self, loss: LossFn, data: Sequence[torch.Tensor] | torch.Tensor) -> None:
         if not callable(loss):
             raise TypeError(f"loss must be callable as loss(params, *batch), got {type(loss).__name__}")
+        if not isinstance(data, torch.Tensor | Sequence):
+            raise TypeError(f"data must be a tensor or a non-empty sequence of tensors, got {type(data).__name__}")
         tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
         if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
-            raise TypeError("data must be a tensor or a non-empty sequence of tensors")
+            got = ", ".join(type(t).__name__ for t in tensors) or "nothing"
+            raise TypeError(f"data must be a tensor or a non-empty sequence of tensors, got {got}")
         sizes = {t.shape[0] if t.ndim else -1 for t in tensors}
         if len(sizes) != 1 or -1 in sizes:
             shapes = [tuple(t.shape) for t in tensors]
@@ -265,9 +268,14 @@ class NoisyBlackBox:
         self.cost_unit = cost_unit
 
     def evaluate(self, points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Noisy values at ``points`` (shape ``(K, d)``), checked for shape and finiteness."""
-        if points.ndim != 2:
-            raise ValueError(f"points must have shape (K, d), got {tuple(points.shape)}")
+        """Noisy values at ``points`` (shape ``(K, d)``), checked for shape and finiteness.
+
+        ``generator`` must be a ``torch.Generator``: ``None`` is refused, as ``fn`` would then draw its noise from
+        torch's global generator and the run would not be reproducible from its seed.
+        """
+        if not isinstance(points, torch.Tensor) or points.ndim != 2:
+            raise ValueError(f"points must have shape (K, d), got {getattr(points, 'shape', type(points).__name__)}")
+        check_torch_generator("generator", generator)
         values = torch.as_tensor(self.fn(points, generator), dtype=points.dtype)
         if values.shape != (points.shape[0],):
             raise ValueError(

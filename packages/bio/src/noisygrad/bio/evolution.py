@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from noisygrad.checks import check_generator, check_positive, check_positive_int
+from noisygrad.checks import as_array, check_generator, check_positive, check_positive_int
 
 
 def _as_points(z: np.ndarray, dim: int) -> np.ndarray:
@@ -124,6 +124,10 @@ class WrightFisher:
     recombination: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.landscape, LinearLandscape | RuggedLandscape):
+            raise TypeError(
+                f"landscape must be a LinearLandscape or a RuggedLandscape, got {type(self.landscape).__name__}"
+            )
         n = check_positive_int("population_size", self.population_size)
         if n < 2:
             raise ValueError(f"population_size must be >= 2, got {n}")
@@ -271,12 +275,18 @@ def compare_searches(
 
     from noisygrad import SGD
 
+    if not isinstance(landscape, RuggedLandscape):
+        raise TypeError(f"landscape must be a RuggedLandscape, got {type(landscape).__name__}")
     check_generator(rng)
     steps = check_positive_int("iterations", iterations)
     pop_n = check_positive_int("population_size", population_size)
     noise = check_positive("gradient_noise", gradient_noise, allow_zero=True)
     spread = check_positive("es_sigma", es_sigma)
-    x0 = _as_points(np.array(start, dtype=np.float64), landscape.dim)
+    check_positive("lr", lr)
+    x0 = as_array("start", start, np.float64, ndim=(1,), copy=True)  # NaN/Inf refused here, naming start
+    if x0.shape != (landscape.dim,):
+        raise ValueError(f"start must have {landscape.dim} entries, one per dimension of the landscape, got {x0.shape}")
+    wf = WrightFisher(landscape, pop_n, selection, mutation_sd)  # its settings checked before any search runs
     results = []
 
     def descend(grad_fn: object, name: str, evals_per_step: int) -> None:
@@ -300,7 +310,6 @@ def compare_searches(
 
     descend(es_grad, "evolution strategy", 2 * half)
 
-    wf = WrightFisher(landscape, pop_n, selection, mutation_sd)
     pop = np.broadcast_to(x0, (1, pop_n, landscape.dim)).copy()
     for _ in range(steps):
         pop = wf.step(pop, rng)

@@ -39,6 +39,13 @@ RHO = float(-special.zeta(0.5) / math.sqrt(2.0 * math.pi))
 # Work arrays are at most this many float64 numbers (32 MB), whatever the number of synapses.
 _MAX_BLOCK_ELEMENTS = 1 << 22
 
+#: The most steps a walk is simulated for (a guard against runs that cannot finish: at 1e-12 drift per step a
+#: synapse would walk 1e24 steps). A longer horizon is refused before any work, naming ``max_steps``.
+MAX_WALK_STEPS = 10**9
+
+# How far beyond the mean the horizon of an uncapped run reaches, in units of the passage time's exponential tail.
+_TAIL_LENGTHS = 60.0
+
 
 @dataclass(frozen=True)
 class PruningModel:
@@ -128,17 +135,54 @@ class PruningModel:
 
     # ------------------------------------------------------------------ simulation
 
+    def passage_horizon(self) -> float:
+        """The steps by which every synapse of any realistic population is eliminated: the mean passage time
+        plus 60 lengths of the passage time's exponential tail.
+
+        The first-passage law (inverse Gaussian) has the tail ``P(N > t) ~ exp(-t / tau)`` with
+        ``tau = 2 sigma^2 / kappa^2`` steps (independent of ``eta`` and ``w0 - theta``), so a synapse is alive
+        beyond the horizon with probability about ``exp(-60) = 1e-26``. Used as the step cap of an uncapped
+        :meth:`simulate_walk` and of the bridge of :meth:`simulate_sde`.
+        """
+        tail = 2.0 * (self.sigma / self.kappa) ** 2
+        return self.mean_passage_time() + _TAIL_LENGTHS * tail + 1000.0
+
+    def _step_cap(self, max_steps: int | None, dt: float = 1.0, name: str = "max_steps") -> tuple[int, bool]:
+        """``(steps to simulate at most, whether that cap is the caller's)``; a horizon past
+        :data:`MAX_WALK_STEPS` is refused naming ``max_steps`` (or ``max_time``)."""
+        if max_steps is not None:
+            cap = check_positive_int("max_steps", max_steps)
+            if cap > MAX_WALK_STEPS:
+                raise ValueError(f"max_steps must be <= {MAX_WALK_STEPS:.0e} (a walk that long never ends), got {cap}")
+            return cap, True
+        horizon = self.passage_horizon() / dt
+        if not math.isfinite(horizon) or horizon > MAX_WALK_STEPS:
+            raise ValueError(
+                f"the walk would need up to {horizon:.3g} steps of {dt:g} to eliminate every synapse (mean passage "
+                f"time {self.mean_passage_time():.3g} steps at drift eta*kappa = {self.eta * self.kappa:.3g} per step, "
+                f"tail 2 sigma^2/kappa^2 = {2.0 * (self.sigma / self.kappa) ** 2:.3g} steps), beyond the cap of "
+                f"{MAX_WALK_STEPS:.0e}: pass {name}= to stop earlier (synapses alive then are returned as inf), or "
+                "use the closed forms (mean_passage_time, passage_time_distribution)"
+            )
+        return math.ceil(horizon), False
+
     def simulate_walk(self, n_synapses: int, rng: np.random.Generator, *, max_steps: int | None = None) -> np.ndarray:
         """Elimination step ``N = min{n : w_n < theta}`` of ``n_synapses`` independent synapses.
 
         Vectorised: all living synapses advance a block of steps at once (one ``cumsum``), those that
         crossed are recorded and dropped. Returns float64 step counts; ``inf`` marks a synapse still alive
-        after ``max_steps`` (``None``: run until every synapse is eliminated, which happens with
-        probability 1 since ``kappa > 0``).
+        after ``max_steps`` (at most :data:`MAX_WALK_STEPS`).
+
+        ``max_steps=None`` runs until every synapse is eliminated, which happens with probability 1 since
+        ``kappa > 0``, but within :meth:`passage_horizon` steps only: a model whose horizon exceeds
+        :data:`MAX_WALK_STEPS` (a drift so small the walk would not end in a lifetime) is refused before any
+        work with a ``ValueError`` naming ``max_steps``, and a synapse still alive at the horizon (probability
+        about 1e-26 each) raises ``RuntimeError`` instead of being reported as eliminated.
         """
         n = check_positive_int("n_synapses", n_synapses)
         check_generator(rng)
-        limit = None if max_steps is None else check_positive_int("max_steps", max_steps)
+        cap, capped = self._step_cap(max_steps)
+        limit = cap
         out = np.empty(n, dtype=np.float64)
         drift, noise = -self.eta * self.kappa, self.eta * self.sigma
         block = self._block_length()
@@ -149,8 +193,8 @@ class PruningModel:
             alive = np.arange(size)
             gap = np.full(size, self.distance)  # w - theta of the living synapses
             step = 0
-            while alive.size and (limit is None or step < limit):
-                k = block if limit is None else min(block, limit - step)
+            while alive.size and step < limit:
+                k = min(block, limit - step)
                 path = rng.normal(drift, noise, size=(alive.size, k))
                 path[:, 0] += gap
                 np.cumsum(path, axis=1, out=path)
@@ -158,6 +202,11 @@ class PruningModel:
                 times[alive[hit]] = step + 1 + (path[hit] < 0.0).argmax(axis=1)
                 alive, gap = alive[~hit], path[~hit, -1]
                 step += k
+            if alive.size and not capped:
+                raise RuntimeError(
+                    f"{alive.size} synapse(s) still alive after {limit} steps, 60 tail lengths beyond the mean passage "
+                    f"time ({self.mean_passage_time():.3g}): pass max_steps= to return them as inf"
+                )
             out[start : start + size] = times
         return out
 
@@ -195,6 +244,15 @@ class PruningModel:
         if method != "bridge":
             raise ValueError(f"method must be 'exact' or 'bridge', got {method!r}")
         h = check_positive("dt", dt)
+        if max_time is None:
+            self._step_cap(
+                None, h, "max_time"
+            )  # refuses, naming max_time, a diffusion that would not end in MAX_WALK_STEPS
+            horizon = self.passage_horizon()
+        elif horizon / h > MAX_WALK_STEPS:
+            raise ValueError(
+                f"max_time / dt must be <= {MAX_WALK_STEPS:.0e} grid steps, got max_time={max_time!r}, dt={dt!r}"
+            )
         return self._bridge(n, rng, h, horizon)
 
     def _block_length(self, dt: float = 1.0) -> int:

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from noisygrad.checks import check_finite, check_in_range, check_positive_int
+from noisygrad.checks import check_finite, check_in_range, check_positive, check_positive_int
 from noisygrad.objectives import FiniteSum, Kind, require_kind
 
 __all__ = [
@@ -81,8 +81,7 @@ def predicted_cosine(rho: float, batch_size: int, n_examples: int | None = None,
     with it. Its accuracy regime is described in the module docstring; the second-order prediction needs the
     per-example moments of :class:`NoiseStats` (``NoiseStats.predicted_cosine(b, order=2)``).
     """
-    if isinstance(rho, bool) or not isinstance(rho, int | float) or not math.isfinite(rho) or rho < 0:
-        raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
+    rho = check_positive("rho", rho, allow_zero=True)
     if n_examples is not None:
         n_examples = check_positive_int("n_examples", n_examples)
     b = _check_batch(batch_size, n_examples, replace)

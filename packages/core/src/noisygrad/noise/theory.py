@@ -64,6 +64,21 @@ def _matrix(name: str, value: object, *, symmetric: bool = True) -> np.ndarray:
     return m
 
 
+def _covariance(name: str, value: object) -> np.ndarray:
+    """``_matrix`` of a covariance: also positive semi-definite (to rounding), as every covariance is.
+
+    An indefinite "covariance" makes the Lyapunov solution indefinite too: a negative variance along some
+    direction, and for a negative-definite one a negative mean-square distance.
+    """
+    m = _matrix(name, value)
+    eigenvalues = np.linalg.eigvalsh(m)
+    if eigenvalues[0] < -1e-12 * max(1.0, float(np.abs(eigenvalues).max())):
+        raise ValueError(
+            f"{name} must be positive semi-definite (a covariance), got smallest eigenvalue {eigenvalues[0]:.4g}"
+        )
+    return m
+
+
 def _check_stable(transition: np.ndarray, what: str) -> None:
     radius = float(np.max(np.abs(np.linalg.eigvals(transition))))
     if radius >= 1.0:
@@ -86,7 +101,7 @@ def sgd_stationary_covariance(
         method: ``"discrete"`` (exact for additive i.i.d. noise) or ``"continuous"`` (Mandt et al. 2017).
     """
     a = _matrix("hessian", hessian)
-    c = _matrix("noise_cov", noise_cov)
+    c = _covariance("noise_cov", noise_cov)
     if c.shape != a.shape:
         raise ValueError(f"noise_cov has shape {c.shape} but hessian has shape {a.shape}; they must match")
     lr = check_positive("lr", lr)
@@ -351,7 +366,7 @@ def langevin_stationary_covariance(
     t = check_positive("temperature", temperature)
     q = _injected(h, t, a.shape[0], noise_correction)
     if grad_noise_cov is not None:
-        v = _matrix("grad_noise_cov", grad_noise_cov)
+        v = _covariance("grad_noise_cov", grad_noise_cov)
         if v.shape != a.shape:
             raise ValueError(f"grad_noise_cov has shape {v.shape} but hessian has shape {a.shape}; they must match")
         q = q + h**2 * v
@@ -383,11 +398,15 @@ def noise_ball(hessian: ArrayLike, noise_cov: ArrayLike, lr: float, batch_size: 
 
     For small steps the excess loss is about ``lr tr(C) / (4 B)``; it is a mean-square statement (heavy-tailed
     noise of the same variance leaves it unchanged while its far quantiles grow).
+
+    ``noise_cov`` must be positive semi-definite (an indefinite one, once accepted, gave a negative mean-square
+    distance); the distance and the excess loss are then >= 0, and a rounding residue below zero (a noise
+    covariance of about 1e-300) is reported as 0.
     """
     sigma = sgd_stationary_covariance(hessian, noise_cov, lr, batch_size)
     a = _matrix("hessian", hessian)
-    trace = float(np.trace(sigma))
-    return NoiseBall(sigma, trace, math.sqrt(max(trace, 0.0)), 0.5 * float(np.trace(a @ sigma)))
+    trace = max(float(np.trace(sigma)), 0.0)
+    return NoiseBall(sigma, trace, math.sqrt(trace), max(0.5 * float(np.trace(a @ sigma)), 0.0))
 
 
 def mean_first_passage_time(potential: Callable[[float], float], start: float, end: float, temperature: float) -> float:

@@ -38,6 +38,8 @@ class Adam(Rule):
         amsgrad: bool = False,
     ) -> None:
         self.lr = as_schedule("lr", lr)
+        if isinstance(betas, str | bytes) or not hasattr(betas, "__len__"):
+            raise TypeError(f"betas must be a pair of numbers (beta1, beta2), got {type(betas).__name__} {betas!r}")
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (check_in_range("betas[0]", betas[0], 0.0, 1.0), check_in_range("betas[1]", betas[1], 0.0, 1.0))

@@ -203,7 +203,7 @@ def minimize_lbfgs(
     record_every = check_positive_int("record_every", record_every, allow_zero=True)
     x = as_parameter_vector("x0", x0).requires_grad_(True)
     opt = LBFGS([x], lr, history_size=history_size, curvature_eps=curvature_eps, damping=damping)
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(check_positive_int("seed", seed, allow_zero=True))
     history = []
     for t in range(steps):
         idx = torch.randperm(objective.n_examples, generator=generator)[:b]

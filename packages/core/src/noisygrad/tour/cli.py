@@ -10,12 +10,23 @@ error is a JSON object ``{"error": ..., "exit_code": ...}`` there too. Text that
 the user is printed as plain text (never read as terminal markup), and every table keeps names and numbers whole
 at 80 columns (long text wraps). ``list``, ``plugins`` and ``--version`` read installed metadata only: they
 import neither torch nor scipy (``benchmarks/cli_startup.py`` times them).
+
+Faults: ``--out`` is checked before any experiment runs (a file, a folder holding other things, a place that
+cannot be written: a one-line error, exit 2); the report folder is written whole or not at all (a hidden folder
+renamed at the end, :mod:`noisygrad.tour.report`); Ctrl-C during the experiments keeps the finished ones (printed,
+and written to ``--out`` with a note naming the others) and exits 130; Ctrl-C while the report is written leaves
+the earlier report as it was. No error prints a traceback: an unexpected one is a single line (exit 3;
+``NOISYGRAD_TRACEBACK=1`` shows the traceback).
+
+Exit status: 0 every claim passed, 1 a claim failed (or an experiment raised), 2 a usage error, 3 an unexpected
+error, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -33,14 +44,24 @@ from noisygrad import __version__
 from noisygrad import plugins as _plugins
 from noisygrad.tour.figures import numbered, tolerance_used
 from noisygrad.tour.parameters import Parameter, ParameterError
-from noisygrad.tour.registry import Experiment, TourEntry, experiments, run_experiments, select
-from noisygrad.tour.report import comparison_text, jsonable, predicted_text, results, tolerance_text
+from noisygrad.tour.registry import Experiment, TourEntry, TourInterrupted, experiments, run_experiments, select
+from noisygrad.tour.report import (
+    ReportFolderError,
+    check_report_folder,
+    comparison_text,
+    jsonable,
+    predicted_text,
+    results,
+    tolerance_text,
+)
 
 app = typer.Typer(help="noisygrad: noisy-gradient optimisation across fields.", no_args_is_help=True)
 console = Console()
 errors = Console(stderr=True)
 
 _PASS, _FAIL, _ERROR = ("pass", "green"), ("FAIL", "red"), ("ERROR", "red")
+INTERRUPTED = 130  # the shell's status for a process stopped by SIGINT (128 + 2)
+UNEXPECTED = 3
 _TYPE_NAMES = {int: "INT", float: "FLOAT", bool: "BOOL", str: "TEXT"}
 
 
@@ -288,12 +309,60 @@ def _typed_params(selected: Sequence[Experiment], texts: dict[str, str], as_json
     return typed or {}
 
 
-def _write_report(entries: Sequence[TourEntry], out: Path, seed: int, quick: bool, quiet: bool) -> None:
+def _check_out(out: Path | None, as_json: bool) -> None:
+    """Refuse an ``--out`` the report cannot be written to, before any experiment runs (exit 2)."""
+    if out is None:
+        return
+    try:
+        check_report_folder(out, name="--out")
+    except ReportFolderError as exc:
+        _fail(str(exc), as_json=as_json)
+
+
+def _write_report(
+    entries: Sequence[TourEntry],
+    out: Path,
+    seed: int,
+    quick: bool,
+    quiet: bool,
+    not_run: Sequence[str] = (),
+    as_json: bool = False,
+) -> None:
+    """Write the report folder; a failure or Ctrl-C while writing is one line, and ``out`` is left as it was."""
     from noisygrad.tour.report import write_report  # matplotlib is imported only when a report is written
 
-    index = write_report(entries, out, seed=seed, quick=quick)
+    try:
+        index = write_report(entries, out, seed=seed, quick=quick, not_run=not_run)
+    except KeyboardInterrupt:
+        _fail(f"interrupted while the report was written: {out} is left as it was", as_json=as_json, code=INTERRUPTED)
+    except (ReportFolderError, OSError) as exc:
+        _fail(f"cannot write the report to {out}: {exc}", as_json=as_json)
     if not quiet:
         errors.print(Text(f"report: {index} (also {index.with_name('report.md').name}, results.json, figures/)"))
+
+
+def _run_selected(
+    selected: Sequence[Experiment], *, as_json: bool, progress: bool, **options: Any
+) -> tuple[list[TourEntry], list[str]]:
+    """``(entries, not run)``: every entry, or on Ctrl-C the finished ones and the names of the others."""
+    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    try:
+        with quiet, _progress(len(selected), enabled=progress) as (on_start, on_done):
+            return run_experiments(selected, on_start=on_start, on_done=on_done, **options), []
+    except TourInterrupted as stop:
+        return stop.entries, stop.not_run
+
+
+def _say_interrupted(entries: Sequence[TourEntry], not_run: Sequence[str], out: Path | None) -> None:
+    kept = f"; their results are in {out}" if out is not None and entries else ""
+    errors.print(
+        Text(
+            f"interrupted: {len(entries)} of {len(entries) + len(not_run)} experiments finished{kept} "
+            f"(not run: {', '.join(not_run)})",
+            style="yellow",
+        ),
+        soft_wrap=True,
+    )
 
 
 Seed = Annotated[int, typer.Option(help="seed of every random choice; the same seed reproduces the same results")]
@@ -343,17 +412,19 @@ def run_command(
             _fail(f"{exp.name} needs {', '.join(exp.plugin.missing())}: {exp.plugin.extra}", as_json=as_json)
     texts = _param_texts(param or [], as_json)
     params = _typed_params(selected, texts, as_json) if texts else {}
-    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
-    with quiet, _progress(len(selected), enabled=not as_json) as (on_start, on_done):
-        entries = run_experiments(
-            selected, seed=seed, quick=not full, params=params, jobs=jobs, on_start=on_start, on_done=on_done
-        )
-    if out is not None:
-        _write_report(entries, out, seed, not full, quiet=as_json)
+    _check_out(out, as_json)
+    entries, not_run = _run_selected(
+        selected, as_json=as_json, progress=not as_json, seed=seed, quick=not full, params=params, jobs=jobs
+    )
+    if out is not None and entries:
+        _write_report(entries, out, seed, not full, quiet=as_json, not_run=not_run, as_json=as_json)
     if as_json:
         print(json.dumps(jsonable([e.as_dict() for e in entries]), indent=2))
-    else:
+    elif entries:
         console.print(_findings(entries))
+    if not_run:
+        _say_interrupted(entries, not_run, out)
+        raise typer.Exit(INTERRUPTED)
     raise typer.Exit(0 if all(e.passed for e in entries) else 1)
 
 
@@ -379,10 +450,16 @@ def tour_command(
         selected = select(only, available) if only else list(available.values())
     except KeyError as exc:
         _fail(str(exc.args[0]), as_json=as_json)
-    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
-    with quiet, _progress(len(selected), enabled=True) as (on_start, on_done):
-        entries = run_experiments(selected, seed=seed, quick=not full, jobs=jobs, on_start=on_start, on_done=on_done)
-    _write_report(entries, out, seed, not full, quiet=False)
+    _check_out(out, as_json)
+    entries, not_run = _run_selected(selected, as_json=as_json, progress=True, seed=seed, quick=not full, jobs=jobs)
+    if not_run:
+        if entries:
+            _write_report(entries, out, seed, not full, quiet=False, not_run=not_run, as_json=as_json)
+        _say_interrupted(entries, not_run, out)
+        if as_json:
+            print(json.dumps(results(entries, seed=seed, quick=not full, not_run=not_run), indent=2))
+        raise typer.Exit(INTERRUPTED)
+    _write_report(entries, out, seed, not full, quiet=False, as_json=as_json)
     summary = errors if as_json else console
     summary.print(_summary_table(entries))
     _print_failures(entries, summary)
@@ -401,15 +478,34 @@ def _usage_error(exc: Exception) -> tuple[str, int] | None:
     return None
 
 
+def _unexpected(exc: Exception, as_json: bool) -> NoReturn:
+    """An error no command expected: one line (the traceback only with ``NOISYGRAD_TRACEBACK=1``), exit 3."""
+    if os.environ.get("NOISYGRAD_TRACEBACK"):
+        raise exc
+    message = f"{type(exc).__name__}: {exc}"
+    errors.print(
+        Text(f"error: {message}\n(unexpected: set NOISYGRAD_TRACEBACK=1 to see where it came from)", style="red"),
+        soft_wrap=True,
+    )
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": UNEXPECTED}))
+    raise SystemExit(UNEXPECTED)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``noisygrad`` console script.
 
     With ``--json`` among the arguments, a usage error (an unknown option, a bad value) is also reported as a JSON
-    error object on stdout, as the commands' own errors are.
+    error object on stdout, as the commands' own errors are. An error no command expected is printed as one line,
+    without a traceback (exit 3).
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--json" not in args:
-        app(args=args, prog_name="noisygrad")
+    as_json = "--json" in args
+    if not as_json:
+        try:
+            app(args=args, prog_name="noisygrad")
+        except Exception as exc:
+            _unexpected(exc, as_json=False)
         return
     command = typer.main.get_command(app)
     try:
@@ -419,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:
         usage = _usage_error(exc)
         if usage is None:
-            raise
+            _unexpected(exc, as_json=True)
         message, code = usage
         errors.print(Text(f"error: {message}\nTry 'noisygrad --help' for help.", style="red"))
         print(json.dumps({"error": message, "exit_code": code}))

@@ -7,16 +7,19 @@ imports nothing heavy; the core's functions live in :mod:`noisygrad.tour.experim
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import fnmatch
 import functools
 import importlib
+import multiprocessing
+import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from noisygrad import plugins as _plugins
-from noisygrad.sweeps import SweepError, sweep
+from noisygrad.sweeps import SweepError, _start_worker, sweep
 from noisygrad.tour.findings import Finding
 from noisygrad.tour.parameters import Parameter, check_names, declared, resolve
 
@@ -147,6 +150,20 @@ class TourEntry:
         }
 
 
+class TourInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`run_experiments`; the experiments that had finished are kept.
+
+    Attributes:
+        entries: the finished experiments' entries, in the order of ``selected``.
+        not_run: the names of the others (running or not started when the interruption came).
+    """
+
+    def __init__(self, entries: list[TourEntry], not_run: list[str]) -> None:
+        super().__init__(f"interrupted after {len(entries)} of {len(entries) + len(not_run)} experiments")
+        self.entries = entries
+        self.not_run = not_run
+
+
 def run_one(exp: Experiment, *, seed: int = 0, quick: bool = True, params: dict[str, Any] | None = None) -> TourEntry:
     """Run one experiment; an exception becomes an entry with ``error`` set instead of propagating."""
     start = time.perf_counter()
@@ -155,6 +172,24 @@ def run_one(exp: Experiment, *, seed: int = 0, quick: bool = True, params: dict[
     except Exception as exc:  # a broken experiment is reported, the others still run
         findings, error = [], f"{type(exc).__name__}: {exc}"
     return TourEntry(exp.name, findings, time.perf_counter() - start, error)
+
+
+def _tour_worker(threads: int) -> None:
+    """Initializer of a tour worker process: the sweep's thread pinning, and Ctrl-C left to the parent.
+
+    A terminal's Ctrl-C reaches every process of the group; a worker that took it would print a traceback from
+    inside ``multiprocessing``. The parent, which takes it, stops the workers itself (:func:`_stop_workers`).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _start_worker(threads)
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """End a pool at once on Ctrl-C: pending experiments cancelled, running ones terminated (not waited for)."""
+    for process in list(getattr(pool, "_processes", {}).values()):  # Python < 3.14 has no terminate_workers()
+        if process.is_alive():
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_experiments(
@@ -186,6 +221,10 @@ def run_experiments(
 
     Returns:
         One :class:`TourEntry` per experiment, in the order of ``selected``.
+
+    Raises:
+        TourInterrupted: (a ``KeyboardInterrupt``) on Ctrl-C, carrying the entries of the experiments that had
+            finished, so that a caller can still report them.
     """
     selected = list(selected)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -210,16 +249,31 @@ def run_experiments(
     for _ in range(max(workers, 1)):
         start_next()
     task = functools.partial(run_one, seed=seed, quick=quick, params=params)
+
+    def interrupted() -> TourInterrupted:
+        done = [entries[index] for index in range(len(selected)) if index in entries]
+        return TourInterrupted(done, [exp.name for index, exp in enumerate(selected) if index not in entries])
+
+    pool = None
+    if workers > 1:  # "spawn": a fresh interpreter per worker, as sweep(executor="process") starts them
+        context = multiprocessing.get_context("spawn")
+        pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_tour_worker, initargs=(1,))
     try:
-        if workers > 1:
-            sweep(task, selected, executor="process", workers=workers, on_done=finished)
-        else:
-            sweep(task, selected, executor="serial", on_done=finished)
-    except SweepError as exc:  # a worker process died (a crash in compiled code, out of memory)
+        sweep(task, selected, executor=pool if pool is not None else "serial", on_done=finished)
+    except KeyboardInterrupt as exc:  # Ctrl-C: what finished is kept, the running experiments are stopped
+        if pool is not None:
+            _stop_workers(pool)
+        raise interrupted() from exc
+    except SweepError as exc:  # a worker process died (a crash in compiled code, out of memory), or Ctrl-C there
         cause = exc.__cause__
+        if isinstance(cause, KeyboardInterrupt):
+            raise interrupted() from exc
         for index, exp in enumerate(selected):
             if index not in entries:  # its worker, or the pool, is gone: which one crashed is not known
                 entries[index] = TourEntry(exp.name, [], 0.0, f"worker process failed: {type(cause).__name__}: {cause}")
                 if on_done is not None:
                     on_done(entries[index])
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return [entries[index] for index in range(len(selected))]

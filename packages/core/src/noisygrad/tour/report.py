@@ -10,6 +10,12 @@
       overview.json         the data drawn in overview.png
       figures/<name>.png    one figure per experiment: prediction beside measurement
       figures/<name>.json   the data drawn in that figure
+
+The folder is written whole or not at all: everything goes into a hidden sibling folder first, which replaces
+``report/`` by two renames at the end, so an interruption (Ctrl-C, a full disk) leaves the earlier report as it
+was, never one mixing two runs. Because the folder is replaced whole, :func:`check_report_folder` refuses a
+folder that holds anything but a report (a user's other files would be lost), a path that is a file, and a
+place that cannot be written; the command checks ``--out`` with it before running any experiment.
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import platform
 import re
+import secrets
+import shutil
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -64,13 +73,18 @@ def versions() -> dict[str, str]:
     return found
 
 
-def results(entries: Sequence[TourEntry], *, seed: int, quick: bool) -> dict[str, Any]:
-    """The machine-readable results of a tour: what ``--json`` prints and ``results.json`` holds."""
+def results(entries: Sequence[TourEntry], *, seed: int, quick: bool, not_run: Sequence[str] = ()) -> dict[str, Any]:
+    """The machine-readable results of a tour: what ``--json`` prints and ``results.json`` holds.
+
+    ``not_run``: the experiments an interruption (Ctrl-C) kept from finishing; the results then say
+    ``"interrupted": true`` and name them, and ``passed`` is false (the tour did not run whole).
+    """
     data: dict[str, Any] = jsonable(
         {
             "seed": seed,
             "size": "quick" if quick else "full",
-            "passed": all(e.passed for e in entries),
+            "passed": all(e.passed for e in entries) and not not_run,
+            **({"interrupted": True, "not_run": list(not_run)} if not_run else {}),
             "summary": {
                 "experiments": len(entries),
                 "experiments_passed": sum(e.passed for e in entries),
@@ -151,6 +165,7 @@ def _markdown(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[
         f"({s['findings_passed']}/{s['findings']} claims) in {s['seconds']:.1f} s; "
         f"seed {data['seed']}, {data['size']} size. Reproduce with `{reproduce}`.",
         "",
+        *([_interrupted_text(data), ""] if data.get("interrupted") else []),
         _INTRO,
         "",
         "![every claim: deviation from the prediction in tolerances](overview.png)",
@@ -180,6 +195,13 @@ def _markdown(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[
         lines += ["", f"![{e.experiment}]({figures[e.experiment]})", ""]
     lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()), ""]
     return "\n".join(lines)
+
+
+def _interrupted_text(data: dict[str, Any]) -> str:
+    return (
+        "**Interrupted**: the run was stopped (Ctrl-C) before these experiments finished, so they are not in this "
+        f"report: {', '.join(data['not_run'])}."
+    )
 
 
 _INTRO = (
@@ -219,6 +241,7 @@ def _html(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[str,
         f"({s['findings_passed']}/{s['findings']} claims) in {s['seconds']:.1f} s; seed {data['seed']}, "
         f"{esc(data['size'])} size. Reproduce with <code>{esc(_reproduce(data['seed'], data['size'] == 'quick'))}"
         "</code>.</p>",
+        *([f"<p>{esc(_interrupted_text(data))}</p>"] if data.get("interrupted") else []),
         f"<p>{esc(_INTRO)}</p>",
         '<img src="overview.png" alt="every claim: deviation from the prediction in tolerances">',
         "<table><tr><th>#</th><th>experiment</th><th>claim</th><th>predicted</th><th>measured ± 1 s.e.</th>"
@@ -262,26 +285,125 @@ def _html(entries: Sequence[TourEntry], data: dict[str, Any], figures: dict[str,
     return "\n".join(out)
 
 
-def write_report(entries: Sequence[TourEntry], out: str | Path, *, seed: int, quick: bool) -> Path:
+#: What a report folder holds; a folder with anything else is not replaced (see :func:`check_report_folder`).
+REPORT_ENTRIES = frozenset({"index.html", "report.md", "results.json", "overview.png", "overview.json", "figures"})
+
+
+class ReportFolderError(ValueError):
+    """The report cannot go where it was asked to: a file, a folder of other things, or a place not writable."""
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (the folder the report's parents would be created in)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return candidate
+    return Path(path.anchor or ".")
+
+
+def check_report_folder(out: str | Path, *, name: str = "out") -> Path:
+    """``out`` as a :class:`~pathlib.Path` if a report can be written there; else :class:`ReportFolderError`.
+
+    Allowed: a folder that does not exist yet (it and its parents are created), an empty folder, or an earlier
+    report's folder (holding :data:`REPORT_ENTRIES` only, replaced whole). Refused: a path that is a file, a folder
+    holding anything else, and a place where no folder can be created (tried with a probe folder, removed at
+    once). ``name`` is how the caller's argument is called in the message (``--out`` for the command).
+    """
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ReportFolderError(
+            f"{name} {str(path)!r} is a file, not a folder: pass a folder for the report (it is created if missing)"
+        )
+    if path.is_dir():
+        foreign = sorted(entry.name for entry in path.iterdir() if entry.name not in REPORT_ENTRIES)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise ReportFolderError(
+                f"{name} {str(path)!r} holds files that are not a noisygrad report ({shown}); the report replaces "
+                "the folder whole, so pass a new or empty folder, or an earlier report's folder"
+            )
+    base = _nearest_existing(Path(os.path.abspath(path)).parent)
+    if not base.is_dir():
+        raise ReportFolderError(f"{name} {str(path)!r} cannot be created: {str(base)!r} is a file, not a folder")
+    try:
+        probe = _fresh_folder(base, ".noisygrad-probe")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ReportFolderError(
+            f"{name} {str(path)!r} cannot be written: no folder can be created in {str(base)!r} ({reason})"
+        ) from exc
+    probe.rmdir()
+    return path
+
+
+def _fresh_folder(parent: Path, prefix: str) -> Path:
+    """A new empty folder ``parent/<prefix>-<random>`` (created with the process's usual permissions)."""
+    for _ in range(100):
+        folder = parent / f"{prefix}-{secrets.token_hex(4)}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"no free name for a temporary folder in {parent}")
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Put the finished folder ``new`` at ``out`` (replacing an earlier report there) by renames."""
+    if not (out.exists() or out.is_symlink()):
+        os.replace(new, out)
+        return
+    target = Path(os.path.realpath(out)) if out.is_symlink() else out
+    old = target.parent / f".{target.name}.replaced-{secrets.token_hex(4)}"
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)  # put the earlier report back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_report(
+    entries: Sequence[TourEntry], out: str | Path, *, seed: int, quick: bool, not_run: Sequence[str] = ()
+) -> Path:
     """Write the report folder for a finished tour (see the module docstring for its layout).
 
-    Figures left in ``out/figures`` by an earlier run are replaced, so the folder describes this run only.
+    The folder is written into a hidden sibling folder, then renamed to ``out`` (an earlier report there is
+    replaced whole): an interruption or an error while writing leaves ``out`` as it was and no temporary folder.
 
     Args:
         entries: the tour's results, from :func:`noisygrad.tour.registry.run_experiments`.
-        out: the folder to write (created if needed).
+        out: the folder to write: new, empty, or an earlier report's (see :func:`check_report_folder`); its
+            parents are created if needed.
         seed: the seed the tour ran with (recorded, and shown in the command that reproduces it).
         quick: whether the tour ran at its quick size.
+        not_run: experiments an interruption kept from finishing (named in the report, which says it is partial).
 
     Returns:
         The path of ``index.html``.
+
+    Raises:
+        ReportFolderError: ``out`` is a file, a folder holding other things, or cannot be written.
     """
-    out = Path(out)
+    out = check_report_folder(out)
+    target = Path(os.path.abspath(out))  # "report", "./report/", "." all name one folder with a parent
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = _fresh_folder(target.parent, f".{target.name}.writing")
+    try:
+        _write_into(staging, entries, seed=seed, quick=quick, not_run=not_run)
+        _replace_folder(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out / "index.html"
+
+
+def _write_into(out: Path, entries: Sequence[TourEntry], *, seed: int, quick: bool, not_run: Sequence[str]) -> None:
+    """Every file of the report, in the (new, empty) folder ``out``."""
     fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (*fig_dir.glob("*.png"), *fig_dir.glob("*.json")):
-        stale.unlink()
-    data = results(entries, seed=seed, quick=quick)
+    fig_dir.mkdir()
+    data = results(entries, seed=seed, quick=quick, not_run=not_run)
     (out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
 
     figures = {}
@@ -300,6 +422,4 @@ def write_report(entries: Sequence[TourEntry], out: str | Path, *, seed: int, qu
     plotting.draw(overview, out / "overview.png")
 
     (out / "report.md").write_text(_markdown(entries, data, figures))
-    index = out / "index.html"
-    index.write_text(_html(entries, data, figures))
-    return index
+    (out / "index.html").write_text(_html(entries, data, figures))

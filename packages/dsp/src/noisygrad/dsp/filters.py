@@ -177,6 +177,12 @@ class RLS(_AdaptiveFilter):
                 raise ValueError(f"P0 must have shape (taps, taps) = ({taps}, {taps}) in its last axes, got {p0.shape}")
             if not np.array_equal(p0, np.swapaxes(p0, -1, -2)):
                 raise ValueError("P0 must be symmetric")
+            smallest = float(np.linalg.eigvalsh(p0.astype(np.float64)).min())
+            if smallest <= 0:
+                raise ValueError(
+                    f"P0 must be positive definite (an inverse correlation matrix), its smallest eigenvalue is "
+                    f"{smallest:.3g}"
+                )
             self._p0 = p0
         super().__init__(taps, w0=w0, dtype=dtype, history=history)
 

@@ -76,6 +76,12 @@ class KalmanModel:
         n = int(x.shape[-1])
         self._n = n
         self._x = np.array(x.reshape(-1, n), dtype=self._dtype, order="C", copy=True)
+        f = np.asarray(F) if F is not None and not isinstance(F, str) else None
+        if f is not None and f.ndim == 2 and f.shape[0] == f.shape[1] and f.shape[0] != n:
+            raise ValueError(
+                f"F must have shape ({n}, {n}) to match the {n} states of x0 (the state size comes from x0's last "
+                f"dimension), got {f.shape}: x0 and F must agree"
+            )
         self.F = F
         self.H = H
         self.Q = Q
