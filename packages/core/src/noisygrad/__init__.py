@@ -64,6 +64,7 @@ _EXPORTS = {
     "DataParallelMiniBatch": "distributed.minibatch",
     "AdaptiveBatch": "distributed.adaptive",
     "adascale_gain": "distributed.adaptive",
+    "minimize_fused": "loop_fused",
     # sweeps
     "sweep": "sweeps",
     "spawn_seeds": "sweeps",
@@ -187,6 +188,7 @@ if TYPE_CHECKING:  # explicit re-exports (``X as X``), so type checkers see the 
     from noisygrad.loop import MinimizeResult as MinimizeResult
     from noisygrad.loop import StepInfo as StepInfo
     from noisygrad.loop import minimize as minimize
+    from noisygrad.loop_fused import minimize_fused as minimize_fused
     from noisygrad.loop_parts import Blocking as Blocking
     from noisygrad.loop_parts import FinalEstimate as FinalEstimate
     from noisygrad.loop_parts import IterateAveraging as IterateAveraging
