@@ -41,7 +41,18 @@ wheels-check: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
-ci: lint test test-slow peer-tests wheels-check docs
+ci: lint test test-slow peer-tests wheels-check docs install-check
 
 clean:
 	rm -rf $(VENV) dist build report docs/_build docs/api docs/auto_examples docs/_gallery_src
+
+.PHONY: install-check docs-browser
+
+## install-check: each documented install command in a fresh venv, then that README's examples there; twine check
+install-check: $(STAMP)
+	bash .ci/install-check
+
+## docs-browser: `make docs`'s pages in headless Chromium (.ci/docs-browser-setup installs it); screenshots kept
+docs-browser: $(STAMP)
+	NOISYGRAD_DOCS_HTML=docs/_build/html NOISYGRAD_DOCS_SCREENSHOTS=docs/_build/screenshots \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_docs_browser.py

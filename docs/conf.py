@@ -1,8 +1,10 @@
-"""Sphinx configuration: API reference from the docstrings, and a gallery that runs examples/*.py.
+"""Sphinx configuration: the guides, a curated API reference of the public names, and a gallery that runs
+examples/*.py.
 
-``make docs`` builds with ``-W`` (every warning is an error). The API pages are generated here at build time
-from the installed ``noisygrad`` namespace (the core and every installed plugin), so a new module appears
-without editing the docs; modules listed in ``EXCLUDED_MODULES`` are left out.
+``make docs`` builds with ``-W`` (every warning is an error). Pages are reStructuredText or Markdown (MyST:
+``architecture.md``). The API reference is written here at build time from the public names only:
+``noisygrad.__all__`` (grouped by what the names are for) and each installed plugin's ``__all__``, each name
+documented where a user imports it (``noisygrad.Adam``, ``noisygrad.quantum.SPSA``), never the private modules.
 
 Which examples the gallery executes is the regular expression in the environment variable
 ``NOISYGRAD_DOCS_EXECUTE`` (matched against each example's path; default: every example except those in
@@ -13,14 +15,18 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import os
-import pkgutil
 import re
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import matplotlib
 
 matplotlib.use("Agg")
+
+from sphinx.pycode import ModuleAnalyzer
 
 import noisygrad
 
@@ -39,11 +45,17 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "sphinx_gallery.gen_gallery",
+    "myst_parser",
 ]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "_gallery_src", "auto_examples/*.ipynb", "auto_examples/*.py", "auto_examples/*.zip"]
 html_theme = "alabaster"
 html_title = f"noisygrad {release}"
 html_static_path: list[str] = []
+html_theme_options = {"description": "optimisation on noisy gradient estimates", "page_width": "1320px"}
+# ``docs/architecture.md`` links to files of the repository (``../README.md``): MyST leaves those as plain links.
+myst_heading_anchors = 3
+suppress_warnings = ["myst.xref_missing"]
 
 # Google-style docstrings ("Args:", "Returns:", "Raises:", "Attributes:"). ``Attributes`` of dataclasses
 # render as instance-variable fields, so they are not described twice next to autodoc's own members.
@@ -54,67 +66,119 @@ autodoc_default_options = {"members": True, "member-order": "bysource", "show-in
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
 
-# Modules left out of the API reference (their docstrings do not yet build without warnings).
-EXCLUDED_MODULES: set[str] = set()
+#: The core's public names, grouped by the module they come from (first matching prefix): (page, title, prefixes).
+CORE_SECTIONS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("objectives", "Objectives", ("noisygrad.objectives", "noisygrad.glm")),
+    ("estimators", "Gradient estimators", ("noisygrad.estimators",)),
+    ("optimizers", "Optimizers and schedules", ("noisygrad.optim", "noisygrad.schedules")),
+    ("loop", "The loop: minimize and its parts", ("noisygrad.loop", "noisygrad.loop_parts")),
+    ("adapters", "torch.optim and scipy.optimize adapters", ("noisygrad.adapters",)),
+    ("noise", "Gradient noise: statistics and theory", ("noisygrad.noise",)),
+    ("distributed", "Data-parallel training", ("noisygrad.distributed",)),
+    ("molecules", "Molecules", ("noisygrad.molecules",)),
+    (
+        "runs",
+        "Sweeps, seeds, checks and findings",
+        ("noisygrad.sweeps", "noisygrad.rng", "noisygrad.checks", "noisygrad.tour"),
+    ),
+]
+#: The plugins documented, in this order, when installed: (package, title).
+PLUGINS = [
+    ("noisygrad.quantum", "noisygrad.quantum: VQE with shot noise"),
+    ("noisygrad.pinn", "noisygrad.pinn: PINNs on DeepXDE"),
+    ("noisygrad.dsp", "noisygrad.dsp: adaptive and Kalman filters"),
+    ("noisygrad.bio", "noisygrad.bio: pruning, morphogens, evolution"),
+]
 
 
-def _public_modules() -> list[str]:
-    """Every public module of the ``noisygrad`` namespace: the core's and the installed plugins'."""
-    names = ["noisygrad"]
-    for info in pkgutil.walk_packages(noisygrad.__path__, "noisygrad."):
-        if any(part.startswith("_") for part in info.name.split(".")):
-            continue
-        names.append(info.name)
-    return sorted(n for n in set(names) if n not in EXCLUDED_MODULES)
+def _home(package: ModuleType, name: str, obj: object) -> str:
+    """The module that defines ``package.name``: its ``__module__``, or for a constant the submodule that holds
+    the same object (the core's ``_EXPORTS`` says it directly)."""
+    exports = getattr(package, "_EXPORTS", {})
+    if name in exports:
+        return f"{package.__name__}.{exports[name]}"
+    module = getattr(obj, "__module__", None)
+    if isinstance(module, str) and not inspect.ismodule(obj) and module.startswith(package.__name__):
+        return module
+    for loaded in sorted(sys.modules):
+        if loaded.startswith(package.__name__ + ".") and vars(sys.modules[loaded]).get(name) is obj:
+            return loaded
+    return package.__name__
+
+
+def _entry(package: ModuleType, name: str) -> list[str]:
+    """The autodoc directive that documents ``package.name`` under that public name."""
+    obj = getattr(package, name)
+    full = f"{package.__name__}.{name}"
+    if inspect.ismodule(obj):
+        return [f".. automodule:: {obj.__name__}", "   :no-index:" if obj.__name__ != full else "", ""]
+    if inspect.isclass(obj):
+        kind = "autoexception" if issubclass(obj, BaseException) else "autoclass"
+        return [f".. {kind}:: {full}", ""]
+    if callable(obj):
+        return [f".. autofunction:: {full}", ""]
+    # a constant: its value, and the ``#:`` comment where it is defined
+    home = _home(package, name, obj)
+    doc = ModuleAnalyzer.for_module(home).find_attr_docs().get(("", name), [])
+    lines = [f".. py:data:: {full}", f"   :value: {obj!r}", ""]
+    return lines + [f"   {line}" for line in doc] + [""]
+
+
+def _page(path: Path, title: str, intro: list[str], entries: list[str]) -> None:
+    path.write_text("\n".join([title, "=" * len(title), "", *intro, "", *entries]).rstrip() + "\n")
 
 
 def _write_api_pages() -> None:
-    """Write ``api/<module>.rst`` for every public module and ``api/index.rst`` listing them."""
+    """Write ``api/*.rst``: the core's public names by section, then each installed plugin's ``__all__``."""
     api = HERE / "api"
     api.mkdir(exist_ok=True)
     for old in api.glob("*.rst"):
         old.unlink()
-    modules = _public_modules()
-    for name in modules:
-        importlib.import_module(name)  # fail here, with the module's name, if it cannot be imported
-        title = f"``{name}``"
-        body = [title, "=" * len(title), "", f".. automodule:: {name}"]
-        if hasattr(importlib.import_module(name), "__path__"):
-            # a package re-exports names documented in their own modules: link to them instead
-            body += ["   :no-members:", "", _public_names_table(name)]
-        (api / f"{name}.rst").write_text("\n".join(body) + "\n")
-    core = [m for m in modules if m.count(".") <= 1 and m.split(".")[-1] not in _plugin_names()]
-    plugins = [m for m in modules if m not in core]
+    names = sorted(noisygrad.__all__, key=str.lower)
+    placed: dict[str, list[str]] = {page: [] for page, _, _ in CORE_SECTIONS}
+    for name in names:
+        home = _home(noisygrad, name, getattr(noisygrad, name))
+        page = next((p for p, _, prefixes in CORE_SECTIONS if home.startswith(prefixes)), None)
+        if page is None:
+            raise RuntimeError(f"noisygrad.{name} (from {home}) falls in no section of CORE_SECTIONS in docs/conf.py")
+        placed[page].append(name)
+    core_pages = []
+    for page, title, _ in CORE_SECTIONS:
+        if not placed[page]:
+            continue
+        entries = [line for name in placed[page] for line in _entry(noisygrad, name)]
+        intro = [
+            ".. currentmodule:: noisygrad",
+            "",
+            "Imported from ``noisygrad`` itself: " + ", ".join(f"``{n}``" for n in placed[page]) + ".",
+        ]
+        _page(api / f"core-{page}.rst", title, intro, entries)
+        core_pages.append(f"core-{page}")
+    plugin_pages = []
+    for package_name, title in PLUGINS:
+        try:
+            package = importlib.import_module(package_name)
+        except ImportError:
+            continue  # not installed here: the reference documents what is installed
+        public = sorted(package.__all__, key=str.lower)
+        summary = (package.__doc__ or "").strip().split("\n\n")[0]
+        intro = [
+            f".. currentmodule:: {package_name}",
+            "",
+            summary,
+            "",
+            f"Imported from ``{package_name}``: " + ", ".join(f"``{n}``" for n in public) + ".",
+        ]
+        entries = [line for name in public for line in _entry(package, name)]
+        _page(api / f"{package_name}.rst", title, intro, entries)
+        plugin_pages.append(package_name)
     lines = ["API reference", "=============", ""]
-    lines += ["The public names of the core are importable from ``noisygrad`` itself; each plugin curates its own"]
-    lines += ["``noisygrad.<plugin>``. Modules whose name starts with ``_`` are private and not listed.", ""]
-    for caption, group in (("Core", core), ("Plugins", plugins)):
+    lines += ["The public names only: the core's are importable from ``noisygrad`` itself (its ``__all__``), each "]
+    lines += ["plugin's from ``noisygrad.<plugin>`` (its ``__all__``). Everything else is internal and may change.", ""]
+    for caption, group in (("The core (noisygrad)", core_pages), ("The plugins", plugin_pages)):
         lines += [".. toctree::", f"   :caption: {caption}", "   :maxdepth: 1", ""]
         lines += [f"   {name}" for name in group] + [""]
     (api / "index.rst").write_text("\n".join(lines))
-
-
-def _plugin_names() -> set[str]:
-    from noisygrad import plugins
-
-    return {status.plugin.name for status in plugins.available()}
-
-
-def _public_names_table(package: str) -> str:
-    """A table of a package's ``__all__``, each name linked to the module that defines it."""
-    module = importlib.import_module(package)
-    rows = []
-    for name in sorted(getattr(module, "__all__", [])):
-        obj = getattr(module, name)
-        home = getattr(obj, "__module__", None) or package
-        if any(part.startswith("_") for part in home.split(".")) or home in EXCLUDED_MODULES:
-            rows.append(f"   * - ``{package}.{name}``\n     - ``{home}``")
-        else:
-            rows.append(f"   * - :obj:`{package}.{name} <{home}.{name}>`\n     - :mod:`{home}`")
-    if not rows:
-        return ""
-    head = f".. list-table:: Public names of ``{package}``\n   :header-rows: 1\n\n   * - name\n     - defined in"
-    return head + "\n" + "\n".join(rows)
 
 
 _write_api_pages()
@@ -176,3 +240,32 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "min_reported_time": 1,
 }
+
+
+_SHARED_FIELD = re.compile(r"^(\s*):(ivar|param|var) ([\w, ]+,[\w ]+):(.*)$")
+
+
+def _split_shared_fields(app: object, what: str, name: str, obj: object, options: object, lines: list[str]) -> None:
+    """``Attributes: a, b: text`` becomes one ``:ivar a, b:`` field in napoleon, whose name Sphinx then looks up as
+    one cross-reference (``a, b`` fails, or matches another class's ``a``): give each name its own field."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        match = _SHARED_FIELD.match(lines[i])
+        if match is None:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent, kind, names, text = match.groups()
+        j = i + 1  # the field's continuation lines are indented deeper than the field
+        while j < len(lines) and lines[j].strip() and len(lines[j]) - len(lines[j].lstrip()) > len(indent):
+            j += 1
+        for field in (n.strip() for n in names.split(",")):
+            if field:
+                out += [f"{indent}:{kind} {field}:{text}", *lines[i + 1 : j]]
+        i = j
+    lines[:] = out
+
+
+def setup(app: object) -> None:
+    app.connect("autodoc-process-docstring", _split_shared_fields, priority=600)  # type: ignore[attr-defined]

@@ -65,6 +65,8 @@ _EXPORTS = {
     "AdaptiveBatch": "distributed.adaptive",
     "adascale_gain": "distributed.adaptive",
     "minimize_fused": "loop_fused",
+    "CheckpointError": "loop_checkpoint",
+    "LegacyCheckpointWarning": "loop_checkpoint",
     # sweeps
     "sweep": "sweeps",
     "spawn_seeds": "sweeps",
@@ -188,6 +190,8 @@ if TYPE_CHECKING:  # explicit re-exports (``X as X``), so type checkers see the 
     from noisygrad.loop import MinimizeResult as MinimizeResult
     from noisygrad.loop import StepInfo as StepInfo
     from noisygrad.loop import minimize as minimize
+    from noisygrad.loop_checkpoint import CheckpointError as CheckpointError
+    from noisygrad.loop_checkpoint import LegacyCheckpointWarning as LegacyCheckpointWarning
     from noisygrad.loop_fused import minimize_fused as minimize_fused
     from noisygrad.loop_parts import Blocking as Blocking
     from noisygrad.loop_parts import FinalEstimate as FinalEstimate
