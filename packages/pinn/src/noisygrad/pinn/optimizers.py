@@ -20,9 +20,16 @@ import torch
 
 from noisygrad import LBFGS, SGD, Adam, Optimizer, TorchOptimizer
 from noisygrad.checks import NonFiniteGradientError, check_finite, check_positive, check_positive_int
+from noisygrad.optim.natural_gradient import EnergyNaturalGradient
+from noisygrad.optim.quasi_newton import BFGS, SSBFGS, PrecisionWarning, SSBroyden
+
+from .engd import PinnEnergyNaturalGradient
 
 FIRST_ORDER_NAMES = ("adam", "adamw", "sgd")
 LBFGS_NAMES = ("lbfgs", "L-BFGS", "L-BFGS-B")
+QUASI_NEWTON = {"bfgs": BFGS, "ssbfgs": SSBFGS, "ssbroyden": SSBroyden}  # full-matrix, strong-Wolfe (core)
+CHUNKED_NAMES = ("lbfgs", *QUASI_NEWTON, "engd")  # built here with max_iter = one DeepXDE step's chunk of iterations
+NAMES = (*FIRST_ORDER_NAMES, "lbfgs", *QUASI_NEWTON, "engd")
 DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 1e-2}
 DETERMINISTIC_SAMPLERS = ("Hammersley", "Halton", "Sobol", "uniform")
 LINE_SEARCH_EVALS = 25  # function evaluations a one-iteration strong-Wolfe step may spend
@@ -146,11 +153,15 @@ def build_optimizer(
     Args:
         model: a ``dde.Model`` (compiled or not).
         optimizer: ``"adam"``, ``"adamw"``, ``"sgd"``, ``"lbfgs"`` (``"L-BFGS"`` and ``"L-BFGS-B"`` are accepted
-            with a warning for the latter), a noisygrad :class:`~noisygrad.Optimizer` (wrapped in
-            :class:`~noisygrad.TorchOptimizer`), or a ``torch.optim.Optimizer`` over the model's tensors.
+            with a warning for the latter), ``"bfgs"``, ``"ssbfgs"``, ``"ssbroyden"`` (the core's full-matrix
+            quasi-Newton methods with a strong-Wolfe line search, :mod:`noisygrad.optim.quasi_newton`; full
+            collocation set only; :func:`quasi_newton` builds one with options), ``"engd"`` (energy natural
+            gradient / Gauss-Newton with per-point Jacobians, :mod:`noisygrad.pinn.engd`), a noisygrad
+            :class:`~noisygrad.Optimizer` (wrapped in :class:`~noisygrad.TorchOptimizer`), or a
+            ``torch.optim.Optimizer`` over the model's tensors.
         lr: learning rate for a named optimizer (Adam 1e-3, SGD 1e-2 by default; L-BFGS's step scale, 1 by
             default). An optimizer instance carries its own rate, so ``lr`` must then be None.
-        lbfgs_max_iter: L-BFGS iterations per ``step`` call.
+        lbfgs_max_iter: L-BFGS (and BFGS-family) iterations per ``step`` call.
         minibatch: the optimizer will see a fresh collocation batch each step. ``"lbfgs"`` is then the core's
             noise-robust :class:`noisygrad.LBFGS` (same-batch curvature pairs, fixed step ``lr``, default 0.5,
             history 10); on the full set it is ``torch.optim.LBFGS`` with a strong-Wolfe line search.
@@ -177,6 +188,15 @@ def build_optimizer(
         _check_covers(optimizer, net_params + external)
         if is_robust_lbfgs(optimizer):
             return Built(optimizer, True, "noisygrad.LBFGS")
+        if is_quasi_newton(optimizer) or isinstance(optimizer, EnergyNaturalGradient):
+            if minibatch:
+                raise ValueError(_NO_MINIBATCH.format(name=type(optimizer).__name__))
+            if isinstance(optimizer, EnergyNaturalGradient) and not isinstance(optimizer, PinnEnergyNaturalGradient):
+                raise TypeError(
+                    "a core EnergyNaturalGradient needs a closure returning residuals, which DeepXDE's training loop "
+                    "does not give; use noisygrad.pinn.engd.PinnEnergyNaturalGradient(model, ...) or optimizer='engd'"
+                )
+            return Built(optimizer, True, type(optimizer).__name__)
         if is_lbfgs(optimizer):
             check_lbfgs_options(optimizer, stacklevel=4)
             return Built(optimizer, True, type(optimizer).__name__)
@@ -187,7 +207,7 @@ def build_optimizer(
             groups.append({"params": external})
         return Built(TorchOptimizer(groups, optimizer), False, type(optimizer).__name__)
     raise TypeError(
-        f"optimizer must be one of {(*FIRST_ORDER_NAMES, 'lbfgs')}, a noisygrad optimizer (noisygrad.Adam(...), ...) "
+        f"optimizer must be one of {NAMES}, a noisygrad optimizer (noisygrad.Adam(...), ...) "
         f"or a torch.optim.Optimizer instance, got {type(optimizer).__name__}"
     )
 
@@ -223,9 +243,23 @@ def _from_name(
         check_positive_int("lbfgs_max_iter", lbfgs_max_iter)
         built = lbfgs(net_params + external, max_iter=lbfgs_max_iter, lr=1.0 if lr is None else lr)
         return Built(built, True, "lbfgs")
+    if name in QUASI_NEWTON:
+        return _quasi_newton(name, lr, l2, net_params + external, lbfgs_max_iter, minibatch)
+    if name == "engd":
+        if lr is not None:
+            raise ValueError("lr must be None for 'engd': its step length is set by its Levenberg-Marquardt damping")
+        if minibatch:
+            raise ValueError(_NO_MINIBATCH.format(name="'engd'"))
+        if l2 > 0:
+            raise ValueError(_NO_DECAY.format(name="engd", l2=l2))
+        check_positive_int("lbfgs_max_iter", lbfgs_max_iter)
+        with warnings.catch_warnings():  # train() warns about float32 once, at the user's line
+            warnings.simplefilter("ignore", PrecisionWarning)
+            engd = PinnEnergyNaturalGradient(model, net_params + external, max_iter=lbfgs_max_iter)
+        return Built(engd, True, "engd")
     if name not in FIRST_ORDER_NAMES:
         raise ValueError(
-            f"optimizer must be one of {', '.join(repr(n) for n in (*FIRST_ORDER_NAMES, 'lbfgs'))}, a noisygrad "
+            f"optimizer must be one of {', '.join(repr(n) for n in NAMES)}, a noisygrad "
             f"optimizer or a torch.optim.Optimizer instance, got {name!r}"
         )
     rate = DEFAULT_LR[name] if lr is None else lr
@@ -244,6 +278,59 @@ def _from_name(
         )
     params = [{"params": net_params}] + ([{"params": external}] if external else [])
     return Built(TorchOptimizer(params, rule), False, name)
+
+
+_NO_MINIBATCH = (
+    "{name} runs on the full collocation set (its line search on one random batch would chase that batch's "
+    "noise); drop batch_size, or use optimizer='lbfgs' (the noise-robust L-BFGS) on mini-batches"
+)
+
+
+def is_quasi_newton(optimizer: torch.optim.Optimizer) -> bool:
+    """True for the core's full-matrix quasi-Newton methods (:class:`noisygrad.optim.quasi_newton.BFGS` and its
+    self-scaled variants): closure-driven, ``max_iter`` iterations per ``step``, stepped like L-BFGS."""
+    return isinstance(optimizer, BFGS)
+
+
+def quasi_newton(model: Any, name: str = "ssbfgs", **options: Any) -> BFGS:
+    """A full-matrix quasi-Newton optimizer over ``model``'s trainable tensors, with options.
+
+    ``ngp.train(model, optimizer="ssbfgs")`` builds one with the defaults; this builds one with options, e.g.
+    ``ngp.train(model, optimizer=quasi_newton(model, "ssbroyden", loss_transform="sqrt", max_iter=500))``.
+
+    Args:
+        model: a ``dde.Model`` (its network's parameters and ``external_trainable_variables``).
+        name: ``"bfgs"``, ``"ssbfgs"`` or ``"ssbroyden"``.
+        **options: the core optimizer's keyword arguments (``max_iter``, ``loss_transform``, ``c1``, ``c2``, ...).
+    """
+    if name not in QUASI_NEWTON:
+        raise ValueError(f"name must be one of {', '.join(repr(n) for n in QUASI_NEWTON)}, got {name!r}")
+    if _l2_factor(model) > 0:
+        raise ValueError(_NO_DECAY.format(name=name, l2=_l2_factor(model)))
+    net_params, external = trainable(model)
+    with warnings.catch_warnings():  # train() warns about float32 once, at the user's line
+        warnings.simplefilter("ignore", PrecisionWarning)
+        return QUASI_NEWTON[name](net_params + external, **options)
+
+
+_NO_DECAY = (
+    "{name} does not take weight decay, but net.regularizer=('l2', {l2}); remove the regularizer or train with a "
+    "first-order optimizer"
+)
+
+
+def _quasi_newton(
+    name: str, lr: float | None, l2: float, params: list[torch.Tensor], max_iter: int, minibatch: bool
+) -> Built:
+    if minibatch:
+        raise ValueError(_NO_MINIBATCH.format(name=repr(name)))
+    if l2 > 0:
+        raise ValueError(_NO_DECAY.format(name=name, l2=l2))
+    check_positive_int("lbfgs_max_iter", max_iter)
+    with warnings.catch_warnings():  # train() warns about float32 once, at the user's line
+        warnings.simplefilter("ignore", PrecisionWarning)
+        built = QUASI_NEWTON[name](params, lr=1.0 if lr is None else lr, max_iter=max_iter)
+    return Built(built, True, name)
 
 
 def _check_covers(optimizer: torch.optim.Optimizer, tensors: list[torch.Tensor]) -> None:
