@@ -64,9 +64,22 @@ def test_load_imports_the_plugin_through_the_namespace():
 
 
 def test_core_distribution_pulls_no_field_package():
-    requires = " ".join(md.requires("noisygrad-core") or []).lower()
-    for heavy in ("deepxde", "qiskit", "numba"):
-        assert heavy not in requires
+    """A plain install of the core pulls no field package; numba only through the opt-in ``fast`` extra."""
+    unconditional = [Requirement(line) for line in md.requires("noisygrad-core") or []]
+    unconditional = [req.name.lower() for req in unconditional if req.marker is None]
+    assert unconditional, "the core declares its base requirements"
+    for heavy in ("deepxde", "qiskit", "qiskit-aer", "numba"):
+        assert heavy not in unconditional
+    for extra in ("test", "tour", "ray", "dask"):
+        assert not {"deepxde", "qiskit"} & {name.split("[")[0] for name in _pulled_by_core(extra)}
+
+
+def _pulled_by_core(extra):
+    return {
+        Requirement(line).name.lower()
+        for line in md.requires("noisygrad-core") or []
+        if Requirement(line).marker is not None and Requirement(line).marker.evaluate({"extra": extra})
+    }
 
 
 def _pulled_by(extra):
