@@ -18,10 +18,10 @@ tour: $(STAMP)
 
 ## test: the default test suite (slow tests excluded; `make test-slow` runs them)
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q --durations=15
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow -q
+	$(BIN)/python -m pytest -m slow -q --durations=40
 
 ## peer-tests: the peers' own test suites (qiskit-algorithms 0.4.0 from its sdist) against our components
 peer-tests: $(STAMP)
