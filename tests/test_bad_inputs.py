@@ -131,6 +131,8 @@ def sweep(
     """One case per bad ``value`` of the keyword ``name`` (the other arguments fresh from ``args``/``kwargs``)."""
     for value, error in values:
         key = repr(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
+        if " at 0x" in key:  # an object's default repr holds its address: name its type, so ids are stable
+            key = type(value).__name__
         reason = None
         if xfail:
             reason = xfail.get(key, xfail.get("*"))
