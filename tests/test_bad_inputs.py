@@ -444,8 +444,6 @@ def core_cases() -> Iterator[Case]:
         fresh(lambda: ng.MiniBatch(_glm(), 4)),
         fresh(_x0),
         None,
-        xfail="estimators/batch.py draws from torch's global generator with generator=None; not in this change's "
-        "files (call noisygrad.checks.check_torch_generator there)",
     )
     yield one("FullBatch-objective=3", ng.FullBatch, TypeError, r"objective|FullBatch", 3)
     yield one("FullBatch-objective=black-box", ng.FullBatch, TypeError, r"objective|FullBatch", fresh(_bowl))
@@ -470,8 +468,6 @@ def core_cases() -> Iterator[Case]:
         fresh(_glm),
         4,
         refresh="sometimes",
-        xfail="variance_reduction.py (edited elsewhere) raises TypeError 'refresh must be an integer' for an "
-        "unknown name, though 'epoch' is allowed: a ValueError naming the choices is due",
     )
     yield one(
         "SVRG-anchor-shape",

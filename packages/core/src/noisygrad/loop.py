@@ -12,11 +12,18 @@ so far and the parts' states) is in :attr:`MinimizeResult.checkpoint`, a dict th
 continues the run bit-identically to one that was never interrupted. The checkpoint carries a schema (format
 version, the optimizer's and estimator's kinds, the parameters' shape and dtype, a checksum), and ``resume=``
 refuses a truncated, corrupted, foreign or mismatched checkpoint before any work (:mod:`noisygrad.loop_checkpoint`).
+A stateful learning-rate schedule or callback (a :class:`~noisygrad.Thermostat`) is in the checkpoint too.
+
+The history is bounded by default: ``history_size`` keeps the last records (a ring buffer), so a long run's
+memory stays flat; ``record_every`` thins it. A run that qualifies (:func:`noisygrad.loop_fused.fused_reason`:
+SAGA or SVRG on a GLM under plain SGD, numba installed) and uses no callbacks, parts or stateful schedule is
+taken in compiled stretches (:func:`noisygrad.loop_fused.minimize_fused`), with the same result to rounding.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +32,14 @@ import torch
 
 from noisygrad.checks import NonFiniteGradientError, check_positive_int
 from noisygrad.estimators.base import Cost, Estimate, Estimator
-from noisygrad.loop_checkpoint import check_checkpoint, load_estimator_state, stamp_checkpoint
+from noisygrad.loop_checkpoint import (
+    check_checkpoint,
+    companion_states,
+    companions_of,
+    load_companion_states,
+    load_estimator_state,
+    stamp_checkpoint,
+)
 from noisygrad.loop_checks import as_start_point, estimate_checked, explain_non_finite, update_checked
 from noisygrad.loop_parts import Blocking, FinalEstimate, IterateAveraging, Measure, Projection, measure_of
 from noisygrad.objectives import Kind
@@ -70,8 +84,9 @@ class MinimizeResult:
             it is a report, not part of the run), ``None`` for black boxes (see ``fun_estimate``).
         nit: steps taken in total (across resumed runs), rejected ones included.
         cost: what the run spent: gradient estimates, blocking's measurements and the final estimate.
-        history: one dict per recorded step: ``step``, ``value`` (the estimate's), ``grad_norm``, ``lr``
-            and the cumulative cost; with blocking also ``accepted`` and the decision's ``details``.
+        history: one dict per recorded step (the last ``history_size`` of them): ``step``, ``value`` (the
+            estimate's), ``grad_norm``, ``lr`` and the cumulative cost; with blocking also ``accepted`` and the
+            decision's ``details``.
         stopped_by_callback: a callback returned ``True``.
         checkpoint: the state to pass as ``resume=`` to continue the run (its cost leaves out the final estimate).
         rejected: steps rejected by blocking (across resumed runs).
@@ -105,6 +120,9 @@ class MinimizeResult:
     success: bool = True
     message: str = ""
 
+
+#: How many history records :func:`minimize` keeps by default (the last ones): about 4 MB, whatever the steps.
+HISTORY_SIZE = 10_000
 
 #: ``MinimizeResult.status`` codes and their messages (``success`` for 0 and 1).
 STATUS_MESSAGES = {
@@ -166,6 +184,32 @@ def _check_arguments(estimator: object, optimizer: object, callbacks: object, pa
             raise TypeError(f"{name} must be a noisygrad.{kind.__name__} or None, got {type(part).__name__}")
 
 
+def check_history_size(history_size: object) -> int | None:
+    """``history_size`` if it is ``None`` or an integer > 0; the error names it."""
+    return None if history_size is None else check_positive_int("history_size", history_size)
+
+
+def new_history(history_size: int | None) -> deque[dict[str, float]]:
+    """The run's history: a ring buffer of ``history_size`` records (unbounded for ``None``)."""
+    return deque(maxlen=history_size)
+
+
+def _fused_run(
+    estimator: object,
+    optimizer: object,
+    generator: torch.Generator | None,
+    callbacks: Sequence[Any],
+    parts: dict[str, Any],
+) -> bool:
+    """Whether :func:`minimize` hands the run to :func:`~noisygrad.loop_fused.minimize_fused`: no callbacks, no
+    parts, no stateful schedule (their states would need the loop between steps), and a run that qualifies."""
+    if callbacks or any(part is not None for part in parts.values()) or companions_of(optimizer, ()):
+        return False
+    from noisygrad.loop_fused import fused_reason  # loop_fused imports this module
+
+    return fused_reason(estimator, optimizer, generator) is None
+
+
 def _measure(part: Blocking | FinalEstimate, estimator: Estimator) -> Measure:
     return part.measure if part.measure is not None else measure_of(estimator.objective)
 
@@ -179,6 +223,7 @@ def minimize(
     seed: int | None = None,
     callbacks: Sequence[Callback] = (),
     record_every: int = 1,
+    history_size: int | None = HISTORY_SIZE,
     resume: dict[str, Any] | None = None,
     generator: torch.Generator | None = None,
     projection: Projection | None = None,
@@ -201,6 +246,12 @@ def minimize(
             (default 0).
         callbacks: called with a :class:`StepInfo` after every step; one returning ``True`` stops the run.
         record_every: record every ``record_every``-th step in the history (> 0).
+        history_size: keep the last ``history_size`` records (> 0; default :data:`HISTORY_SIZE`), a ring buffer;
+            ``None`` keeps every record. Why a ring buffer rather than a default ``record_every``: it keeps every
+            step of a short run and the recent steps of a long one at full resolution (what convergence checks
+            read), while the memory stays flat whatever ``steps`` is (a record takes about 370 bytes: SGLD for 1e6
+            steps kept 370 MB of history before). Totals are not lost: ``cost``, ``nit`` and ``nfev`` count
+            every step.
         resume: a ``checkpoint`` of an earlier result (a dict: ``torch.load(path, weights_only=True)`` a saved
             one first); continues that run (leave ``x0`` and ``generator`` out; ``seed`` is ignored). Pass the same
             optimizer and estimator classes and the same parts again: their states come from the checkpoint. It is
@@ -225,13 +276,30 @@ def minimize(
     """
     check_positive_int("steps", steps)
     check_positive_int("record_every", record_every)
-    _check_arguments(
-        estimator,
-        optimizer,
-        callbacks,
-        {"projection": projection, "blocking": blocking, "averaging": averaging, "final": final},
-    )
-    history: list[dict[str, float]] = []
+    history_size = check_history_size(history_size)
+    part_args: dict[str, object] = {
+        "projection": projection,
+        "blocking": blocking,
+        "averaging": averaging,
+        "final": final,
+    }
+    _check_arguments(estimator, optimizer, callbacks, part_args)
+    if _fused_run(estimator, optimizer, generator, callbacks, part_args):
+        from noisygrad.loop_fused import minimize_fused
+
+        return minimize_fused(
+            estimator,
+            optimizer,
+            x0,
+            steps=steps,
+            seed=seed,
+            record_every=record_every,
+            history_size=history_size,
+            resume=resume,
+            generator=generator,
+        )
+    history = new_history(history_size)
+    companions = companions_of(optimizer, callbacks)
     parts: dict[str, Any] = {}
     measures = {
         name: _measure(part, estimator) for name, part in (("blocking", blocking), ("final", final)) if part is not None
@@ -262,7 +330,14 @@ def minimize(
         if projection is not None:
             projection.check(x)
         opt_state = dict(saved["optimizer"])
-        load_estimator_state(estimator, saved["estimator"])  # last: the checks above change nothing
+        before = companion_states(companions)
+        load_companion_states(companions, saved)  # all or none; the checks above change nothing
+        try:
+            load_estimator_state(estimator, saved["estimator"])  # last
+        except Exception:
+            for obj, entry in zip(companions, before, strict=True):  # a failed resume leaves everything as it was
+                obj.load_state_dict(entry["state"])
+            raise
         generator = torch.Generator()
         generator.set_state(saved["generator"])
         start, total = int(saved["step"]), Cost(**saved["cost"])
@@ -303,7 +378,7 @@ def minimize(
                 {
                     "step": t + 1,
                     "value": float("nan") if est.value is None else est.value,
-                    "grad_norm": float(est.grad.norm()),
+                    "grad_norm": float(torch.linalg.vector_norm(est.grad)),  # Tensor.norm without its Python wrapper
                     "lr": lr,
                     "examples": total.examples,
                     "evaluations": total.evaluations,
@@ -325,6 +400,7 @@ def minimize(
         "cost": {"examples": total.examples, "evaluations": total.evaluations, "shots": total.shots},
         "value_and_grad_calls": value_and_grad_calls,
         **parts,
+        **({"companions": companion_states(companions)} if companions else {}),
     }
     checkpoint = stamp_checkpoint(state, optimizer=optimizer, estimator=estimator)
     point = x if averaging is None else averaging.point(x, parts["averaging"])
@@ -342,7 +418,7 @@ def minimize(
         fun,
         nit,
         total,
-        history,
+        list(history),
         stopped,
         checkpoint,
         rejected,

@@ -18,6 +18,14 @@ named), parameters whose length, dtype or device the objective does not take, an
 structure or shape, NaN/Inf in the parameters or the optimizer's state (the run had diverged), and a generator
 state torch cannot restore.
 
+Beside the optimizer and the estimator, a run may change *companions*: objects with ``state_dict`` /
+``load_state_dict`` that serve as the optimizer's learning-rate schedule or as a callback (a
+:class:`~noisygrad.Thermostat` is both: it moves the rate, or the estimator's batch size, from what it measured).
+Their states are in ``companions``, a list of ``{"kind": class name, "state": state_dict}`` in a fixed order
+(:func:`companions_of`), written only when there are any (so a run without them writes the same checkpoint as
+before); ``resume=`` refuses a checkpoint whose companions are not those of the run (missing, extra, or of
+another kind) and loads them all or none (:func:`load_companion_states`).
+
 Checkpoints without the schema (written before it existed, or assembled by hand) are *accepted with a*
 :class:`LegacyCheckpointWarning`: every structural check above still runs (keys, shapes, dtypes, finiteness,
 the optimizer state's keys against the optimizer's own), only the kinds and the checksum cannot be checked. The
@@ -46,6 +54,9 @@ __all__ = [
     "LegacyCheckpointWarning",
     "check_checkpoint",
     "checkpoint_checksum",
+    "companion_states",
+    "companions_of",
+    "load_companion_states",
     "stamp_checkpoint",
 ]
 
@@ -361,3 +372,63 @@ def load_estimator_state(estimator: Any, state: Mapping[str, Any]) -> None:
         raise _fail(
             f"resume['estimator'] does not fit the {kind_of(estimator)} passed: {exc}; the estimator is unchanged"
         ) from exc
+
+
+# ---------------------------------------------------------------- companions (stateful schedules and callbacks)
+
+
+def _stateful(obj: object) -> bool:
+    return callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None))
+
+
+def companions_of(optimizer: object, callbacks: Any) -> list[Any]:
+    """The stateful objects a run changes beside its optimizer and estimator, each once, in a fixed order.
+
+    First the optimizer's learning-rate schedule (``optimizer.lr``) if it has ``state_dict`` and
+    ``load_state_dict``, then for each callback in turn the object it belongs to (a bound method's ``__self__``,
+    or the callable itself) if that has them. Why both: a :class:`~noisygrad.Thermostat` is the schedule and its
+    ``observe`` the callback; a stateful meter passed as a callback only changes as the run goes too.
+    """
+    found: list[Any] = []
+    owners = [getattr(optimizer, "lr", None)] + [getattr(cb, "__self__", cb) for cb in callbacks]
+    for owner in owners:
+        if owner is not None and _stateful(owner) and all(owner is not seen for seen in found):
+            found.append(owner)
+    return found
+
+
+def companion_states(companions: list[Any]) -> list[dict[str, Any]]:
+    """The checkpoint's ``companions`` entry: ``{"kind", "state"}`` for each companion, in order."""
+    return [{"kind": kind_of(obj), "state": obj.state_dict()} for obj in companions]
+
+
+def load_companion_states(companions: list[Any], resume: Mapping[str, Any]) -> None:
+    """Load ``resume["companions"]`` into ``companions``: all of them, or (if one refuses its state) none.
+
+    Raises :class:`CheckpointError` naming ``resume['companions']`` when the checkpoint's companions are not
+    the run's (another number or kind, e.g. a Thermostat run resumed without it), before anything changes.
+    """
+    saved = resume.get("companions", [])
+    expected = [kind_of(obj) for obj in companions]
+    if not isinstance(saved, list) or not all(
+        isinstance(entry, Mapping) and set(entry) == {"kind", "state"} and isinstance(entry["state"], Mapping)
+        for entry in saved
+    ):
+        raise _fail("resume['companions'] must be a list of {'kind', 'state'} dicts, as minimize writes it")
+    kinds = [entry["kind"] for entry in saved]
+    if kinds != expected:
+        raise _fail(
+            f"resume['companions'] holds the states of {kinds or 'no stateful schedule or callback'}, but this run's "
+            f"stateful schedule and callbacks are {expected or 'none'}: pass the same learning-rate schedule and "
+            "callbacks (a Thermostat as both lr and callback) as the run that wrote the checkpoint"
+        )
+    before = [obj.state_dict() for obj in companions]
+    for i, (obj, entry) in enumerate(zip(companions, saved, strict=True)):
+        try:
+            obj.load_state_dict(dict(entry["state"]))
+        except Exception as exc:
+            for restored, state in zip(companions[: i + 1], before[: i + 1], strict=True):
+                restored.load_state_dict(state)
+            raise _fail(
+                f"resume['companions'][{i}] does not fit the {kind_of(obj)} passed: {exc}; nothing was changed"
+            ) from exc

@@ -15,13 +15,15 @@ step the kernel refuses (a NaN/Inf gradient or iterate, a learning rate that is 
 step then raises the error ``minimize`` raises, or, if it was a false alarm (a sum that overflowed on finite
 entries), the kernel takes over again after it.
 
-:func:`fused_reason` says why a run does not qualify (``None`` when it does); ``minimize`` can take this path by
-itself when it returns ``None`` (numba installed, the core's ``fast`` extra).
+:func:`fused_reason` says why a run does not qualify (``None`` when it does); ``minimize`` takes this path by
+itself when it returns ``None`` (numba installed, the core's ``fast`` extra) and the run has no callbacks, parts
+or stateful schedule.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +33,22 @@ import torch
 from noisygrad.checks import check_positive_int
 from noisygrad.estimators.base import Cost, Estimator
 from noisygrad.estimators.variance_reduction import SAGA, SVRG
-from noisygrad.loop import STATUS_MESSAGES, MinimizeResult, _final_value, _generator
-from noisygrad.loop_checkpoint import check_checkpoint, load_estimator_state, stamp_checkpoint
+from noisygrad.loop import (
+    HISTORY_SIZE,
+    STATUS_MESSAGES,
+    MinimizeResult,
+    _final_value,
+    _generator,
+    check_history_size,
+    new_history,
+)
+from noisygrad.loop_checkpoint import (
+    check_checkpoint,
+    companions_of,
+    load_companion_states,
+    load_estimator_state,
+    stamp_checkpoint,
+)
 from noisygrad.loop_checks import as_start_point, estimate_checked, update_checked
 from noisygrad.optim.base import Optimizer, State
 from noisygrad.optim.sgd import SGD
@@ -63,6 +79,8 @@ def fused_reason(estimator: object, optimizer: object, generator: torch.Generato
         return f"the GLM's data are {glm.dtype}, not float32 or float64"
     if type(optimizer) is not SGD or optimizer.momentum != 0.0:
         return "the optimizer is not SGD without momentum"
+    if companions_of(optimizer, ()):
+        return "the learning-rate schedule keeps a state (a Thermostat): it needs the loop between steps"
     if isinstance(generator, torch.Generator) and generator.device.type != "cpu":
         return f"the generator is on {generator.device} (the batches of CPU data are drawn on the CPU)"
     from noisygrad.compiled import HAVE_NUMBA  # numba is imported only for runs that qualify otherwise
@@ -87,7 +105,7 @@ class _Run:
     total: Cost
     value_and_grad_calls: int
     generator: torch.Generator
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: deque[dict[str, float]] = field(default_factory=deque)
 
 
 def _one_step(run: _Run, estimator: Estimator, optimizer: Optimizer, t: int, *, at_x0: bool, record_every: int) -> None:
@@ -104,7 +122,7 @@ def _one_step(run: _Run, estimator: Estimator, optimizer: Optimizer, t: int, *, 
             {
                 "step": t + 1,
                 "value": float("nan") if est.value is None else est.value,
-                "grad_norm": float(est.grad.norm()),
+                "grad_norm": float(torch.linalg.vector_norm(est.grad)),  # Tensor.norm without its Python wrapper
                 "lr": lr,
                 "examples": run.total.examples,
                 "evaluations": run.total.evaluations,
@@ -160,7 +178,10 @@ def _stretch(run: _Run, estimator: SAGA | SVRG, optimizer: SGD, t: int, count: i
     run.opt_state = {**run.opt_state, "step": first + done}
     run.total = run.total + Cost(examples=int(examples.sum()))
     run.value_and_grad_calls += done
-    for i in np.flatnonzero(stretch.record[:done]):
+    recorded = np.flatnonzero(stretch.record[:done])
+    if run.history.maxlen is not None:  # the ring buffer would drop the earlier records at once
+        recorded = recorded[-run.history.maxlen :]
+    for i in recorded:
         run.history.append(
             {
                 "step": t + 1 + int(i),
@@ -183,6 +204,7 @@ def minimize_fused(
     steps: int,
     seed: int | None = None,
     record_every: int = 1,
+    history_size: int | None = HISTORY_SIZE,
     resume: dict[str, Any] | None = None,
     generator: torch.Generator | None = None,
 ) -> MinimizeResult:
@@ -199,12 +221,13 @@ def minimize_fused(
     assert isinstance(optimizer, SGD)
     check_positive_int("steps", steps)
     check_positive_int("record_every", record_every)
+    history_size = check_history_size(history_size)
     if resume is None:
         if x0 is None:
             raise ValueError("x0 is required unless resume= continues an earlier run")
         x = as_start_point(x0, estimator.objective)
         gen = _generator(seed, generator)
-        run = _Run(x, init_state(optimizer, x, gen), Cost(), 0, gen)
+        run = _Run(x, init_state(optimizer, x, gen), Cost(), 0, gen, new_history(history_size))
         start = 0
     else:  # as minimize: the checkpoint is checked before anything changes, the estimator's state loaded last
         if x0 is not None:
@@ -212,6 +235,7 @@ def minimize_fused(
         if generator is not None:
             raise ValueError("resume= continues the checkpoint's generator: leave generator out")
         saved = check_checkpoint(resume, optimizer=optimizer, estimator=estimator)
+        load_companion_states([], saved)  # a checkpoint with a stateful schedule's or callback's state: refused
         for name in ("blocking", "averaging"):
             if name in saved:
                 raise ValueError(f"the checkpoint was taken with {name}=; pass it again to continue the run")
@@ -221,7 +245,7 @@ def minimize_fused(
         gen = torch.Generator()
         gen.set_state(saved["generator"])
         calls = int(saved.get("value_and_grad_calls", 0))
-        run = _Run(x, opt_state, Cost(**saved["cost"]), calls, gen)
+        run = _Run(x, opt_state, Cost(**saved["cost"]), calls, gen, new_history(history_size))
         start = int(saved["step"])
     t, end, refused = start, start + steps, False
     while t < end:
@@ -250,7 +274,7 @@ def minimize_fused(
         fun,
         end,
         run.total,
-        run.history,
+        list(run.history),
         False,
         checkpoint,
         nfev=run.total.evaluations + run.value_and_grad_calls,

@@ -61,7 +61,10 @@ class Estimator(Protocol):
     """Anything that turns parameters and a generator into an :class:`Estimate`.
 
     Estimators with memory (control variates, calibration) expose it through ``state_dict`` and
-    ``load_state_dict`` so that a run can be checkpointed and continued bit-identically.
+    ``load_state_dict`` so that a run can be checkpointed and continued bit-identically. An estimator that draws
+    random numbers draws them from ``generator`` only, and refuses ``None``
+    (:func:`noisygrad.checks.check_torch_generator`): torch's global generator would make a run depend on
+    whatever else advanced it.
     """
 
     @property

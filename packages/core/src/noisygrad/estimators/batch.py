@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from noisygrad.checks import check_finite, check_positive_int
+from noisygrad.checks import check_finite, check_positive_int, check_torch_generator
 from noisygrad.estimators.base import Cost, Estimate, Stateless
 from noisygrad.noise.per_example import NOISE_METHODS, NoiseMethod, PerExampleNoise
 from noisygrad.objectives import (
@@ -92,6 +92,9 @@ class MiniBatch(Stateless):
         self._noise = None if method is None else PerExampleNoise(objective, method, probes=self.probes)
 
     def sample_indices(self, generator: torch.Generator) -> torch.Tensor:
+        """``batch_size`` example indices drawn from ``generator`` (required: ``None`` is refused, see
+        :func:`~noisygrad.checks.check_torch_generator`)."""
+        check_torch_generator("generator", generator)
         n, b = self.objective.n_examples, self.batch_size
         if self.replace:
             return torch.randint(n, (b,), generator=generator)

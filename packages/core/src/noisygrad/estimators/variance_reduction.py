@@ -10,6 +10,10 @@ SVRG and SAGA converge *linearly at a constant step* (their variance vanishes at
 SGD stalls in its noise ball. STORM's variance is damped by its momentum ``a`` but does not vanish: at a fixed
 ``a`` and step it keeps a floor, lower than SGD's.
 
+Every ``estimate(params, generator)`` needs a ``torch.Generator``: ``None`` is refused (``TypeError``) before
+anything is drawn or remembered, instead of falling back to torch's global generator, which other code advances
+too (:func:`noisygrad.checks.check_torch_generator`).
+
 Costs are counted in ``examples`` (per-example gradient evaluations): a snapshot costs ``N``, an SVRG or STORM
 step ``2 b`` (``b`` for SVRG on a GLM, below), a SAGA step ``b``.
 
@@ -39,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from noisygrad.checks import check_finite, check_in_range, check_positive_int
+from noisygrad.checks import check_finite, check_in_range, check_positive_int, check_torch_generator
 from noisygrad.estimators.base import Cost, Estimate
 from noisygrad.glm import GLM, GLMKernels
 from noisygrad.objectives import BatchingNotAllowedError, FiniteSum, Kind, require_kind
@@ -98,9 +102,9 @@ class SVRG:
     Args:
         objective: a :class:`~noisygrad.FiniteSum`.
         batch_size: ``b``, examples per inner step.
-        refresh: calls between snapshots (default ``N // b``: about one pass of inner steps per snapshot), or
-            ``None`` for a *fixed* anchor taken at the first call or given as ``anchor`` -- the control variate
-            of SGLD-CV (Baker et al. 2019), best with the anchor at the mode.
+        refresh: calls between snapshots: ``"epoch"`` (the default, ``N // b``: about one pass of inner steps per
+            snapshot), an integer > 0, or ``None`` for a *fixed* anchor taken at the first call or given as
+            ``anchor`` -- the control variate of SGLD-CV (Baker et al. 2019), best with the anchor at the mode.
         anchor: an optional fixed anchor point (needs ``refresh=None``).
 
     With a :class:`~noisygrad.GLM` the snapshot also keeps each example's loss derivative (``N`` numbers,
@@ -118,7 +122,12 @@ class SVRG:
     ) -> None:
         self.batch_size = _check_finite_sum("SVRG", objective, batch_size)
         self.objective = objective
-        if refresh == "epoch":
+        if isinstance(refresh, str):
+            if refresh != "epoch":
+                raise ValueError(
+                    f"refresh must be 'epoch' (N // batch_size calls), an integer > 0 or None (a fixed anchor); "
+                    f"got the unknown name {refresh!r}"
+                )
             self.refresh: int | None = max(1, objective.n_examples // self.batch_size)
         elif refresh is None:
             self.refresh = None
@@ -152,6 +161,7 @@ class SVRG:
         return value, grad
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        check_torch_generator("generator", generator)  # refused on a snapshot call too (no draw there)
         check_finite("params", params, hint=_PARAMS_HINT)
         snapshot_due = self._anchor is None or (self.refresh is not None and self.calls % self.refresh == 0)
         if snapshot_due:
@@ -282,6 +292,7 @@ class SAGA:
         return Estimate(grad, value, Cost(examples=examples + b))
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        check_torch_generator("generator", generator)  # None is refused, not torch's global one
         check_finite("params", params, hint=_PARAMS_HINT)
         if self._glm is not None:
             return self._estimate_glm(self._glm, params, generator)
@@ -331,14 +342,47 @@ class SAGA:
         return {"table": _optional(self._table), "table_mean": _optional(self._table_mean)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the table; refused (nothing changed) if it holds NaN/Inf or its mean is not ``table_mean``.
+
+        Why the consistency check: SAGA's step uses ``table_mean`` as the mean of the table it keeps updating, so a
+        ``table_mean`` that is not that mean (an edited or mixed-up state) biases every later step without a sign.
+        It costs one pass over the table (``O(N d)``, a snapshot's price); the tolerance, ``100 sqrt(eps)`` of the
+        dtype relative to the size of the terms summed, is far above the rounding that the running update of the
+        mean accumulates over a long run.
+        """
         if set(state) != {"table", "table_mean"}:
             raise ValueError(f"SAGA state must have keys table, table_mean; got {sorted(state)}")
-        if self._glm is None or state["table"] is None:
-            self._table, self._table_mean = _optional(state["table"]), _optional(state["table_mean"])
+        if (state["table"] is None) != (state["table_mean"] is None):
+            raise ValueError("SAGA state must have both table and table_mean, or neither (an empty memory)")
+        if state["table"] is None:
+            self._table = self._table_mean = None
+            return
+        if self._glm is None:
+            table, table_mean = _optional(state["table"]), _optional(state["table_mean"])
+            assert table is not None
+            assert table_mean is not None
+            if table.ndim != 2 or table_mean.shape != table.shape[1:] or table.shape[0] != self.objective.n_examples:
+                raise ValueError(
+                    f"state['table'] must have shape (N={self.objective.n_examples}, d) and state['table_mean'] "
+                    f"shape (d,); got {tuple(table.shape)} and {tuple(table_mean.shape)}"
+                )
+            expected, scale = table.mean(0), table.abs().mean(0)
         else:
             glm = self._glm
-            self._table = _owned("table", state["table"], (glm.n_examples,), glm)
-            self._table_mean = _owned("table_mean", state["table_mean"], (glm.n_features,), glm)
+            table = _owned("table", state["table"], (glm.n_examples,), glm)
+            table_mean = _owned("table_mean", state["table_mean"], (glm.n_features,), glm)
+            X = self.objective.data[0]
+            expected, scale = X.T @ table / glm.n_examples, X.abs().T @ table.abs() / glm.n_examples
+        check_finite("state['table']", table, hint="the state comes from a run that had diverged")
+        check_finite("state['table_mean']", table_mean, hint="the state comes from a run that had diverged")
+        tolerance = 100.0 * float(torch.finfo(table.dtype).eps) ** 0.5 * (scale + float(scale.max()) * 1e-6 + 1e-300)
+        gap = (table_mean - expected).abs()
+        if bool((gap > tolerance).any()):
+            raise ValueError(
+                f"state['table_mean'] is not the mean of state['table'] (off by up to {float(gap.max()):.3g}): an "
+                "inconsistent or edited SAGA state, which would bias every later step; resume from an intact one"
+            )
+        self._table, self._table_mean = table, table_mean
 
 
 class STORM:
@@ -364,6 +408,7 @@ class STORM:
         self._direction: torch.Tensor | None = None
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        check_torch_generator("generator", generator)  # None is refused, not torch's global one
         check_finite("params", params, hint=_PARAMS_HINT)
         idx = _batch(self.objective, self.batch_size, generator)
         value, grad = self.objective.value_and_grad(params, idx)

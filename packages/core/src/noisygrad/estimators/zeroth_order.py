@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from noisygrad.checks import check_finite, check_in_range, check_positive, check_positive_int
+from noisygrad.checks import check_finite, check_in_range, check_positive, check_positive_int, check_torch_generator
 from noisygrad.estimators.base import Cost, Estimate, evaluate_points
 from noisygrad.objectives import Energy, Kind, NoisyBlackBox, require_kind
 from noisygrad.schedules import RobbinsMonro
@@ -108,6 +108,7 @@ class SPSA:
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
         """One SPSA estimate at ``params``; advances the call counter ``k``."""
+        check_torch_generator("generator", generator)
         flat = _flat(params)
         d, s = flat.shape[1], self.resamplings
         ck = self.perturbation_size(self.k)
@@ -154,6 +155,7 @@ class GaussianSmoothing:
         self.samples = check_positive_int("samples", samples)
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        check_torch_generator("generator", generator)
         flat = _flat(params)
         d, s = flat.shape[1], self.samples
         u = torch.randn(s, d, generator=generator, dtype=flat.dtype).to(flat.device)
@@ -229,8 +231,7 @@ def spsa_calibrate(
         ValueError: if every measured difference is zero (a flat objective: no gain can be calibrated).
     """
     require_kind("spsa_calibrate", objective, (Kind.BLACK_BOX, Kind.ENERGY))
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    check_torch_generator("generator", generator)
     flat = _flat(torch.as_tensor(x0))
     check_finite("x0", flat)
     c = check_positive("c", c)

@@ -23,9 +23,10 @@ With ``control="batch"`` the thermostat sets ``estimator.batch_size`` (the estim
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
-from noisygrad.checks import check_in_range, check_positive
+from noisygrad.checks import check_in_range, check_positive, check_positive_int
 from noisygrad.estimators.batch import MiniBatch
 
 __all__ = ["Thermostat"]
@@ -112,8 +113,18 @@ class Thermostat:
         return {"trace": self._trace, "lr": self.lr, "batch_size": self.estimator.batch_size}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if set(state) != {"trace", "lr", "batch_size"}:
-            raise ValueError(f"state must have keys batch_size, lr, trace; got {sorted(state)}")
-        self._trace = None if state["trace"] is None else float(state["trace"])
-        self.lr = check_positive("state['lr']", state["lr"])
-        self.estimator.batch_size = int(state["batch_size"])
+        """Restore the moving average, the rate and the batch size; every entry is checked before any is set.
+
+        The state holds plain numbers only, so a checkpoint with it loads with ``torch.load(weights_only=True)``;
+        :func:`~noisygrad.minimize` keeps it in its checkpoint (see :mod:`noisygrad.loop_checkpoint`).
+        """
+        if not isinstance(state, Mapping) or set(state) != {"trace", "lr", "batch_size"}:
+            got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(f"state must have keys batch_size, lr, trace; got {got}")
+        trace = None if state["trace"] is None else check_positive("state['trace']", state["trace"], allow_zero=True)
+        lr = check_positive("state['lr']", state["lr"])
+        batch_size = check_positive_int("state['batch_size']", state["batch_size"])
+        n = self.estimator.objective.n_examples
+        if not self.estimator.replace and batch_size > n:
+            raise ValueError(f"state['batch_size'] must be <= the number of examples ({n}), got {batch_size}")
+        self._trace, self.lr, self.estimator.batch_size = trace, lr, batch_size
