@@ -80,3 +80,25 @@ def test_simulations_take_an_int_a_substream_or_a_generator():
         simulate_lms_misadjustment(0.05, seed=-1, **kw)
     with pytest.raises(TypeError, match="seed"):
         simulate_rls_tracking(0.99, seed=1.5, **small)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: simulate_lms_misadjustment(0.05, chunk=0), "chunk must be an integer > 0"),
+        (lambda: simulate_lms_misadjustment(0.05, chunk=2.5), "chunk"),
+        (lambda: simulate_lms_misadjustment(0.0), "mu"),
+        (lambda: simulate_lms_misadjustment(0.05, channels=1), "channels must be >= 2"),
+        (lambda: simulate_lms_misadjustment(0.05, average=0.0), "average"),
+        (lambda: simulate_lms_misadjustment(0.05, noise_var=float("nan")), "noise_var"),
+        (lambda: simulate_rls_tracking(0.99, chunk=0), "chunk must be an integer > 0"),
+        (lambda: simulate_rls_tracking(1.0), r"samples must exceed the burn-in.*inf"),
+        (lambda: simulate_rls_tracking(0.99, samples=100), "samples must exceed the burn-in"),
+        (lambda: simulate_rls_tracking(0.99, sigma_q=-1.0), "sigma_q"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_simulation_settings_are_refused_before_any_work(call, match):
+    """``chunk=0`` would loop for ever: refused at once, like every other setting, naming it."""
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()

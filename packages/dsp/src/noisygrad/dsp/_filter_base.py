@@ -17,9 +17,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from noisygrad.checks import as_array, as_dtype, check_positive_int
 
-from . import _kernels
+from . import _kernels, _state
 
 _BLOCK_ELEMENTS = 1 << 20  # regressor entries (channels x samples x taps) materialised at a time from a delay line
+_SIGNAL_BLOCK = 1 << 16  # samples per channel the LMS family's delay-line kernel runs per call
 
 
 def _refuse_positional(owner: str, method: str, first: str, swapped: tuple[Any, ...], d: Any) -> None:
@@ -151,31 +152,50 @@ class _AdaptiveFilter:
     # -- state -----------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything the recursion carries, as copies: ``{"batch": None}`` before the first run, else the
-        batch shape and one array per state (``weights`` ``(C, taps)``, ``tail`` ``(C, taps - 1)`` the delay
-        line, and the filter's own, e.g. RLS's ``P``). Settings (``mu``, ``taps``, ...) are not state: load
-        into a filter built with the same ones."""
-        if self._batch is None:
-            return {"batch": None}
-        out: dict[str, Any] = {"batch": self._batch}
-        for key, attr in self._STATE.items():
-            out[key] = getattr(self, attr).copy()
+        """Everything the recursion carries, as copies that ``torch.load(..., weights_only=True)`` restores.
+
+        ``batch`` is ``None`` before the first run, else the batch shape; then one tensor per state
+        (``weights`` ``(C, taps)``, ``tail`` ``(C, taps - 1)`` the delay line, and the filter's own, e.g. RLS's
+        ``P``), plus the schema of :mod:`~noisygrad.dsp._state` (format, version, kind, settings, checksum).
+        Settings (``mu``, ``taps``, ...) are recorded, not restored: load into a filter built with the same ones.
+        """
+        entries: dict[str, Any] = {"batch": self._batch}
+        if self._batch is not None:
+            for key, attr in self._STATE.items():
+                entries[key] = getattr(self, attr)
+        return _state.pack(type(self).__name__, self._settings(), entries)
+
+    def _settings(self) -> dict[str, Any]:
+        """The constructor's settings that shape the recursion, as plain Python values."""
+        out: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if key.startswith("_") or key in ("history", "record_history"):
+                continue
+            if key == "dtype":
+                value = np.dtype(value).name
+            elif isinstance(value, np.generic):
+                value = value.item()
+            out[key] = value
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state`` (from :meth:`state_dict`): the next run gives the saved filter's results bit
-        for bit. Every entry is checked (keys, shapes, finiteness) before any is taken; arrays are copied."""
-        if not isinstance(state, dict) or "batch" not in state:
-            raise TypeError("state must be a dict from state_dict(), with a 'batch' entry")
-        if state["batch"] is None:
-            if set(state) != {"batch"}:
-                raise ValueError(f"state with batch None must have only that key, got {sorted(state)}")
+        """Continue from ``state`` (from :meth:`state_dict`, or ``torch.load`` of a saved one): the next run gives
+        the saved filter's results bit for bit. Kind, settings, keys, shapes, dtypes, finiteness, the filter's
+        invariants and the checksum are checked before anything is taken (a refused state leaves the filter as
+        it was); arrays are copied."""
+        entries, schema = _state.unpack(state, type(self).__name__, self._settings())
+        if "batch" not in entries:
+            raise ValueError(f"state must have a 'batch' entry (from state_dict()), got keys {sorted(entries)}")
+        if entries["batch"] is None:
+            if set(entries) != {"batch"}:
+                raise ValueError(f"state with batch None must have only that entry, got {sorted(entries)}")
+            _state.verify(state, schema)
             self.reset()
             return
         keys = {"batch", *self._STATE}
-        if set(state) != keys:
-            raise ValueError(f"state must have keys {sorted(keys)} for {type(self).__name__}, got {sorted(state)}")
-        batch = state["batch"]
+        if set(entries) != keys:
+            raise ValueError(f"state must have keys {sorted(keys)} for {type(self).__name__}, got {sorted(entries)}")
+        batch = entries["batch"]
         if not isinstance(batch, tuple) or len(batch) > 1 or not all(isinstance(b, Integral) for b in batch):
             raise ValueError(f"state['batch'] must be () or (B,) with B > 0, got {batch!r}")
         batch = tuple(int(b) for b in batch)
@@ -188,17 +208,20 @@ class _AdaptiveFilter:
         taken = {}
         for key, attr in self._STATE.items():
             like = getattr(fresh, attr)
+            value = np.asarray(entries[key])
+            if value.dtype != like.dtype:
+                raise TypeError(f"state[{key!r}] must have dtype {like.dtype} (this filter's), got {value.dtype}")
             if like.dtype.kind == "f":
-                value = as_array(f"state[{key!r}]", state[key], like.dtype.type, ndim=(like.ndim,), copy=True)
+                value = as_array(f"state[{key!r}]", value, like.dtype.type, ndim=(like.ndim,), copy=True)
+            elif value.ndim != like.ndim:
+                raise ValueError(f"state[{key!r}] must have {like.ndim} dimensions, got shape {value.shape}")
             else:
-                value = np.array(state[key], copy=True)
-                if value.dtype.kind not in "iu" or value.ndim != like.ndim:
-                    raise TypeError(f"state[{key!r}] must be an integer array of {like.ndim} dimensions")
-                value = value.astype(like.dtype)
+                value = np.array(value, copy=True)
             if value.shape != like.shape:
                 raise ValueError(f"state[{key!r}] must have shape {like.shape} for batch {batch}, got {value.shape}")
             taken[attr] = value
         self._check_state(taken)
+        _state.verify(state, schema)
         self.reset()
         self._start(batch)
         for attr, value in taken.items():
@@ -259,26 +282,36 @@ class _AdaptiveFilter:
     def _signal_kernel(self, x: np.ndarray, d: np.ndarray, y: np.ndarray, e: np.ndarray, hist: np.ndarray) -> None:
         """Run on the new samples ``x``: (C, N) after the delay line ``self._tail``, and continue the line.
 
-        By default the delay-line regressors are materialised (about ``_BLOCK_ELEMENTS`` entries at a time)
-        and handed to :meth:`_regressor_kernel`, so ``run`` and ``run_regressors`` share one recursion.
+        By default the delay-line regressors are materialised (about ``_BLOCK_ELEMENTS`` entries at a time,
+        each block from the line so far and the block's samples: nothing of the size of ``x`` is copied) and
+        handed to :meth:`_regressor_kernel`, so ``run`` and ``run_regressors`` share one recursion.
         """
         assert self._tail is not None
         channels, n = d.shape
-        xp = np.concatenate([self._tail, x], axis=1)
-        u = sliding_window_view(xp, self.taps, axis=1)[:, :, ::-1]  # (C, N, taps) view, newest sample first
         block = max(1, _BLOCK_ELEMENTS // (channels * self.taps))
-        if n <= block:
-            self._regressor_kernel(np.ascontiguousarray(u), d, y, e, hist)
-        else:
-            for a in range(0, n, block):
-                b = min(n, a + block)
-                yb, eb = np.empty_like(y[:, a:b]), np.empty_like(e[:, a:b])
-                hb = np.empty((channels, b - a if hist.shape[1] else 0, self.taps), hist.dtype)
-                self._regressor_kernel(np.ascontiguousarray(u[:, a:b]), np.ascontiguousarray(d[:, a:b]), yb, eb, hb)
-                y[:, a:b], e[:, a:b] = yb, eb
-                if hist.shape[1]:
-                    hist[:, a:b] = hb
-        self._tail = np.ascontiguousarray(xp[:, n:])
+        for a in range(0, n, block):
+            b = min(n, a + block)
+            xp = np.concatenate([self._tail, x[:, a:b]], axis=1)
+            u = np.ascontiguousarray(sliding_window_view(xp, self.taps, axis=1)[:, :, ::-1])  # newest sample first
+            self._in_blocks(self._regressor_kernel, (u, _contiguous(d[:, a:b])), y, e, hist, a, b)
+            self._tail = np.ascontiguousarray(xp[:, b - a :])
+
+    @staticmethod
+    def _in_blocks(kernel: Any, inputs: tuple[np.ndarray, ...], y: np.ndarray, e: np.ndarray, hist: np.ndarray,
+                   a: int, b: int) -> None:  # fmt: skip
+        """``kernel(*inputs, y, e, hist)`` writing samples ``a:b`` of the outputs: directly into ``y``, ``e``,
+        ``hist`` when their slices are contiguous (one channel), else through block-sized buffers."""
+        ys, es = y[:, a:b], e[:, a:b]
+        hs = hist[:, a:b] if hist.shape[1] else hist
+        if ys.flags.c_contiguous and hs.flags.c_contiguous:
+            kernel(*inputs, ys, es, hs)
+            return
+        yb, eb = np.empty_like(ys, order="C"), np.empty_like(es, order="C")
+        hb = np.empty_like(hs, order="C")
+        kernel(*inputs, yb, eb, hb)
+        ys[...], es[...] = yb, eb
+        if hist.shape[1]:
+            hs[...] = hb
 
     def _regressor_kernel(self, u: np.ndarray, d: np.ndarray, y: np.ndarray, e: np.ndarray, hist: np.ndarray) -> None:
         raise NotImplementedError
@@ -287,6 +320,10 @@ class _AdaptiveFilter:
         params = {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "history"}
         params["dtype"] = np.dtype(self.dtype).name
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a)
 
 
 def _check_length(n: int) -> int:
@@ -300,7 +337,7 @@ class _GradientFilter(_AdaptiveFilter):
 
     ``phi`` is the error nonlinearity (``_PHI``: identity, cube, sign, tanh, correntropy), ``s`` the identity
     or the sign of each regressor entry (``_SIGN_REGRESSOR``). All run the compiled LMS kernels: on a delay line
-    directly, two channels per loop and channels in parallel threads.
+    directly, two channels per loop and pairs of channels in parallel threads.
     """
 
     _PHI = _kernels.PHI_LINEAR
@@ -318,8 +355,20 @@ class _GradientFilter(_AdaptiveFilter):
         return 0.0, 0.0
 
     def _signal_kernel(self, x, d, y, e, hist):  # type: ignore[no-untyped-def]
-        kernel = _kernels.pick(_kernels.lms_signal, _kernels.lms_signal_parallel, d.shape[0], d.size * self.taps)
-        kernel(self._w, self._tail, x, d, *self._kernel_args(), y, e, hist)
+        """The delay-line kernel over blocks of ``_SIGNAL_BLOCK`` samples per channel: a long signal needs only
+        block-sized buffers beside its outputs. The block is the same for any number of channels, so a
+        channel's results stay independent of the batch it runs in."""
+        channels, n = d.shape
+        work = channels * min(n, _SIGNAL_BLOCK) * self.taps
+        kernel = _kernels.pick(_kernels.lms_signal, _kernels.lms_signal_parallel, channels, work)
+        args = self._kernel_args()
+
+        def call(xb, db, yb, eb, hb):  # type: ignore[no-untyped-def]
+            kernel(self._w, self._tail, xb, db, *args, yb, eb, hb)
+
+        for a in range(0, n, _SIGNAL_BLOCK):
+            b = min(n, a + _SIGNAL_BLOCK)
+            self._in_blocks(call, (_contiguous(x[:, a:b]), _contiguous(d[:, a:b])), y, e, hist, a, b)
 
     def _regressor_kernel(self, u, d, y, e, hist):  # type: ignore[no-untyped-def]
         kernel = _kernels.pick(_kernels.lms_regressors, _kernels.lms_regressors_parallel, d.shape[0], u.size)

@@ -34,6 +34,7 @@ fixed random walk.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ from noisygrad.checks import as_array
 
 from . import _kalman_checks as chk
 from . import _kalman_kernels as kern
+from . import _state
 from .filters import RLS
 from .kalman_model import KalmanModel
 from .kalman_smoother import SmootherResult, rts_smoother
@@ -425,72 +427,78 @@ class Kalman(KalmanModel):
     # ------------------------------------------------------------------ state_dict
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything that determines the filter's future outputs (copies): model, state and the latest
-        per-step quantities; :meth:`load_state_dict` or :meth:`from_state_dict` continue bit for bit."""
+        """Everything that determines the filter's future outputs (copies, as tensors that
+        ``torch.load(..., weights_only=True)`` restores): model, state and the latest per-step quantities, with
+        the schema of :mod:`~noisygrad.dsp._state` (format, version, kind, checksum). :meth:`load_state_dict` or
+        :meth:`from_state_dict` continue bit for bit."""
         arrays = {
             "F": self._F, "H": self._H, "Q": self._Q, "R": self._R, "B": self._B, "x": self._x, "p": self._p,
             "x_prior": self._x_prior, "p_prior": self._p_prior, "x_post": self._x_post, "p_post": self._p_post,
             "y": self._y, "S": self._S, "SI": self._SI, "K": self._K, "step_log_likelihood": self._step_ll,
             "mahalanobis": self._maha, "observed": self._nobs, "log_likelihood": self._log_likelihood,
         }  # fmt: skip
-        state: dict[str, Any] = {k: v.copy() for k, v in arrays.items()}
-        state.update(form=self._form, dtype=np.dtype(self._dtype).name, inflation=self._a2, batch=self._batch)
-        return state
+        entries: dict[str, Any] = dict(arrays)
+        entries.update(form=self._form, dtype=np.dtype(self._dtype).name, inflation=float(self._a2),
+                       batch=tuple(int(b) for b in self._batch))  # fmt: skip
+        return _state.pack("Kalman", {}, entries)
 
     _STATE_KEYS = frozenset(
-        [
-            "F",
-            "H",
-            "Q",
-            "R",
-            "B",
-            "x",
-            "p",
-            "x_prior",
-            "p_prior",
-            "x_post",
-            "p_post",
-            "y",
-            "S",
-            "SI",
-            "K",
-            "step_log_likelihood",
-            "mahalanobis",
-            "observed",
-            "log_likelihood",
-            "form",
-            "dtype",
-            "inflation",
-            "batch",
-        ]
-    )
+        ["F", "H", "Q", "R", "B", "x", "p", "x_prior", "p_prior", "x_post", "p_post", "y", "S", "SI", "K",
+         "step_log_likelihood", "mahalanobis", "observed", "log_likelihood", "form", "dtype", "inflation", "batch"]
+    )  # fmt: skip
+
+    @classmethod
+    def _entries(cls, state: Any) -> tuple[dict[str, Any], bool]:
+        entries, schema = _state.unpack(state, "Kalman", {})
+        if set(entries) != cls._STATE_KEYS:
+            missing, extra = sorted(cls._STATE_KEYS - set(entries)), sorted(set(entries) - cls._STATE_KEYS)
+            raise ValueError(
+                f"state must be a Kalman.state_dict() (keys {sorted(cls._STATE_KEYS)}); missing {missing}, "
+                f"unexpected {extra}"
+            )
+        batch = entries["batch"]
+        well_formed = isinstance(batch, tuple | list) and len(batch) <= 1
+        if not well_formed or not all(isinstance(b, int) and b > 0 for b in batch):
+            raise ValueError(f"state['batch'] must be () or (B,) with B > 0, got {batch!r}")
+        x = np.asarray(entries["x"])
+        if x.ndim != 2 or x.shape[1] == 0:
+            raise ValueError(f"state['x'] must have shape (B, n) with n >= 1, got {x.shape}")
+        if np.asarray(entries["B"]).ndim != 2:
+            raise ValueError(f"state['B'] must have shape (n, k), got {np.asarray(entries['B']).shape}")
+        return entries, schema
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> Kalman:
         """A filter that continues exactly where the one that wrote ``state`` stands."""
-        if not isinstance(state, dict) or set(state) != cls._STATE_KEYS:
-            got = sorted(state) if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"state must be a Kalman.state_dict() (keys {sorted(cls._STATE_KEYS)}), got {got}")
-        batch = tuple(int(b) for b in state["batch"])
-        x = np.asarray(state["x"])
+        entries, _ = cls._entries(state)
+        batch = tuple(int(b) for b in entries["batch"])
+        x = np.asarray(entries["x"])
         n = x.shape[-1]
         kf = cls(
-            state["F"], state["H"], state["Q"], state["R"], x.reshape(*batch, n), np.eye(n),
-            B=None if np.asarray(state["B"]).shape[1] == 0 else state["B"], inflation=state["inflation"],
-            form=state["form"], dtype=state["dtype"],
+            entries["F"], entries["H"], entries["Q"], entries["R"], x.reshape(*batch, n), np.eye(n),
+            B=None if np.asarray(entries["B"]).shape[1] == 0 else entries["B"], inflation=entries["inflation"],
+            form=entries["form"], dtype=entries["dtype"],
         )  # fmt: skip
         kf.load_state_dict(state)
         return kf
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` of a filter with the same form, dtype, batch shape and dimensions."""
-        if not isinstance(state, dict) or set(state) != self._STATE_KEYS:
-            got = sorted(state) if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"state must be a Kalman.state_dict() (keys {sorted(self._STATE_KEYS)}), got {got}")
-        mine = (self._form, np.dtype(self._dtype).name, self._batch)
-        theirs = (state["form"], state["dtype"], tuple(state["batch"]))
+        """Restore a :meth:`state_dict` of a filter with the same form, dtype, batch shape and dimensions.
+
+        Every entry is checked (through the setters' checks: shapes, finiteness, symmetric positive definite
+        ``Q`` and ``R``) and then the checksum, before anything is taken: a refused state leaves the filter as
+        it was."""
+        entries, schema = self._entries(state)
+        mine = (self._form, np.dtype(self._dtype).name, tuple(self._batch))
+        theirs = (entries["form"], entries["dtype"], tuple(entries["batch"]))
         if mine != theirs:
             raise ValueError(f"state is for (form, dtype, batch) = {theirs}, this filter is {mine}")
+        work = copy.copy(self)  # loaded on a shallow twin (setters replace arrays, never write into them)
+        work._load_entries(entries)
+        _state.verify(state, schema)
+        self.__dict__.update(work.__dict__)
+
+    def _load_entries(self, state: dict[str, Any]) -> None:
         self.F, self.Q, self.inflation = state["F"], state["Q"], state["inflation"]
         self.set_H_R(state["H"], state["R"])
         self.B = None if np.asarray(state["B"]).shape[1] == 0 else state["B"]
@@ -501,19 +509,31 @@ class Kalman(KalmanModel):
             if arr.shape != shape:
                 raise ValueError(f"state[{key!r}] must have shape {shape}, got {arr.shape}")
             setattr(self, "_" + key, arr)
-        m = np.asarray(state["y"]).shape[1]
+        m = self._m
         self._y = as_array("state['y']", state["y"], self._dtype, ndim=(2,), copy=True)
         self._S = as_array("state['S']", state["S"], self._dtype, ndim=(3,), copy=True)
         self._SI = as_array("state['SI']", state["SI"], self._dtype, ndim=(3,), copy=True)
         self._K = as_array("state['K']", state["K"], self._dtype, ndim=(3,), copy=True)
-        if self._S.shape != (nb, m, m) or self._K.shape != (nb, n, m) or self._SI.shape != (nb, m, m):
+        if (
+            self._y.shape != (nb, m)
+            or self._S.shape != (nb, m, m)
+            or self._K.shape != (nb, n, m)
+            or self._SI.shape != (nb, m, m)
+        ):
             raise ValueError("state's y, S, SI and K must have shapes (B, m), (B, m, m), (B, m, m) and (B, n, m)")
         self._step_ll = as_array("state['step_log_likelihood']", state["step_log_likelihood"], np.float64,
                                  ndim=(1,), copy=True)  # fmt: skip
         self._maha = as_array("state['mahalanobis']", state["mahalanobis"], np.float64, ndim=(1,), copy=True)
         self._log_likelihood = as_array("state['log_likelihood']", state["log_likelihood"], np.float64, ndim=(1,),
                                         copy=True)  # fmt: skip
-        self._nobs = np.array(state["observed"], dtype=np.int64).reshape(nb)
+        for key, arr in (("step_log_likelihood", self._step_ll), ("mahalanobis", self._maha),
+                         ("log_likelihood", self._log_likelihood)):  # fmt: skip
+            if arr.shape != (nb,):
+                raise ValueError(f"state[{key!r}] must have shape ({nb},), got {arr.shape}")
+        observed = np.asarray(state["observed"])
+        if observed.dtype.kind not in "iu" or observed.shape != (nb,) or (observed < 0).any():
+            raise ValueError(f"state['observed'] must be {nb} counts >= 0 (integers), got {observed!r}")
+        self._nobs = observed.astype(np.int64, copy=True)
 
     def __repr__(self) -> str:
         batch = f", batch={self._batch[0]}" if self._batch else ""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
-from noisygrad.checks import check_positive_int
+from noisygrad.checks import check_positive, check_positive_int
 
 from .filters import LMS, RLS
 
@@ -31,6 +31,14 @@ def _generator(seed: Seed) -> np.random.Generator:
     if isinstance(seed, (np.random.SeedSequence, np.random.Generator)):
         return np.random.default_rng(seed)
     return np.random.default_rng(check_positive_int("seed", seed, allow_zero=True))
+
+
+def _check_channels(channels: object) -> int:
+    """At least two channels: the standard error is their spread."""
+    n = check_positive_int("channels", channels)
+    if n < 2:
+        raise ValueError(f"channels must be >= 2 (the standard error is the spread over channels), got {n}")
+    return n
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,13 @@ def simulate_lms_misadjustment(
     (``R = I``) is averaged over the weights of ``average`` time constants; ``M`` is it over ``noise_var``.
     Channels are independent, so the standard error is the spread of the channel means over ``sqrt(channels)``.
     """
+    mu = check_positive("mu", mu)
+    taps = check_positive_int("taps", taps)
+    noise_var = check_positive("noise_var", noise_var)
+    channels = _check_channels(channels)
+    burn_in = check_positive("burn_in", burn_in, allow_zero=True)
+    average = check_positive("average", average)
+    chunk = check_positive_int("chunk", chunk)  # 0 would never advance: refused, not looped on
     rng = _generator(seed)
     tau = 1.0 / (2.0 * mu)
     n_burn, n_avg = int(burn_in * tau), int(average * tau)
@@ -105,10 +120,22 @@ def simulate_rls_tracking(
     error of sample ``k`` is ``(e_k - v_k)^2 = ((w_o(k) - w_k)^T u_k)^2``, averaged after ``burn_in`` memory
     lengths ``1 / (1 - lam)``. Returns the mean over channels and its standard error.
     """
+    rls = RLS(taps, lam)  # checks lam and taps
+    lam, taps = rls.lam, rls.taps
+    noise_var = check_positive("noise_var", noise_var)
+    sigma_q = check_positive("sigma_q", sigma_q, allow_zero=True)
+    channels = _check_channels(channels)
+    samples = check_positive_int("samples", samples)
+    burn_in = check_positive("burn_in", burn_in, allow_zero=True)
+    chunk = check_positive_int("chunk", chunk)  # 0 would never advance: refused, not looped on
+    burn = burn_in / (1.0 - lam) if lam < 1.0 else math.inf  # lam = 1 never forgets: no steady state
+    if burn >= samples:
+        raise ValueError(
+            f"samples must exceed the burn-in, burn_in / (1 - lam) = {burn:.4g} samples, got samples = {samples}"
+        )
     rng = _generator(seed)
-    rls = RLS(taps, lam)
     w = np.zeros((channels, taps))
-    burn = int(burn_in / (1.0 - lam))
+    burn = int(burn)
     total = np.zeros(channels)
     done = 0
     while done < samples:
