@@ -1573,7 +1573,6 @@ def bio_cases() -> Iterator[Case]:
 # ================================================================================================ quantum
 
 _QUANTUM_OPEN = "the quantum sources are edited elsewhere in this change; left for that work"
-_PINN_OPEN = "the pinn sources are edited elsewhere in this change; left for that work"
 
 
 def quantum_cases() -> Iterator[Case]:
@@ -1650,7 +1649,6 @@ def pinn_cases() -> Iterator[Case]:
         lazy(p, "Plateau"),
         "rel_tol",
         [(NAN, ValueError), (-0.1, ValueError), ("x", TypeError)],
-        xfail={"'x'": f"a string rel_tol fails in a comparison, not naming it; {_PINN_OPEN}"},
     )
     predicted = lazy(p, "predicted_cosine")
     yield from sweep(
@@ -1659,7 +1657,6 @@ def pinn_cases() -> Iterator[Case]:
         "rho",
         [(NAN, ValueError), (-1.0, ValueError)],
         kwargs=lambda: {"batch_size": 4, "pool": 100},
-        xfail={"nan": f"rho=NaN is accepted; {_PINN_OPEN}"},
     )
     yield from sweep(
         "pinn.predicted_cosine",
@@ -1669,14 +1666,12 @@ def pinn_cases() -> Iterator[Case]:
         kwargs=lambda: {"rho": 1.0, "pool": 100},
     )
     lbfgs = lazy(p, "lbfgs")
-    unchecked = {"*": f"pinn.lbfgs hands its settings to torch.optim.LBFGS unchecked; {_PINN_OPEN}"}
     yield from sweep(
         "pinn.lbfgs",
         lbfgs,
         "max_iter",
         COUNT[:3],
         args=lambda: ([torch.zeros(2, requires_grad=True)],),
-        xfail=unchecked,
     )
     yield from sweep(
         "pinn.lbfgs",
@@ -1685,7 +1680,6 @@ def pinn_cases() -> Iterator[Case]:
         POSITIVE[:4],
         args=lambda: ([torch.zeros(2, requires_grad=True)],),
         kwargs=lambda: {"max_iter": 5},
-        xfail=unchecked,
     )
     yield from sweep(
         "pinn.lbfgs",
@@ -1694,9 +1688,8 @@ def pinn_cases() -> Iterator[Case]:
         COUNT[:2],
         args=lambda: ([torch.zeros(2, requires_grad=True)],),
         kwargs=lambda: {"max_iter": 5},
-        xfail=unchecked,
     )
-    yield one("pinn.lbfgs-params=[]", lbfgs, ValueError, r"\bparams\b", [], max_iter=5, xfail=unchecked["*"])
+    yield one("pinn.lbfgs-params=[]", lbfgs, ValueError, r"\bparams\b", [], max_iter=5)
     yield one("pinn.train-model=3", lazy(p, "train"), TypeError, r"\bmodel\b", 3)
     yield one(
         "pinn.check_model-model=3",
@@ -1704,7 +1697,6 @@ def pinn_cases() -> Iterator[Case]:
         TypeError,
         r"\bmodel\b",
         3,
-        xfail=f"check_model(3) raises AttributeError; {_PINN_OPEN}",
     )
     yield one("pinn.pool_size-data=3", lazy(p, "pool_size"), TypeError, r"\bdata\b", 3)
     yield one(

@@ -15,7 +15,7 @@ set is put back afterwards; a ``PDEPointResampler`` that refreshes the pool betw
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,7 @@ class CollocationBatches:
         self.generator = generator
         self.draws = 0
         self._steps_left = 0
+        self._index: np.ndarray | None = None
         self._current: Rows | None = None
 
     @property
@@ -90,11 +91,47 @@ class CollocationBatches:
     def next(self) -> Rows:
         """The batch for this step: a fresh draw every ``every`` steps, else the current one."""
         if self._steps_left == 0 or self._current is None:
-            self._current = self.rows(self.indices())
+            self._index = self.indices()
+            self._current = self.rows(self._index)
             self._steps_left = self.every
             self.draws += 1
         self._steps_left -= 1
         return self._current
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the draws stand: the current batch's row indices (None before the first draw), the steps it has
+        left and the draws so far. The generator's state is its owner's to save (a run shares one generator)."""
+        index = None if self._index is None else torch.as_tensor(self._index, dtype=torch.int64).clone()
+        return {"index": index, "steps_left": self._steps_left, "draws": self.draws}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict`: the same current batch, the same steps left, the same draw count.
+
+        Raises:
+            ValueError: a state whose indices do not fit this data set or whose counts are out of range (named).
+        """
+        if not isinstance(state, Mapping) or set(state) != {"index", "steps_left", "draws"}:
+            raise ValueError("batches state must be a dict with keys 'index', 'steps_left' and 'draws'")
+        steps_left = check_positive_int("batches state 'steps_left'", state["steps_left"], allow_zero=True)
+        draws = check_positive_int("batches state 'draws'", state["draws"], allow_zero=True)
+        if steps_left > self.every:
+            raise ValueError(f"batches state 'steps_left' must be <= batch_every={self.every}, got {steps_left}")
+        raw = state["index"]
+        index = None
+        if raw is not None:
+            if not isinstance(raw, torch.Tensor) or raw.dtype != torch.int64 or raw.ndim != 1:
+                raise ValueError("batches state 'index' must be None or a 1-D int64 tensor")
+            index = raw.numpy().copy()
+            n_bc, rows = int(sum(self.data.num_bcs)), int(self.data.train_x.shape[0])
+            if index.size != n_bc + self.batch_size or index.min(initial=0) < 0 or index.max(initial=0) >= rows:
+                raise ValueError(
+                    f"batches state 'index' must hold {n_bc} boundary rows and batch_size={self.batch_size} PDE rows "
+                    f"of the {rows} training rows; it holds {index.size} (saved with another batch size or data set?)"
+                )
+        if (index is None) != (draws == 0):
+            raise ValueError("batches state: 'index' must be None exactly when 'draws' is 0")
+        self._index, self._steps_left, self.draws = index, steps_left, draws
+        self._current = None if index is None else self.rows(index)
 
     @contextlib.contextmanager
     def installed(self, rows: Rows) -> Iterator[Rows]:

@@ -31,9 +31,15 @@ from .training import train
 
 # Relative L2 bounds (full size, quick size). Full size: the floors. Quick size (`noisygrad run pinn.<name>`),
 # measured for seeds 0, 1, 2: poisson1d 4.8e-6, 1.2e-6, 2.9e-5; helmholtz2d 5.4e-5, 2.1e-4, 2.5e-4;
-# burgers 1.1e-2, 1.5e-2, 1.0e-2. Each quick bound is about 2-4x the worst of the three.
+# burgers 1.1e-2, 1.5e-2, 1.0e-2. Each quick bound is about 2-4x the worst of the three. Remeasured in the tour
+# (seeds 0, 1, 2, 5, then 10): helmholtz2d 5.0e-5, 1.3e-4, 2.4e-4, 6.3e-5, 1.1e-4; burgers 1.1e-2, 1.1e-2, 1.3e-2,
+# 5.3e-3, 3.3e-2 (seed 10 used 83% of the bound: not yet shown to hold for every seed; open). poisson1d, seeds 0-10:
+# 1.2e-5, 2.3e-6, 3.5e-6, 3.0e-5, 5.3e-6, 1.1e-5, 6.9e-5, 3.2e-6, 9.6e-6, 2.2e-6, 3.8e-5. Its L-BFGS phase stops on
+# its own float32 tolerance after 66-408 of its 500 iterations (a larger budget changed nothing, measured), so the
+# error is the spread of the float32 optimum over initialisations, 30x wide; the quick bound was 6e-5, which seed 6
+# missed, and is now 2e-4, about 3x the worst of the eleven (a deterministic run per seed: no Monte-Carlo error).
 BOUNDS = {
-    "poisson1d": (1e-5, 6e-5),
+    "poisson1d": (1e-5, 2e-4),
     "helmholtz2d": (1e-3, 1e-3),
     "burgers": (4e-2, 4e-2),
 }

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -69,8 +70,15 @@ class CollocationNoise:
 
 
 def predicted_cosine(rho: float, batch_size: int, pool: int) -> float:
-    """``(1 + rho/b (1 - b/N))^(-1/2)`` (the core's :func:`noisygrad.predicted_cosine`), 0 when ``rho`` is inf."""
-    if not math.isfinite(rho):
+    """``(1 + rho/b (1 - b/N))^(-1/2)`` (the core's :func:`noisygrad.predicted_cosine`), 0 when ``rho`` is inf.
+
+    ``rho`` is a noise-to-signal ratio: a real number >= 0 or ``inf`` (no signal); NaN is refused.
+    """
+    if isinstance(rho, bool) or not isinstance(rho, Real):
+        raise TypeError(f"rho must be a real number >= 0 (inf allowed), got {type(rho).__name__}")
+    if math.isnan(rho):
+        raise ValueError("rho must be a real number >= 0 (inf allowed), got nan")
+    if math.isinf(rho) and rho > 0:
         return 0.0
     return core_predicted_cosine(rho, batch_size, pool)
 

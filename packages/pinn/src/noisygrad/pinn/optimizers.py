@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,7 +128,22 @@ def lbfgs(
     ``max_eval`` is ``max(5 max_iter / 4, 25)``: torch's own default (``5 max_iter / 4``) leaves a
     one-iteration step a single evaluation, so the line search returns a zero step whenever the unit step
     does not decrease the loss.
+
+    Every setting is checked here, before torch sees it: ``params`` a non-empty sequence of tensors, ``max_iter``
+    and ``history_size`` integers > 0, ``lr`` finite and > 0, the tolerances finite and >= 0.
     """
+    if isinstance(params, torch.Tensor) or not isinstance(params, Iterable):
+        raise TypeError(f"params must be a list of tensors, got {type(params).__name__}")
+    params = list(params)
+    if not params:
+        raise ValueError("params must hold at least one tensor, got an empty list")
+    if not all(isinstance(p, torch.Tensor) for p in params):
+        raise TypeError("params must be a list of tensors; an entry is not a torch.Tensor")
+    max_iter = check_positive_int("max_iter", max_iter)
+    history_size = check_positive_int("history_size", history_size)
+    lr = check_positive("lr", lr)
+    tolerance_grad = check_positive("tolerance_grad", tolerance_grad, allow_zero=True)
+    tolerance_change = check_positive("tolerance_change", tolerance_change, allow_zero=True)
     return CheckedLBFGS(
         params,
         lr=lr,
@@ -388,6 +403,10 @@ def check_model(model: Any, callbacks: Sequence[object] | None = None) -> None:
     Warns (:class:`PinnWarning`) about ``compile("L-BFGS-B")`` on pytorch (0 steps), L-BFGS in float32,
     an ``LBFGS`` instance with ``max_eval`` at 1, and a resampler over a deterministic sampler.
     """
+    from ._deepxde import deepxde
+
+    if not isinstance(model, deepxde().Model):
+        raise TypeError(f"model must be a dde.Model, got {type(model).__name__}")
     if model.opt_name == "L-BFGS-B":
         warnings.warn(
             "DeepXDE's pytorch backend trains 0 steps, silently, with compile('L-BFGS-B'); compile('L-BFGS') or "

@@ -27,16 +27,17 @@ the shard noise estimates per step (:mod:`noisygrad.pinn.distributed`). Without 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from noisygrad.checks import caller_stacklevel, check_positive_int, warn
+from noisygrad.checks import caller_stacklevel, check_in_range, check_positive_int, warn
 from noisygrad.rng import torch_from_torch, torch_stream
 
 from ._deepxde import deepxde, quiet
@@ -44,6 +45,7 @@ from .batches import CollocationBatches
 from .distributed import ShardedGradient, layout
 from .noise import CollocationNoise, collocation_noise
 from .optimizers import Built, PinnWarning, build_optimizer, check_precision, check_sampling, is_robust_lbfgs
+from .state import capture, check_resume, restore_model, restore_run
 
 StopRule = Callable[[Sequence[float]], bool]
 _COMPILE_ARGS = ("loss", "loss_weights", "metrics", "external_trainable_variables", "decay")
@@ -68,8 +70,7 @@ class Plateau:
 
     def __post_init__(self) -> None:
         check_positive_int("window", self.window)
-        if not (0.0 < self.rel_tol < 1.0):
-            raise ValueError(f"rel_tol must lie in (0, 1), got {self.rel_tol!r}")
+        check_in_range("rel_tol", self.rel_tol, 0.0, 1.0, low_open=True)
 
     def __call__(self, losses: Sequence[float]) -> bool:
         n, w = len(losses), self.window
@@ -106,6 +107,10 @@ class TrainResult:
         trace_cov, grad_norm_sq: per step (with ``shards >= 2``), the unbiased two-batch estimates of ``tr(S)``
             and ``|G|^2`` from the shard gradients at the step's starting parameters (McCandlish et al. 2018,
             appendix A; see :mod:`noisygrad.pinn.distributed`); empty otherwise.
+        state: the phase's state at its end (:mod:`noisygrad.pinn.state`): ``train(..., resume=state)`` continues
+            the run bit for bit, on this model or a fresh one of the same shape; ``torch.save`` stores it and
+            ``torch.load(..., weights_only=True)`` restores it. It holds copies (the dense BFGS methods' n x n
+            matrix included).
     """
 
     optimizer: str
@@ -125,6 +130,7 @@ class TrainResult:
     world: int = 1
     trace_cov: np.ndarray = field(default_factory=lambda: np.empty(0))
     grad_norm_sq: np.ndarray = field(default_factory=lambda: np.empty(0))
+    state: dict[str, Any] | None = field(default=None, repr=False)
 
     def shard_noise_scale(self, last: int | None = None) -> float:
         """``B_simple = mean tr(S) / mean |G|^2`` over the last ``last`` steps (all by default), the parts averaged
@@ -332,6 +338,7 @@ def train(
     verbose: int = 1,
     distributed: bool = False,
     shards: int | None = None,
+    resume: Mapping[str, Any] | None = None,
     **compile_args: Any,
 ) -> TrainResult:
     """Train a DeepXDE model with any optimizer, on the full collocation set or on random mini-batches.
@@ -377,6 +384,12 @@ def train(
             size with ``distributed=True``). Without ``distributed`` it runs the ``K`` pieces one after another in
             this process: the twin of a ``K``-rank run, and the noise statistics of one. ``batch_size`` (or on
             the full set the pool size ``N``, drawn in a fresh random order each step) must be a multiple of ``K``.
+        resume: a previous phase's ``TrainResult.state``: the weights, the optimizer's state, the generators, the
+            batches and the losses so far are restored from it (the run generator's state into ``seed`` when it is
+            a ``torch.Generator``), so ``train(..., iterations=a)`` then ``train(..., iterations=b, resume=state)``
+            gives the parameters of ``train(..., iterations=a + b)`` bit for bit. The optimizer, ``batch_size``,
+            ``batch_every`` and ``decay`` must be those it was saved with; a state that cannot continue this phase
+            is refused with a :class:`noisygrad.CheckpointError` before any work (:mod:`noisygrad.pinn.state`).
         **compile_args: ``loss``, ``loss_weights``, ``metrics``, ``external_trainable_variables``, ``decay``
             (DeepXDE's learning-rate decay, e.g. ``("step", 1000, 0.5)``, stepped once per iteration) for
             ``model.compile``; given (or for an uncompiled model) the model is (re)compiled with them. A decay
@@ -401,7 +414,10 @@ def train(
         batch_size = check_positive_int("batch_size", batch_size)
     chunk = display_every if lbfgs_chunk is None else check_positive_int("lbfgs_chunk", lbfgs_chunk)
     sharding = layout(model, distributed, shards, batch_size)
-    batch_gen, noise_gen = _generators(seed)
+    if resume is None:
+        batch_gen, noise_gen = _generators(seed)
+    else:  # both states come from the checkpoint: spawning a sub-stream now would move the run generator
+        batch_gen, noise_gen = _run_generator(seed), torch.Generator()
 
     external = compile_args.get("external_trainable_variables")
     if external is not None:  # the optimizer must hold them before compile sees them
@@ -428,7 +444,18 @@ def train(
         noise_args = {"batch_size": batch_size or _pool(model), "generator": noise_gen, "groups": noise_groups}
         if not built.second_order:
             noise_args["lr"] = built.optimizer.param_groups[0]["lr"]
+    batch = {"batch_size": batch_size, "batch_every": batch_every}
+    prior_losses: list[float] = []
+    prior_steps = 0
+    if resume is not None:
+        decay = compile_args.get("decay") is not None
+        check_resume(resume, model, built.optimizer, built.name, batch=batch, decay=decay)
+        prior_losses, prior_steps = restore_run(
+            resume, built.optimizer, generator=batch_gen, noise_generator=noise_gen, batches=batches
+        )
     _compile(model, built, compile_args)
+    if resume is not None:
+        restore_model(resume, model)
 
     result = TrainResult(built.name, batch_size=batch_size)
     sharded = None
@@ -438,6 +465,8 @@ def train(
         result.shards, result.world = sharding.shards, sharding.world
         verbose = verbose if sharding.rank == 0 else 0
     stepper = _Stepper(model, built, result, batches, iterations, stop, noise_every, noise_args, sharded)
+    stepper.losses, stepper.steps = list(prior_losses), prior_steps  # a stop rule looks back over the whole run
+    draws_before = batches.draws if batches is not None else 0
     deepxde_step = model.train_step
     model.train_step = stepper
     start = time.perf_counter()
@@ -451,9 +480,16 @@ def train(
         result.seconds = time.perf_counter() - start
     if result.stopped == "iterations" and result.iterations < iterations and not built.second_order:
         result.stopped = "callback"
-    result.losses = np.asarray(stepper.losses)
-    result.batch_draws = batches.draws if batches is not None else 0
+    result.losses = np.asarray(stepper.losses[len(prior_losses) :])
+    result.batch_draws = batches.draws - draws_before if batches is not None else 0
     result.final_loss = training_loss(model)
+    try:
+        result.state = capture(
+            model, built.optimizer, built.name, batch=batch, generator=batch_gen, noise_generator=noise_gen,
+            batches=batches, losses=stepper.losses, steps=stepper.steps,
+        )  # fmt: skip
+    except (TypeError, RuntimeError, copy.Error) as error:  # a custom optimizer's state that cannot be copied
+        warn(f"TrainResult.state is None: the optimizer's state could not be copied ({error})", PinnWarning)
     if sharded is not None and sharded.estimates:
         result.trace_cov = np.array([e.trace_cov for e in sharded.estimates])
         result.grad_norm_sq = np.array([e.grad_sq for e in sharded.estimates])
@@ -500,6 +536,10 @@ def adam_then_lbfgs(
         **kwargs: passed to both :func:`train` calls (``callbacks``, ``display_every``, compile arguments
             for the first phase, ...).
     """
+    if "resume" in kwargs:
+        raise TypeError(
+            "adam_then_lbfgs() takes no resume: continue a saved phase with train(model, ..., resume=result.state)"
+        )
     compile_args = {k: kwargs.pop(k) for k in _COMPILE_ARGS if k in kwargs}
     first_lr = lr if isinstance(first, str) else None
     run = _run_generator(seed)
