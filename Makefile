@@ -46,7 +46,7 @@ ci: lint test test-slow peer-tests wheels-check docs install-check
 clean:
 	rm -rf $(VENV) dist build report docs/_build docs/api docs/auto_examples docs/_gallery_src
 
-.PHONY: install-check docs-browser
+.PHONY: install-check docs-browser mutation
 
 ## install-check: each documented install command in a fresh venv, then that README's examples there; twine check
 install-check: $(STAMP)
@@ -56,3 +56,7 @@ install-check: $(STAMP)
 docs-browser: $(STAMP)
 	NOISYGRAD_DOCS_HTML=docs/_build/html NOISYGRAD_DOCS_SCREENSHOTS=docs/_build/screenshots \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_docs_browser.py
+
+## mutation: every mutant of the targets in .ci/mutation.toml (long); CI runs a seeded sample (.ci/mutation-check)
+mutation: $(STAMP)
+	$(BIN)/python tools/mutation.py --config .ci/mutation.toml --jobs 2

@@ -1,0 +1,460 @@
+"""A small, bounded mutation tester for this monorepo's ``packages/<name>/src/noisygrad/...`` layout.
+
+Why not mutmut: mutmut 3 derives a mutant's module name from its path with one ``src/`` removed, so this
+layout needs a staging copy per package, and it rewrites the sources it mutates. This runner never touches a
+file: each mutant is an edited AST of one module, compiled in memory and served by an import hook to a forked
+child that runs a chosen subset of the tests (``pytest -x``). The parent imports torch, numpy, numba and the
+package once, so a mutant costs its tests, not the interpreter's start.
+
+Operators (each one mutant per site):
+
+* ``cmp``: a comparison flipped (``<`` <-> ``<=``, ``>`` <-> ``>=``, ``==`` <-> ``!=``, ``is`` <-> ``is not``,
+  ``in`` <-> ``not in``);
+* ``binop`` / ``augop``: arithmetic swapped (``+`` <-> ``-``, ``*`` <-> ``/``, ``//`` -> ``/``, ``**`` -> ``*``,
+  ``%`` -> ``*``), in expressions and augmented assignments;
+* ``boolop``: ``and`` <-> ``or``; ``not``: ``not x`` -> ``x``; ``neg``: ``-x`` -> ``x``;
+* ``const``: a number ``n`` -> ``n + 1``, ``True`` <-> ``False``, an identifier-like string ``s`` -> ``"XX" + s``;
+* ``kwdrop``: one keyword argument of a call dropped;
+* ``none``: the value of a plain assignment replaced by ``None``.
+
+Left alone, because a change there is a message, not behaviour: docstrings, f-strings, strings with a space,
+type annotations, the argument name given to a ``check_*``
+/``as_array`` call, and everything inside ``raise`` statements and ``warnings.warn(...)`` calls.
+
+Usage::
+
+    python tools/mutation.py --config .ci/mutation.toml                         # every mutant of every target
+    python tools/mutation.py --config .ci/mutation.toml --only schedules        # one target
+    python tools/mutation.py --config .ci/mutation.toml --sample 10 --seed 18 --threshold 0.8   # the CI check
+    python tools/mutation.py --config .ci/mutation.toml --list --only sgd       # the mutants, not run
+
+The config (TOML) lists targets: ``[[target]]`` with ``name``, ``module`` (a path to the source file) and
+``tests`` (pytest node ids, files or options such as ``-k EXPR``, run with ``-m "not slow" -x``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import json
+import os
+import random
+import signal
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+_CMP_SWAP: dict[type, type] = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+}
+_BIN_SWAP: dict[type, type] = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Div,
+    ast.Pow: ast.Mult,
+    ast.Mod: ast.Mult,
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One mutation site: the index of its node in ``ast.walk`` order, the operator, and what it does."""
+
+    target: str
+    index: int
+    op: str
+    detail: str
+    line: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.target}:{self.line}:{self.op}:{self.index}:{self.detail}"
+
+
+def _skipped_nodes(tree: ast.Module) -> set[int]:
+    """ids of the nodes no operator touches: docstrings, annotations, raise statements, warnings.warn calls."""
+    skip: set[int] = set()
+
+    def mark(node: ast.AST | None) -> None:
+        if node is not None:
+            skip.update(id(n) for n in ast.walk(node))
+
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and body:
+            first = body[0]
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                mark(first)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            mark(node.returns)
+            for arg in [
+                *node.args.args,
+                *node.args.kwonlyargs,
+                *node.args.posonlyargs,
+                node.args.vararg,
+                node.args.kwarg,
+            ]:
+                if arg is not None:
+                    mark(arg.annotation)
+        if isinstance(node, ast.AnnAssign):
+            mark(node.annotation)
+        if isinstance(node, ast.Raise | ast.JoinedStr | ast.Assert):
+            mark(node)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in {"warnings.warn", "warn"}:
+            mark(node)
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            mark(node)
+        # the argument name a check_*() or as_array() call puts in its error message
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = ast.unparse(node.func).rsplit(".", 1)[-1]
+            if func.startswith(("check_", "as_array", "require_kind")):
+                mark(node.args[0])
+    return skip
+
+
+def _sites(tree: ast.Module) -> list[tuple[int, str, str, int]]:
+    """``(walk index, operator, detail, line)`` of every mutation of ``tree``."""
+    skip = _skipped_nodes(tree)
+    out: list[tuple[int, str, str, int]] = []
+    for i, node in enumerate(ast.walk(tree)):
+        if id(node) in skip:
+            continue
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Compare):
+            for j, op in enumerate(node.ops):
+                if type(op) in _CMP_SWAP:
+                    out.append((i, "cmp", f"{j}:{type(op).__name__}->{_CMP_SWAP[type(op)].__name__}", line))
+        elif isinstance(node, ast.BinOp | ast.AugAssign) and type(node.op) in _BIN_SWAP:
+            kind = "binop" if isinstance(node, ast.BinOp) else "augop"
+            out.append((i, kind, f"{type(node.op).__name__}->{_BIN_SWAP[type(node.op)].__name__}", line))
+        elif isinstance(node, ast.BoolOp):
+            out.append((i, "boolop", type(node.op).__name__, line))
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            out.append((i, "not", "drop not", line))
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            out.append((i, "neg", "drop minus", line))
+        elif isinstance(node, ast.Constant):
+            value = node.value
+            if isinstance(value, bool):
+                out.append((i, "const", f"{value}->{not value}", line))
+            elif isinstance(value, int | float) and not isinstance(value, complex):
+                out.append((i, "const", f"{value!r}->{value + 1!r}", line))
+            elif isinstance(value, str) and value and " " not in value:
+                out.append((i, "const", f"{value!r}->'XX{value}'", line))
+        elif isinstance(node, ast.Call):
+            for j, kw in enumerate(node.keywords):
+                if kw.arg is not None:
+                    out.append((i, "kwdrop", f"{j}:{kw.arg}", line))
+        elif (
+            isinstance(node, ast.Assign)
+            and not (isinstance(node.value, ast.Constant) and node.value.value is None)
+            and all(isinstance(t, ast.Name | ast.Attribute | ast.Subscript) for t in node.targets)
+        ):
+            out.append((i, "none", "value->None", line))
+    return out
+
+
+def _parents(tree: ast.AST) -> dict[int, tuple[ast.AST, str, int | None]]:
+    out: dict[int, tuple[ast.AST, str, int | None]] = {}
+    for parent in ast.walk(tree):
+        for field, value in ast.iter_fields(parent):
+            if isinstance(value, list):
+                for k, item in enumerate(value):
+                    if isinstance(item, ast.AST):
+                        out[id(item)] = (parent, field, k)
+            elif isinstance(value, ast.AST):
+                out[id(value)] = (parent, field, None)
+    return out
+
+
+def mutate(tree: ast.Module, mutant: Mutant) -> ast.Module:
+    """A copy of ``tree`` with ``mutant`` applied (``tree`` itself is left as it is)."""
+    tree = copy.deepcopy(tree)
+    node = list(ast.walk(tree))[mutant.index]
+    if mutant.op == "cmp":
+        j = int(mutant.detail.split(":")[0])
+        assert isinstance(node, ast.Compare)
+        node.ops[j] = _CMP_SWAP[type(node.ops[j])]()
+    elif mutant.op in ("binop", "augop"):
+        assert isinstance(node, ast.BinOp | ast.AugAssign)
+        node.op = _BIN_SWAP[type(node.op)]()
+    elif mutant.op == "boolop":
+        assert isinstance(node, ast.BoolOp)
+        node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+    elif mutant.op in ("not", "neg"):
+        assert isinstance(node, ast.UnaryOp)
+        parent, field, k = _parents(tree)[id(node)]
+        if k is None:
+            setattr(parent, field, node.operand)
+        else:
+            getattr(parent, field)[k] = node.operand
+    elif mutant.op == "const":
+        assert isinstance(node, ast.Constant)
+        value = node.value
+        if isinstance(value, bool):
+            node.value = not value
+        elif isinstance(value, int | float):
+            node.value = value + 1
+        else:
+            node.value = "XX" + value
+    elif mutant.op == "kwdrop":
+        assert isinstance(node, ast.Call)
+        del node.keywords[int(mutant.detail.split(":")[0])]
+    elif mutant.op == "none":
+        assert isinstance(node, ast.Assign)
+        node.value = ast.Constant(None)
+    else:  # pragma: no cover - the operators above are the only ones _sites emits
+        raise ValueError(f"unknown operator {mutant.op!r}")
+    return ast.fix_missing_locations(tree)
+
+
+def module_name(path: Path) -> str:
+    """``packages/core/src/noisygrad/optim/sgd.py`` -> ``noisygrad.optim.sgd``."""
+    parts = path.resolve().with_suffix("").parts
+    if "src" not in parts:
+        raise ValueError(f"module must sit under a src/ folder, got {path}")
+    return ".".join(parts[len(parts) - parts[::-1].index("src") :])
+
+
+def mutants_of(name: str, path: Path) -> list[Mutant]:
+    tree = ast.parse(path.read_text(), str(path))
+    return [Mutant(name, i, op, detail, line) for i, op, detail, line in _sites(tree)]
+
+
+def _child(modname: str, path: Path, code: Any, tests: list[str], log: Path | None) -> None:
+    """In a forked child: serve ``code`` as ``modname``, drop every cached noisygrad module, run the tests."""
+    import importlib.abc
+    import importlib.util
+
+    fd = os.open(str(log) if log else os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+
+    class _Loader(importlib.abc.Loader):
+        def create_module(self, spec):  # type: ignore[no-untyped-def]
+            return None
+
+        def exec_module(self, module):  # type: ignore[no-untyped-def]
+            exec(code, module.__dict__)
+
+    class _Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, target_path=None, target=None):  # type: ignore[no-untyped-def]
+            if fullname != modname:
+                return None
+            return importlib.util.spec_from_file_location(fullname, str(path), loader=_Loader())
+
+    for name in list(sys.modules):
+        # compiled numba kernels stay (they are not mutated; reloading them only costs time)
+        if (name == "noisygrad" or name.startswith("noisygrad.")) and "kernels" not in name:
+            del sys.modules[name]
+    sys.meta_path.insert(0, _Finder())
+    import pytest
+
+    code_rc = pytest.main([*tests, "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", "--no-header"])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code_rc))
+
+
+def _warm(modnames: list[str]) -> None:
+    """Import the heavy dependencies (and the packages, for theirs) once, in the parent."""
+    import importlib
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.dont_write_bytecode = True
+    import numpy  # noqa: F401
+    import pytest  # noqa: F401
+    import torch
+
+    torch.set_num_threads(1)
+    for name in modnames:
+        importlib.import_module(name)
+
+
+@dataclass
+class Result:
+    key: str
+    target: str
+    line: int
+    op: str
+    detail: str
+    status: str  # killed, survived, timeout, error
+    seconds: float
+
+
+def _run_all(
+    jobs: list[tuple[Mutant, Any]],
+    modnames: dict[str, tuple[str, Path, list[str]]],
+    timeouts: dict[str, float],
+    workers: int,
+    log_dir: Path | None,
+) -> list[Result]:
+    """Fork one child per mutant, ``workers`` at a time; a child past its target's timeout counts as killed."""
+    pending = list(jobs)
+    running: dict[int, tuple[Mutant, float]] = {}
+    results: list[Result] = []
+    while pending or running:
+        while pending and len(running) < workers:
+            mutant, code = pending.pop(0)
+            modname, path, tests = modnames[mutant.target]
+            log = log_dir / f"{mutant.target}-{mutant.index}-{mutant.op}.log" if log_dir else None
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    _child(modname, path, code, tests, log)
+                finally:
+                    os._exit(99)
+            running[pid] = (mutant, time.monotonic())
+        time.sleep(0.05)
+        for pid, (mutant, started) in list(running.items()):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            elapsed = time.monotonic() - started
+            if done == 0:
+                if elapsed > timeouts[mutant.target]:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    results.append(
+                        Result(mutant.key, mutant.target, mutant.line, mutant.op, mutant.detail, "timeout", elapsed)
+                    )
+                    del running[pid]
+                continue
+            rc = os.waitstatus_to_exitcode(status)
+            outcome = {0: "survived", 1: "killed"}.get(rc, "killed" if rc in (2, 3) else f"error(rc={rc})")
+            results.append(Result(mutant.key, mutant.target, mutant.line, mutant.op, mutant.detail, outcome, elapsed))
+            del running[pid]
+            mark = {"survived": "S", "killed": "."}.get(outcome, "T" if outcome == "timeout" else "E")
+            print(mark, end="", flush=True)
+    print()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, required=True, help="TOML with [[target]] name, module, tests")
+    parser.add_argument("--only", action="append", default=[], help="target name(s) to run (default: all)")
+    parser.add_argument("--sample", type=int, default=0, help="mutants drawn per target (0: every mutant)")
+    parser.add_argument("--seed", type=int, default=18, help="seed of the sample")
+    parser.add_argument("--jobs", type=int, default=1, help="children run at once")
+    parser.add_argument("--threshold", type=float, default=0.0, help="fail (exit 1) below this overall kill rate")
+    parser.add_argument("--json", type=Path, help="write every result here")
+    parser.add_argument("--log-dir", type=Path, help="keep each mutant's pytest output here")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument(
+        "--survivors-of",
+        type=Path,
+        action="append",
+        default=[],
+        help="a --json file of an earlier run: run only its survivors (the others stay killed)",
+    )
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.threshold <= 1.0:
+        parser.error(f"--threshold must be in [0, 1], got {args.threshold}")
+    if args.sample < 0 or args.jobs < 1:
+        parser.error("--sample must be >= 0 and --jobs >= 1")
+
+    config = tomllib.loads(args.config.read_text())
+    targets = [t for t in config["target"] if not args.only or t["name"] in args.only]
+    if not targets:
+        parser.error(f"no target named {args.only}; the config has {[t['name'] for t in config['target']]}")
+    rng = random.Random(args.seed)
+    info: dict[str, tuple[str, Path, list[str]]] = {}
+    chosen: list[Mutant] = []
+    for t in targets:
+        path = Path(t["module"])
+        info[t["name"]] = (module_name(path), path, list(t["tests"]))
+        every = mutants_of(t["name"], path)
+        picked = (
+            every
+            if not args.sample or args.sample >= len(every)
+            else sorted(rng.sample(every, args.sample), key=lambda m: m.index)
+        )
+        chosen.extend(picked)
+        print(f"{t['name']}: {len(picked)} of {len(every)} mutants")
+    earlier: list[dict[str, Any]] = []
+    for f in args.survivors_of:
+        earlier.extend(json.loads(f.read_text()))
+    if earlier:
+        wanted = {r["key"] for r in earlier if r["status"] == "survived"}
+        found = {m.key for m in chosen}
+        gone = sorted(wanted - found)
+        if gone:
+            print(f"{len(gone)} earlier survivors are no longer mutants of the current sources (edited since?):")
+            for key in gone:
+                print(f"    {key}")
+        chosen = [m for m in chosen if m.key in wanted]
+        print(f"rerunning {len(chosen)} earlier survivors")
+    if args.list:
+        for m in chosen:
+            print(m.key)
+        return 0
+
+    _warm(sorted({v[0] for v in info.values()}))
+    if args.log_dir:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    # the unmutated module first: its tests must pass, and their time sets the timeout
+    timeouts: dict[str, float] = {}
+    trees = {name: ast.parse(p.read_text(), str(p)) for name, (_, p, _) in info.items()}
+    broken: list[str] = []
+    for name, (_, path, _) in info.items():
+        timeouts[name] = 600.0
+        baseline = [(Mutant(name, -1, "none", "baseline", 0), compile(trees[name], str(path), "exec"))]
+        base = _run_all(baseline, info, timeouts, 1, args.log_dir)[0]
+        if base.status != "survived":  # once more: a test may have met a file being edited, or a loaded machine
+            base = _run_all(baseline, info, timeouts, 1, args.log_dir)[0]
+        if base.status != "survived":
+            print(f"{name}: the tests fail on the unmutated module ({base.status}); its mutants are not run")
+            broken.append(name)
+            continue
+        timeouts[name] = 3.0 * base.seconds + 10.0
+        print(f"{name}: baseline {base.seconds:.1f} s, timeout {timeouts[name]:.0f} s")
+    chosen = [m for m in chosen if m.target not in broken]
+    jobs = [(m, compile(mutate(trees[m.target], m), str(info[m.target][1]), "exec")) for m in chosen]
+    results = _run_all(jobs, info, timeouts, args.jobs, args.log_dir)
+    total_killed = 0
+    for t in targets:
+        if t["name"] in broken:
+            continue
+        mine = [r for r in results if r.target == t["name"]]
+        killed = sum(r.status != "survived" for r in mine)
+        total_killed += killed
+        print(f"{t['name']:<14} {len(mine):>4} mutants {killed:>4} killed  {100.0 * killed / max(len(mine), 1):5.1f}%")
+        for r in sorted(mine, key=lambda r: r.line):
+            if r.status == "survived":
+                print(f"    survived  line {r.line:>4}  {r.op:<7} {r.detail}")
+    rate = total_killed / max(len(results), 1)
+    print(
+        f"overall: {total_killed} of {len(results)} killed ({100.0 * rate:.1f}%) in {time.monotonic() - started:.0f} s"
+    )
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    if broken:
+        print(f"FAIL: the tests of {broken} fail without any mutation")
+        return 2
+    if rate < args.threshold:
+        print(f"FAIL: kill rate {100.0 * rate:.1f}% is below the threshold {100.0 * args.threshold:.1f}%")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
