@@ -13,7 +13,7 @@ import time
 import numpy as np
 from scipy import stats
 
-from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, Parameter, takes
+from noisygrad.tour.kit import FALSE_ALARM, TOLERANCE_Z, Curve, Finding, Parameter, takes
 
 from .evolution import LinearLandscape, RuggedLandscape, WrightFisher, compare_searches
 from .morphogen import (
@@ -80,13 +80,19 @@ def pruning_passage(seed: int = 0, quick: bool = True, *, trials: int) -> list[F
                 "steps^2",
                 common,
             ),
-            # The Kolmogorov-Smirnov distance passes when below its 1% critical value (p > 0.01).
+            # The Kolmogorov-Smirnov distance passes when below its critical value at the tour's false-alarm
+            # probability (p > 6.3e-5, as a 4 s.e. check). It was the 1% critical value: two such claims a seed
+            # failed a correct simulation for about 1 seed in 50 (18% of 10 seeds); seed 5 used 86% of it.
             Finding.at_most(
                 name,
                 f"passage times follow scipy.stats.invgauss (KS distance), sigma={sigma}",
-                bound=float(stats.kstwo.isf(0.01, n)),
+                bound=float(stats.kstwo.isf(FALSE_ALARM, n)),
                 measured=float(ks.statistic),
-                details={**common, "ks_pvalue": float(ks.pvalue), "tolerance": "KS critical value at p = 0.01"},
+                details={
+                    **common,
+                    "ks_pvalue": float(ks.pvalue),
+                    "tolerance": f"KS critical value at p = {FALSE_ALARM:.1e} (the tour's 4 s.e. false-alarm rate)",
+                },
                 curve=_histogram_curve(t, model),
             ),
         ]

@@ -13,6 +13,7 @@ seed), never ``seed + k``, so runs ``seed=0`` and ``seed=1`` share no stream.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from noisygrad.tour.findings import Curve, Finding
 from noisygrad.tour.parameters import Parameter, ParameterError, takes
 
 __all__ = [
+    "FALSE_ALARM",
     "TOLERANCE_Z",
     "Curve",
     "Finding",
@@ -41,6 +43,11 @@ __all__ = [
 #: Tolerances are this many standard errors of the measurement: a correct implementation fails a two-sided
 #: check with probability 6.3e-5 (about 1 run in 15,000).
 TOLERANCE_Z = 4.0
+
+#: The probability with which a correct implementation fails one two-sided :data:`TOLERANCE_Z` check,
+#: ``erfc(4 / sqrt(2))`` = 6.3e-5: the level for claims judged by a test statistic's critical value instead of
+#: standard errors (a KS distance, say), so that they are as reliable across seeds as the others.
+FALSE_ALARM = math.erfc(TOLERANCE_Z / math.sqrt(2.0))
 
 
 @contextlib.contextmanager

@@ -22,12 +22,18 @@ from .filters import LMS, RLS, tapped_delay_line
 from .kalman import rls_to_kalman
 from .simulations import simulate_lms_misadjustment, simulate_rls_tracking
 
+# Allowance for the independence assumption's error on a delay-line input (relative; see lms_misadjustment).
+_LMS_MODEL_ERROR = 0.01
+
 
 def lms_misadjustment(seed: int = 0, quick: bool = True) -> list[Finding]:
     """LMS misadjustment on white Gaussian input (16 taps) against the exact Gaussian-input formula.
 
-    The tolerance is 4 standard errors: the formula assumes independent regressors, but on this delay-line
-    input it was measured to hold within 0.25% (at most 1.6 s.e. of 0.15%) over ``mu tr(R)`` in 0.01..0.8.
+    The tolerance is 4 standard errors plus a model allowance of 1% of the prediction: the formula assumes
+    independent regressors, and on this delay-line input at the quick size the measurement sits below it at
+    ``mu tr(R) = 0.4`` by 0.6% (+/- 0.15%, the mean over seeds 1, 2, 4-9 and 15-22: -0.8 s.e. on average), so
+    4 s.e. alone failed seed 3 (-4.7 s.e.). It had been measured within 0.25% (at most 1.6 s.e. of 0.15%) over
+    ``mu tr(R)`` in 0.01..0.8 on a few seeds. The allowance is a fifth of the acceptance (5%).
     """
     taps = 16
     products = (0.05, 0.4, 0.8) if quick else (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
@@ -45,14 +51,14 @@ def lms_misadjustment(seed: int = 0, quick: bool = True) -> list[Finding]:
                 predicted=predicted,
                 measured=m.mean,
                 uncertainty=m.stderr,
-                tolerance=4.0 * m.stderr,
+                tolerance=_LMS_MODEL_ERROR * predicted + 4.0 * m.stderr,
                 details={
                     "taps": taps,
                     "channels": m.channels,
                     "samples_per_channel": m.samples,
                     "small_step_mu_trR_over_2": mu_tr / 2,
                     "relative_stderr": m.stderr / m.mean,
-                    "tolerance": "4 standard errors (the acceptance is 5% of the prediction)",
+                    "tolerance": "1% (model allowance) + 4 standard errors (the acceptance is 5% of the prediction)",
                     "within_acceptance": abs(m.mean / predicted - 1) < 0.05,
                     "seconds": time.perf_counter() - start,
                 },
