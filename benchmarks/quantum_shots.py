@@ -5,8 +5,8 @@ needs for a target standard deviation ``eps`` (set so the optimum is about 1e5 s
 (``G * sum sigma_g**2 / eps**2``, using the TRUE sigmas: the best equal allocation can do) and with
 :class:`~noisygrad.quantum.allocation.ShotAllocator` (from a 20000-shot pilot's estimates), the realised ratio
 against the closed form ``(sum sigma)**2 / (G sum sigma**2)``, and the measured std of ``--repeats`` estimates over
-``eps``. Not yet here: median shots to chemical accuracy against qiskit-algorithms' SPSA and PennyLane's
-``ShotAdaptiveOptimizer`` (issue 20, item 4).
+``eps``. Shots to chemical accuracy against qiskit-algorithms' SPSA and PennyLane's ``ShotAdaptiveOptimizer``:
+``benchmarks/quantum_shot_frugal.py``.
 
     .venv/bin/python benchmarks/quantum_shots.py [--repeats 2000] [--seed 1] [--json out.json]
 """

@@ -14,6 +14,7 @@ from noisygrad.plugins import require as _require
 
 _require("quantum")  # a missing field package names the extra to install
 
+from .adaptive import AdaptiveShots  # noqa: E402
 from .allocation import ShotAllocator  # noqa: E402
 from .backends import DeviceFallbackWarning, gpu_available  # noqa: E402
 from .estimator import ShotEstimator, shot_estimator  # noqa: E402
@@ -39,6 +40,7 @@ __all__ = [
     "H2_NUCLEAR_REPULSION",
     "QNSPSA",
     "SPSA",
+    "AdaptiveShots",
     "DeviceFallbackWarning",
     "EnergyObjective",
     "MeasurementPlan",

@@ -55,6 +55,12 @@ def non_unitary(circuit: QuantumCircuit) -> str | None:
         op = inst.operation
         qubits = {circuit.find_bit(q).index for q in inst.qubits}
         if isinstance(op, ControlFlowOp) or inst.clbits or op.name in ("measure", "store"):
+            rest = circuit.data[index:]
+            if all(later.operation.name in ("measure", "barrier") for later in rest):  # only measurements follow
+                return (
+                    f"has final measurements (a {op.name!r} at instruction {index}); the energy is taken from the "
+                    "state before any measurement: pass circuit.remove_final_measurements(inplace=False)"
+                )
             return f"has a mid-circuit {op.name!r} (instruction {index}): measurements, classical bits and control flow"
         if op.name in ("reset", "initialize") and touched & qubits:
             return (

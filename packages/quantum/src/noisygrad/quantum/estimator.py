@@ -55,12 +55,19 @@ from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.providers import JobStatus
 from qiskit.quantum_info import Pauli, PauliList, SparseObservable, SparsePauliOp
 
+from noisygrad.checks import check_positive_int
+
+from ._spsa_checkpoint import plain, unplain
+from .allocation import ShotAllocator, group_variances, optimal_shots
 from .backends import SimulatorBackend, make_backend, resolve_device, without_final_measurements
 from .measurement import MeasurementPlan
 from .sampling import check_noise, check_precision, check_seed, check_shots, sample_energies
 from .sharding import make_sharding
 
 CACHE_SIZE = 64  # circuits (and observables) whose simulator (measurement plan) is kept between calls
+ALLOCATIONS = ("bound", "variance")
+VARIANCE_MIN_SHOTS = 16  # allocation="variance": the floor of shots per group (no group starves)
+VARIANCE_DECAY = 0.5  # allocation="variance": the forgetting factor of the running variances (the state moves)
 
 
 class DoneJob(BasePrimitiveJob[PrimitiveResult[PubResult], JobStatus]):
@@ -214,7 +221,13 @@ class ShotEstimator(BaseEstimatorV2):
         point_streams: bool = False,
         executor: str | cf.Executor = "serial",
         workers: int | None = None,
+        allocation: str = "bound",
     ) -> None:
+        if allocation not in ALLOCATIONS:
+            raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
+        if allocation == "variance" and (noise != "shots" or point_streams):
+            raise ValueError("allocation='variance' needs noise='shots' and point_streams=False")
+        self.allocation = allocation
         self._sharding = make_sharding(point_streams, executor, workers, backend)
         self.shots = check_shots("shots", shots)
         self.noise = check_noise(noise)
@@ -227,6 +240,7 @@ class ShotEstimator(BaseEstimatorV2):
         self._circuits: _Cache[int, tuple[QuantumCircuit, QuantumCircuit]] = _Cache()
         self._backends: _Cache[int, tuple[QuantumCircuit, SimulatorBackend]] = _Cache()
         self._plans: _Cache[tuple[int, tuple[tuple[str, float], ...]], MeasurementPlan] = _Cache()
+        self._noise: _Cache[int, tuple[MeasurementPlan, ShotAllocator]] = _Cache()  # running sigmas per plan
         self.shots_used = 0
         self.evaluations = 0
         self.calls = 0
@@ -249,6 +263,35 @@ class ShotEstimator(BaseEstimatorV2):
         default = precision if precision is not None else self.default_precision
         tasks = [self._prepare(coerce_pub(pub, default), i) for i, pub in enumerate(pubs)]
         return DoneJob(PrimitiveResult([self._execute(task) for task in tasks], metadata={"version": 2}))
+
+    def state_dict(self) -> dict[str, object]:
+        """The shot stream's state and the counters, as plain numbers (``torch.load(weights_only=True)`` reads
+        them back): with :meth:`load_state_dict` an estimator continues another's stream bit for bit, which a
+        resumed optimizer run needs (its ``fun`` must draw the shots the uninterrupted run would have drawn)."""
+        return {
+            "rng": plain(self._rng.bit_generator.state),
+            "shots_used": int(self.shots_used),
+            "evaluations": int(self.evaluations),
+            "calls": int(self.calls),
+        }
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        """Continue the stream and counters of :meth:`state_dict` (checked before anything changes)."""
+        if not isinstance(state, Mapping) or set(state) != {"rng", "shots_used", "evaluations", "calls"}:
+            raise ValueError(
+                "state must be a ShotEstimator.state_dict() (keys rng, shots_used, evaluations, calls), got "
+                + (repr(sorted(state)) if isinstance(state, Mapping) else type(state).__name__)
+            )
+        counters = {name: state[name] for name in ("shots_used", "evaluations", "calls")}
+        for name, value in counters.items():
+            check_positive_int(f"state[{name!r}]", value, allow_zero=True)
+        trial = np.random.Generator(type(self._rng.bit_generator)())
+        try:
+            trial.bit_generator.state = unplain(state["rng"])  # type: ignore[assignment]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"state['rng'] is not a state of this estimator's generator: {exc}") from None
+        self._rng.bit_generator.state = trial.bit_generator.state
+        self.shots_used, self.evaluations, self.calls = (int(v) for v in counters.values())  # type: ignore[call-overload]
 
     @property
     def point_streams(self) -> bool:
@@ -287,15 +330,30 @@ class ShotEstimator(BaseEstimatorV2):
         plan = self._plans.get(key)
         return plan if plan is not None else self._plans.put(key, MeasurementPlan(op, num_qubits))
 
+    def _tracker(self, plan: MeasurementPlan) -> ShotAllocator:
+        """The running noise estimates of ``plan``'s groups (``allocation="variance"``)."""
+        entry = self._noise.get(id(plan))
+        if entry is None or entry[0] is not plan:
+            tracker = ShotAllocator(plan.num_groups, precision=1.0, min_shots=VARIANCE_MIN_SHOTS, decay=VARIANCE_DECAY)
+            entry = self._noise.put(id(plan), (plan, tracker))
+        return entry[1]
+
     def _group_shots(self, plan: MeasurementPlan, precision: float | None, index: int) -> np.ndarray:
-        """Shots of each group of ``plan``: the estimator's ``shots``, or sized for ``precision``."""
+        """Shots of each group of ``plan``: the estimator's ``shots``, or sized for ``precision``: for every state
+        (``allocation="bound"``) or for the groups' measured noise (``"variance"``, capped by the bound's)."""
         if precision is None or self.noise == "exact":
             return np.full(plan.num_groups, self.shots, dtype=np.int64)
         check_precision(f"pubs[{index}] precision", precision, self.noise)
         try:
-            return plan.shots_for_precision(precision)
+            bound = plan.shots_for_precision(precision)
         except ValueError as exc:
             raise ValueError(f"pubs[{index}]: {exc}") from None
+        if self.allocation == "bound" or not len(bound):
+            return bound
+        sigmas = self._tracker(plan).sigmas
+        if sigmas is None:  # no estimate yet: the bound's allocation, which meets the precision for any state
+            return bound
+        return np.minimum(optimal_shots(sigmas, precision=precision, min_shots=VARIANCE_MIN_SHOTS), bound)
 
     def _prepare(self, pub: EstimatorPub, index: int) -> _Task:
         """Check and plan one PUB: its circuit, parameter values, observables and the shots of their groups."""
@@ -332,6 +390,12 @@ class ShotEstimator(BaseEstimatorV2):
         for obs in task.observables:
             if obs.plan.num_groups == 0:  # identity terms only (or zero): exact, no shots, no simulator call
                 evs[obs.rows], stds[obs.rows] = obs.plan.constant, 0.0
+            elif self.allocation == "variance" and task.pub.precision is not None:
+                backend = self._backend(task.circuit)
+                counts = backend.counts(task.values[obs.rows], obs.plan, obs.shots, self._rng)
+                evs[obs.rows], stds[obs.rows] = obs.plan.estimate(counts, obs.shots)
+                self._tracker(obs.plan).update(group_variances(obs.plan, counts, obs.shots), obs.shots)
+                self.calls += 1
             elif self._sharding is None:
                 evs[obs.rows], stds[obs.rows] = sample_energies(
                     self._backend(task.circuit),
@@ -380,6 +444,7 @@ def shot_estimator(
     point_streams: bool = False,
     executor: str | cf.Executor = "serial",
     workers: int | None = None,
+    allocation: str = "bound",
 ) -> ShotEstimator:
     """A Qiskit ``EstimatorV2`` that samples ``shots`` shots of every measurement group for real.
 
@@ -413,6 +478,13 @@ def shot_estimator(
             ``with`` block), ``"ray"``, ``"dask"`` or a ``concurrent.futures.Executor`` (see
             :class:`~noisygrad.quantum.sharding.PointSharding`).
         workers: shards per batch (and the ``"process"`` pool's size); default the CPU count.
+        allocation: how a precision is met. ``"bound"`` (the default): shots per group for the worst state
+            (:meth:`~noisygrad.quantum.measurement.MeasurementPlan.shots_for_precision`), met whatever the state.
+            ``"variance"``: shots per group proportional to each group's running single-shot standard deviation
+            (:class:`~noisygrad.quantum.allocation.ShotAllocator`, kept per observable from the shots already
+            taken, a floor of 16 shots per group, never more than the bound's), ``(sum sigma)^2 / precision^2`` in
+            all: the precision met for states like the ones measured so far (an optimizer's iterates) with the
+            fewest shots; the first call of an observable uses the bound. Only with ``noise="shots"``.
     """
     return ShotEstimator(
         shots=shots,
@@ -424,4 +496,5 @@ def shot_estimator(
         point_streams=point_streams,
         executor=executor,
         workers=workers,
+        allocation=allocation,
     )

@@ -18,7 +18,7 @@ import numpy as np
 from qiskit.circuit import ParameterVector, QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
-from noisygrad.checks import check_positive_int
+from noisygrad.checks import check_positive, check_positive_int, check_real
 
 from .measurement import as_observable
 
@@ -47,12 +47,15 @@ def tfim(num_qubits: int = 4, *, coupling: float = 1.0, field: float = 1.0) -> S
     """Transverse-field Ising chain with open ends: ``H = -J sum_i Z_i Z_{i+1} - h sum_i X_i``.
 
     Two measurement groups (all ``ZZ`` terms, all ``X`` terms). At ``h = J`` (the default) it is critical.
+    ``coupling`` and ``field`` must be finite real numbers (NaN would give NaN energies, a string a ``ValueError``
+    from deep inside float conversion).
     """
     n = check_positive_int("num_qubits", num_qubits)
     if n < 2:
         raise ValueError(f"num_qubits must be >= 2 for a chain, got {n}")
-    terms: list[tuple[str, list[int], float]] = [("ZZ", [i, i + 1], -float(coupling)) for i in range(n - 1)]
-    terms += [("X", [i], -float(field)) for i in range(n)]
+    j, h = check_real("coupling", coupling), check_real("field", field)
+    terms: list[tuple[str, list[int], float]] = [("ZZ", [i, i + 1], -j) for i in range(n - 1)]
+    terms += [("X", [i], -h) for i in range(n)]
     return SparsePauliOp.from_sparse_list(terms, num_qubits=n)
 
 
@@ -116,13 +119,15 @@ def xxz(
     """
     n = _check_chain(num_qubits)
     hz, hx = _site_values("field_z", field_z, n), _site_values("field_x", field_x, n)
+    j1, j2 = check_real("coupling", coupling), check_real("next_coupling", next_coupling)
+    delta = check_real("anisotropy", anisotropy)
     terms: list[tuple[str, list[int], float]] = []
-    for distance, strength in ((1, float(coupling)), (2, float(next_coupling))):
+    for distance, strength in ((1, j1), (2, j2)):
         if strength == 0.0:
             continue
         for i in range(n - distance):
             bond = [i, i + distance]
-            terms += [("XX", bond, strength), ("YY", bond, strength), ("ZZ", bond, strength * float(anisotropy))]
+            terms += [("XX", bond, strength), ("YY", bond, strength), ("ZZ", bond, strength * delta)]
     terms += [("Z", [i], float(hz[i])) for i in range(n) if hz[i] != 0.0]
     terms += [("X", [i], float(hx[i])) for i in range(n) if hx[i] != 0.0]
     return SparsePauliOp.from_sparse_list(terms, num_qubits=n).simplify()
@@ -144,9 +149,10 @@ def random_field_ising(
     The random fields break the chain's Z2 symmetry differently on every site (no two seeds alike).
     """
     n = _check_chain(num_qubits)
-    g = random_fields(n, disorder, seed)
-    terms: list[tuple[str, list[int], float]] = [("ZZ", [i, i + 1], -float(coupling)) for i in range(n - 1)]
-    terms += [("X", [i], -float(field)) for i in range(n)]
+    j, h = check_real("coupling", coupling), check_real("field", field)
+    g = random_fields(n, check_positive("disorder", disorder, allow_zero=True), seed)
+    terms: list[tuple[str, list[int], float]] = [("ZZ", [i, i + 1], -j) for i in range(n - 1)]
+    terms += [("X", [i], -h) for i in range(n)]
     terms += [("Z", [i], float(g[i])) for i in range(n)]
     return SparsePauliOp.from_sparse_list(terms, num_qubits=n)
 

@@ -25,7 +25,7 @@ from noisygrad.checks import check_positive_int
 from noisygrad.rng import numpy_from_torch
 
 from .allocation import ShotAllocator, group_variances
-from .backends import make_backend
+from .backends import make_backend, non_unitary
 from .measurement import MeasurementPlan
 from .sampling import check_noise, sample_energies
 from .sharding import make_sharding
@@ -36,6 +36,9 @@ def check_ansatz(ansatz: object) -> QuantumCircuit:
         raise TypeError(f"ansatz must be a qiskit QuantumCircuit, got {type(ansatz).__name__}")
     if ansatz.num_parameters == 0:
         raise ValueError("ansatz must have at least one free parameter to optimise, got none")
+    reason = non_unitary(ansatz)
+    if reason is not None:  # a simulator would return the energy of one random collapsed branch
+        raise ValueError(f"ansatz {ansatz.name!r} {reason}")
     return ansatz
 
 

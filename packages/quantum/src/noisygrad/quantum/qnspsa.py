@@ -157,7 +157,11 @@ class QNSPSA(SPSA):
             samples.append((float(np.mean([plus, minus])), abs(plus - minus), gradient, metric))
         return samples
 
-    def _run(self, fun: Callable[[np.ndarray], Any], x0: Any, bounds: Any, group: int) -> SPSAResult:
+    def _run(
+        self, fun: Callable[[np.ndarray], Any], x0: Any, bounds: Any, group: int, resume: Any = None
+    ) -> SPSAResult:
+        if resume is not None:  # the fidelity's evaluations and the metric's state are not in the checkpoint yet
+            raise ValueError("resume is not supported by QNSPSA (only by SPSA); start the run again from its x")
         self._fidelity_evaluations = 0
         result = super()._run(fun, x0, bounds, group)
         result.nfev_total += self._fidelity_evaluations

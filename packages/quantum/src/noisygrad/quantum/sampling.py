@@ -59,11 +59,18 @@ def check_seed(seed: object) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
+#: The smallest precision any observable can be asked for: one unit-norm Pauli measured to ``precision`` needs about
+#: ``1 / precision**2`` shots, and one measurement group holds at most :data:`MAX_SHOTS` (int64) shots.
+MIN_PRECISION = 1.0 / math.sqrt(MAX_SHOTS)
+
+
 def check_precision(name: str, precision: object, noise: str) -> float:
     """``precision`` (the standard deviation asked of each estimate) as a float, or an error naming ``name``.
 
     It must be a finite real >= 0; 0 only with ``noise="exact"``, where the precision is not used (any other
-    model would need infinitely many shots).
+    model would need infinitely many shots); below :data:`MIN_PRECISION` (about 3.3e-10) even a single unit-norm
+    Pauli would need more than :data:`MAX_SHOTS` shots, so such a precision is refused here, before any
+    observable is known (an observable with large coefficients may need a larger precision: checked per PUB).
     """
     if isinstance(precision, bool) or not isinstance(precision, Real):
         raise TypeError(f"{name} must be a real number > 0, got {type(precision).__name__} {precision!r}")
@@ -74,6 +81,12 @@ def check_precision(name: str, precision: object, noise: str) -> float:
         raise ValueError(
             f"{name}=0 with noise={noise!r} would need infinitely many shots; give a precision > 0, or use "
             "noise='exact' for noise-free values"
+        )
+    if noise != "exact" and value < MIN_PRECISION:
+        raise ValueError(
+            f"{name}={value:g} asks for about {1 / value**2:.3g} shots per unit-norm measurement group, above the "
+            f"maximum of {MAX_SHOTS} (int64, the largest count allowed); the smallest {name} allowed is "
+            f"{MIN_PRECISION * (1 + 1e-3):.4g}"
         )
     return value
 

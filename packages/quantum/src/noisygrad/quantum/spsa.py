@@ -29,7 +29,7 @@ import math
 import numbers
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,8 @@ from qiskit_algorithms.utils import algorithm_globals
 
 from noisygrad.adapters.scipy_minimize import box_from_bounds
 from noisygrad.checks import check_in_range, check_positive, check_positive_int
+
+from . import _spsa_checkpoint
 
 SPALL_ALPHA = 0.602
 SPALL_GAMMA = 0.101
@@ -90,6 +92,8 @@ class SPSAResult(OptimizerResult):  # type: ignore[misc]
         fun_stderr: the standard error of ``fun`` when ``final_evaluations > 1`` (else ``None``).
         rejected: steps rejected by ``blocking``.
         learning_rate, perturbation: the first ``nit`` gains used.
+        checkpoint: the run's state where its iterations ended (before the final evaluation): pass it as
+            ``resume=`` to continue (see :meth:`SPSA.minimize`); ``torch.save``-able, ``weights_only``-loadable.
     """
 
     def __init__(self) -> None:
@@ -101,6 +105,7 @@ class SPSAResult(OptimizerResult):  # type: ignore[misc]
         self.rejected: int = 0
         self.learning_rate: np.ndarray = np.zeros(0)
         self.perturbation: np.ndarray = np.zeros(0)
+        self.checkpoint: dict[str, Any] = {}
 
 
 def powerseries(eta: float = 0.01, power: float = 2.0, offset: float = 0.0) -> Iterator[float]:
@@ -109,6 +114,23 @@ def powerseries(eta: float = 0.01, power: float = 2.0, offset: float = 0.0) -> I
     while True:
         yield eta / ((n + offset) ** power)
         n += 1
+
+
+class _CalibratedSeries:
+    """The factory of ``a / (n + stability)^alpha`` that remembers ``a`` (a checkpoint stores it, so a resumed run
+    takes the same gains without calibrating again)."""
+
+    def __init__(self, a: float, alpha: float, stability: float) -> None:
+        self.a, self.alpha, self.stability = a, alpha, stability
+
+    def __call__(self) -> Iterator[float]:
+        return powerseries(self.a, self.alpha, self.stability)
+
+
+def _calibrated_gains(
+    a: float, c: float, alpha: float, gamma: float, stability: float
+) -> tuple[Callable[[], Iterator[float]], Callable[[], Iterator[float]]]:
+    return _CalibratedSeries(a, alpha, stability), (lambda: powerseries(c, gamma))
 
 
 def bernoulli_perturbation(
@@ -343,6 +365,7 @@ class SPSA(Optimizer):  # type: ignore[misc]
         self.batch = bool(batch)
         self._nfev: int | None = None
         self._smoothed_hessian: np.ndarray | None = None
+        self._checkpoint: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ qiskit's static helpers
 
@@ -409,7 +432,7 @@ class SPSA(Optimizer):  # type: ignore[misc]
         if not 1e-10 <= a < math.inf:
             warnings.warn(f"SPSA calibration failed, using {target} for `a`", RuntimeWarning, stacklevel=3)
             a = target
-        return (lambda: powerseries(a, alpha, stability)), (lambda: powerseries(c, gamma))
+        return _calibrated_gains(a, c, alpha, gamma, stability)
 
     @staticmethod
     def estimate_stddev(
@@ -468,24 +491,41 @@ class SPSA(Optimizer):  # type: ignore[misc]
     def __call__(
         self,
         fun: Callable[[np.ndarray], Any],
-        x0: Sequence[float] | np.ndarray,
+        x0: Sequence[float] | np.ndarray | None = None,
         jac: Callable[[np.ndarray], np.ndarray] | None = None,
         bounds: Sequence[tuple[float | None, float | None]] | None = None,
+        *,
+        resume: Mapping[str, Any] | None = None,
     ) -> SPSAResult:
         """Minimise as a callable optimizer (``qiskit_algorithms.VQE`` and scipy-style code call it so): every
-        point of a step in one call of ``fun`` unless ``batch=False`` or ``max_evals_grouped`` says otherwise."""
+        point of a step in one call of ``fun`` unless ``batch=False`` or ``max_evals_grouped`` says otherwise.
+        ``resume`` as in :meth:`minimize`."""
         group = self._max_evals_grouped or (2**31 if self.batch else 1)
-        return self._run(fun, x0, bounds, group)
+        return self._run(fun, x0, bounds, group, resume)
 
     def minimize(
         self,
         fun: Callable[[np.ndarray], Any],
-        x0: Sequence[float] | np.ndarray | float,
+        x0: Sequence[float] | np.ndarray | float | None = None,
         jac: Callable[[np.ndarray], np.ndarray] | None = None,
         bounds: Sequence[tuple[float | None, float | None]] | None = None,
+        *,
+        resume: Mapping[str, Any] | None = None,
     ) -> SPSAResult:
-        """Minimise ``fun`` from ``x0`` (qiskit's ``Optimizer.minimize``; ``jac`` is ignored, ``bounds`` clip)."""
-        return self._run(fun, x0, bounds, self._max_evals_grouped or 1)
+        """Minimise ``fun`` from ``x0`` (qiskit's ``Optimizer.minimize``; ``jac`` is ignored, ``bounds`` clip).
+
+        ``resume``: a checkpoint (``result.checkpoint`` or :meth:`state_dict` of an earlier run, or
+        ``torch.load(path, weights_only=True)`` of a saved one) to continue instead of starting at ``x0`` (leave
+        ``x0`` out). The run goes on to this optimizer's ``maxiter`` with the checkpoint's iterate, gains,
+        direction stream, averaging window, Hessian and counters: stopped at iteration ``k`` (by a
+        ``termination_checker`` or a smaller ``maxiter``) and resumed, it takes the steps of the uninterrupted
+        run bit for bit, provided ``fun`` continues its own noise stream too (a
+        :class:`~noisygrad.quantum.ShotEstimator`'s ``state_dict``, taken when the run stopped). The settings
+        must be those of the run that wrote it (checked: dimension, ``second_order``, ``blocking``, calibrated
+        or given gains); a truncated, corrupted, foreign or diverged checkpoint raises
+        :class:`~noisygrad.loop_checkpoint.CheckpointError` before any evaluation.
+        """
+        return self._run(fun, x0, bounds, self._max_evals_grouped or 1, resume)
 
     def _generator(self) -> np.random.Generator:
         if self.seed is None:
@@ -495,8 +535,24 @@ class SPSA(Optimizer):  # type: ignore[misc]
         return np.random.default_rng(self.seed)
 
     def _gains(
-        self, evaluate: _Counter, x0: np.ndarray, rng: np.random.Generator
-    ) -> tuple[Iterator[float], Iterator[float]]:
+        self, evaluate: _Counter, x0: np.ndarray, rng: np.random.Generator, saved: Mapping[str, Any] | None = None
+    ) -> tuple[Iterator[float], Iterator[float], float | None]:
+        """The gain iterators and the calibrated ``a`` (``None`` for given gains); from a checkpoint, the same
+        gains advanced past its iterations, without calibrating again."""
+        if saved is not None:
+            if saved["a"] is not None:
+                get_eta, get_eps = _calibrated_gains(
+                    saved["a"], 0.2, self.learning_rate_decay, self.perturbation_decay, self.stability
+                )
+            elif self.learning_rate is None or self.perturbation is None:  # the settings check keeps this out
+                raise ValueError("resume: the checkpoint's run had given gains; give learning_rate and perturbation")
+            else:
+                get_eta = _gain_factory("learning_rate", self.learning_rate)
+                get_eps = _gain_factory("perturbation", self.perturbation)
+            eta, eps = get_eta(), get_eps()
+            for _ in range(int(saved["k"])):
+                next(eta), next(eps)
+            return eta, eps, saved["a"]
         if self.learning_rate is None and self.perturbation is None:
             get_eta, get_eps = self._calibrate(
                 evaluate,
@@ -517,7 +573,8 @@ class SPSA(Optimizer):  # type: ignore[misc]
             _check_gain("perturbation", self.perturbation, self.maxiter)
             get_eta = _gain_factory("learning_rate", self.learning_rate)
             get_eps = _gain_factory("perturbation", self.perturbation)
-        return get_eta(), get_eps()
+        a = get_eta.a if isinstance(get_eta, _CalibratedSeries) else None
+        return get_eta(), get_eps(), a
 
     def _evaluate_samples(
         self,
@@ -590,24 +647,60 @@ class SPSA(Optimizer):  # type: ignore[misc]
     def _evaluations_per_sample(self) -> int:
         return 4 if self.second_order else 2
 
+    def _checkpoint_settings(self, dim: int) -> dict[str, Any]:
+        """What a checkpoint must agree on with the optimizer that continues it."""
+        return {
+            "dim": dim,
+            "second_order": bool(self.second_order),
+            "blocking": bool(self.blocking),
+            "calibrated": self.learning_rate is None and self.perturbation is None,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint of the last run (``result.checkpoint``): ``minimize(fun, resume=...)`` continues it.
+
+        Plain tensors, numbers, lists and dicts: ``torch.save`` it and read it back with
+        ``torch.load(path, weights_only=True)``. Raises ``RuntimeError`` before any run.
+        """
+        if self._checkpoint is None:
+            raise RuntimeError("SPSA.state_dict() needs a finished run: call minimize first (or use result.checkpoint)")
+        return dict(self._checkpoint)
+
+    def _start(self, x0: Any, resume: Mapping[str, Any] | None) -> tuple[np.ndarray, Mapping[str, Any] | None]:
+        """The starting point and the checked checkpoint (``None`` for a new run); raises before any evaluation."""
+        if resume is not None:
+            if x0 is not None:
+                raise ValueError("pass either x0 (a new run) or resume= (continue a run), not both")
+            probe = resume.get("x") if isinstance(resume, Mapping) else None
+            dim = int(probe.numel()) if isinstance(probe, torch.Tensor) else -1
+            saved = _spsa_checkpoint.check(resume, self._checkpoint_settings(dim), self.maxiter)
+            return saved["x"].numpy().copy(), saved
+        if x0 is None:
+            raise ValueError("x0 is required unless resume= continues an earlier run")
+        x = np.atleast_1d(np.asarray(x0, dtype=np.float64)).copy()
+        if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+            raise ValueError(f"x0 must be a non-empty 1-D array of finite numbers, got {np.asarray(x0)!r}")
+        return x, None
+
     def _run(
         self,
         fun: Callable[[np.ndarray], Any],
         x0: Any,
         bounds: Sequence[tuple[float | None, float | None]] | None,
         group: int,
+        resume: Mapping[str, Any] | None = None,
     ) -> SPSAResult:
         if not callable(fun):
             raise TypeError(f"fun must be callable, got {type(fun).__name__}")
-        x = np.atleast_1d(np.asarray(x0, dtype=np.float64)).copy()
-        if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
-            raise ValueError(f"x0 must be a non-empty 1-D array of finite numbers, got {np.asarray(x0)!r}")
+        x, saved = self._start(x0, resume)
         box = box_from_bounds(bounds, torch.from_numpy(x))
         low, high = (-np.inf, np.inf) if box is None else (box[0].numpy(), box[1].numpy())
         x = np.clip(x, low, high)
         rng = self._generator()
         evaluate = _Counter(fun, group)
-        eta, eps = self._gains(evaluate, x, rng)
+        if saved is not None:
+            rng.bit_generator.state = _spsa_checkpoint.unplain(saved["rng"])
+        eta, eps, a = self._gains(evaluate, x, rng, saved)
         lse_solver = np.linalg.solve if self.lse_solver is None else self.lse_solver
         self._smoothed_hessian = (
             np.identity(x.size) if self.initial_hessian is None else np.asarray(self.initial_hessian, dtype=float)
@@ -616,17 +709,29 @@ class SPSA(Optimizer):  # type: ignore[misc]
         result = SPSAResult()
         fx = math.nan
         allowed_increase = self.allowed_increase
-        if self.blocking:
-            fx = _as_value("fun", evaluate.one(x))
-            self._nfev += 1
-            if allowed_increase is None:
-                allowed_increase = 2 * _stddev(evaluate, x, 25)
         guard = _DivergenceGuard()
         last_steps: deque[np.ndarray] = deque([x])
         window = self._average_window()
         rates: list[float] = []
         perturbations: list[float] = []
         best_x, k = x, 0
+        if saved is not None:  # the run's state where the checkpoint left it
+            k, fx, allowed_increase = int(saved["k"]), float(saved["fx"]), saved["allowed_increase"]
+            best_x = saved["best_x"].numpy().copy()
+            last_steps = deque(row.numpy().copy() for row in saved["tail"])
+            while len(last_steps) > window:
+                last_steps.popleft()
+            if saved["hessian"] is not None:
+                self._smoothed_hessian = saved["hessian"].numpy().copy()
+            guard.load_state_dict(saved["guard"])
+            self._nfev, result.rejected = int(saved["nfev"]), int(saved["rejected"])
+            evaluate.total = int(saved["nfev_total"])
+            rates, perturbations = list(saved["learning_rate"]), list(saved["perturbation"])
+        elif self.blocking:
+            fx = _as_value("fun", evaluate.one(x))
+            self._nfev += 1
+            if allowed_increase is None:
+                allowed_increase = 2 * _stddev(evaluate, x, 25)
         while k < self.maxiter:
             k += 1
             eps_k = next(eps)
@@ -669,6 +774,27 @@ class SPSA(Optimizer):  # type: ignore[misc]
                 if self.termination_checker(self._nfev, x_next, fx_check, float(np.linalg.norm(update)), True):
                     result.message = f"stopped by the termination checker at iteration {k}"
                     break
+        self._checkpoint = _spsa_checkpoint.stamp(
+            {
+                "settings": self._checkpoint_settings(x.size),
+                "k": k,
+                "x": torch.from_numpy(np.array(x, dtype=np.float64)),
+                "tail": [torch.from_numpy(np.array(row, dtype=np.float64)) for row in last_steps],
+                "best_x": torch.from_numpy(np.array(best_x, dtype=np.float64)),
+                "rng": _spsa_checkpoint.plain(rng.bit_generator.state),
+                "a": None if a is None else float(a),
+                "fx": float(fx),
+                "allowed_increase": None if allowed_increase is None else float(allowed_increase),
+                "hessian": torch.from_numpy(np.array(self._smoothed_hessian)) if self.second_order else None,
+                "guard": guard.state_dict(),
+                "nfev": int(self._nfev),
+                "nfev_total": int(evaluate.total),
+                "rejected": int(result.rejected),
+                "learning_rate": [float(r) for r in rates],
+                "perturbation": [float(p) for p in perturbations],
+            }
+        )
+        result.checkpoint = self._checkpoint
         if guard.diverged():
             result.success, result.message = False, guard.message(k)
             x = best_x  # the best iterate by its value estimate, before the run diverged
@@ -712,6 +838,22 @@ class _DivergenceGuard:
         self.recent: deque[float] = deque(maxlen=DIVERGENCE_PATIENCE)
         self.best_value = math.inf
         self.reason = ""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The guard's state as plain numbers (for a checkpoint)."""
+        return {
+            "reference": self.reference,
+            "scale": float(self.scale),
+            "recent": [float(v) for v in self.recent],
+            "best_value": float(self.best_value),
+            "reason": self.reason,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.reference = None if state["reference"] is None else float(state["reference"])
+        self.scale, self.best_value = float(state["scale"]), float(state["best_value"])
+        self.recent = deque((float(v) for v in state["recent"]), maxlen=DIVERGENCE_PATIENCE)
+        self.reason = str(state["reason"])
 
     def observe(self, value: float, spread: float, x_next: np.ndarray) -> bool:
         """Record an iteration; ``False`` when it produced NaN or Inf (the run cannot go on)."""

@@ -14,12 +14,14 @@ It is a :func:`noisygrad.minimize` callback (``callbacks=[stopping]``: it return
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from noisygrad.checks import check_positive_int
 
+from ._spsa_checkpoint import plain, unplain
 from .objective import EnergyObjective
 
 
@@ -62,6 +64,33 @@ class ShotAwareStopping:
         self._calls = 0
         self._quiet = 0
         self.stopped = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rule's state as plain numbers (its check stream, checks and counters), for a checkpoint."""
+        return {
+            "rng": plain(self._rng.bit_generator.state),
+            "history": [dict(entry) for entry in self.history],
+            "calls": self._calls,
+            "quiet": self._quiet,
+            "stopped": self.stopped,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue where :meth:`state_dict` left off (checked before anything changes)."""
+        if not isinstance(state, Mapping) or set(state) != {"rng", "history", "calls", "quiet", "stopped"}:
+            raise ValueError(
+                "state must be a ShotAwareStopping.state_dict() (keys rng, history, calls, quiet, stopped)"
+            )
+        calls = check_positive_int("state['calls']", state["calls"], allow_zero=True)
+        quiet = check_positive_int("state['quiet']", state["quiet"], allow_zero=True)
+        trial = np.random.Generator(type(self._rng.bit_generator)())
+        try:
+            trial.bit_generator.state = unplain(state["rng"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"state['rng'] is not a state of this rule's generator: {exc}") from None
+        self._rng.bit_generator.state = trial.bit_generator.state
+        self.history = [dict(entry) for entry in state["history"]]
+        self._calls, self._quiet, self.stopped = calls, quiet, bool(state["stopped"])
 
     @property
     def energy(self) -> float | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -22,16 +22,19 @@ import numpy as np
 import torch
 from qiskit import QuantumCircuit
 
-from noisygrad import SGD, SPSA, Adam, Cost, Estimator, Optimizer, minimize
+from noisygrad import SGD, SPSA, Adam, Cost, Estimator, Optimizer, RobbinsMonro, minimize
 from noisygrad.checks import check_positive, check_positive_int
 from noisygrad.loop import StepInfo
 from noisygrad.loop_parts import Blocking, FinalEstimate, IterateAveraging, Measure, Measurement
 from noisygrad.rng import numpy_from_torch
 
+from . import _vqe_checkpoint
 from ._gains import SPSAGains, spsa_shorthand
+from .adaptive import AdaptiveShots
 from .gradients import ParameterShift, finite_difference
 from .hamiltonians import exact_ground_energy
 from .objective import EnergyObjective
+from .stopping import ShotAwareStopping
 
 GRADIENTS = ("spsa", "parameter-shift", "finite-difference")
 #: The settings each shorthand name takes (an estimator factory takes its settings itself).
@@ -60,10 +63,19 @@ class VQEResult:
         iterations: optimizer steps.
         reference_energy: the exact ground energy (dense diagonalisation; ``None`` above 12 qubits).
         calibration: what SPSA's gain calibration spent and chose (empty when not calibrated).
-        history: one dict per step: ``step``, ``estimate`` (the estimator's noisy value, if any), ``exact``
+        history: one dict per step: ``step``, ``estimate`` (the estimator's noisy value, if any), ``group_shots``
+            (the shots per group of the step's estimate; chosen by :class:`~noisygrad.quantum.AdaptiveShots`, with
+            its ``snr``), ``exact``
             (the iterate's exact energy, if tracked), cumulative ``evaluations`` and ``shots``.
         wall_time: seconds.
         rejected: steps rejected by ``blocking``.
+        checkpoint: the run's state after its last step (before the final estimate): ``vqe(..., resume=it)``
+            continues the run bit for bit; plain tensors and numbers (``torch.load(path, weights_only=True)``).
+        stopped: whether ``stopping`` ended the run before ``maxiter`` (``iterations`` says when).
+        stopping: the stopping rule's checks, one dict per check: ``step``, ``energy``, ``stderr``, ``shots``
+            (cumulative), and from the second on ``change``, ``bound`` (``z`` standard errors of the change) and
+            ``quiet`` (consecutive checks within their error). The last check's energy +- stderr is the
+            energy the rule stopped on; ``energy_estimate`` +- ``energy_std`` re-measures the returned point.
     """
 
     energy: float
@@ -79,6 +91,9 @@ class VQEResult:
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
     wall_time: float = 0.0
     rejected: int = 0
+    checkpoint: dict[str, Any] = field(default_factory=dict, repr=False)
+    stopped: bool = False
+    stopping: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def error(self) -> float | None:
@@ -163,6 +178,9 @@ def vqe(
     point_streams: bool = False,
     executor: str | cf.Executor = "serial",
     workers: int | None = None,
+    stopping: bool | Mapping[str, Any] | None = None,
+    stop_at: int | None = None,
+    resume: Mapping[str, Any] | None = None,
 ) -> VQEResult:
     """Minimise the energy of ``hamiltonian`` over ``ansatz`` from shot-noise estimates.
 
@@ -216,6 +234,20 @@ def vqe(
             ``executor="serial"`` (see :class:`~noisygrad.quantum.EnergyObjective`). A ``"process"`` pool is
             started for the run and stopped at its end.
 
+        stopping: shot-aware stopping (:class:`~noisygrad.quantum.ShotAwareStopping`): ``True`` for its defaults
+            or a dict of its settings (``window``, ``every``, ``shots``, ``z``). Every ``every`` steps it measures
+            the energy at the iterate (counted in ``shots``) and ends the run once the change stayed below its
+            standard error ``window`` checks in a row; ``result.stopping`` holds the checks (energy +- standard
+            error each), ``result.stopped`` says whether it fired. Its measurements come from a stream of their
+            own, seeded from ``seed``, so a run with stopping takes the same steps as one without, up to the stop.
+        stop_at: end this call after iteration ``stop_at`` (< ``maxiter``) with a ``checkpoint`` that
+            ``resume=`` continues to ``maxiter`` (``None``: run to ``maxiter``).
+        resume: the ``checkpoint`` of an earlier result (or ``torch.load(path, weights_only=True)`` of a saved
+            one) to continue: pass the same ``hamiltonian``, ``ansatz`` and settings (checked: size, Hamiltonian,
+            shots, ``maxiter``, averaging, blocking, stopping); ``initial_point`` and ``seed`` are taken from the
+            checkpoint, and the gain is not calibrated again. ``vqe(maxiter=N, stop_at=k)`` followed by
+            ``vqe(maxiter=N, resume=...)`` takes the steps, shots and result of ``vqe(maxiter=N)`` bit for bit.
+
     The shorthands' settings (``perturbation``, ``perturbation_decay``, ``resamplings``, ``step``) are refused
     with a gradient they do not belong to; the calibration's (``stability``, ``target_step``,
     ``calibration_samples``) are checked always and used when an SPSA estimator runs without an optimizer.
@@ -252,6 +284,9 @@ def vqe(
             final_shots=final_shots,
             track_exact=track_exact,
             start=start,
+            stopping=stopping,
+            stop_at=stop_at,
+            resume=resume,
         )
 
 
@@ -269,44 +304,82 @@ def _run(
     final_shots: int | None,
     track_exact: bool,
     start: float,
+    stopping: bool | Mapping[str, Any] | None,
+    stop_at: int | None,
+    resume: Mapping[str, Any] | None,
 ) -> VQEResult:
     """The body of :func:`vqe` once its objective is built (the arguments are :func:`vqe`'s)."""
     ansatz = objective.ansatz
     maxiter = check_positive_int("maxiter", maxiter)
     seed = check_positive_int("seed", seed, allow_zero=True)
     final_shots = 10 * objective.shots if final_shots is None else check_positive_int("final_shots", final_shots)
+    end = maxiter if stop_at is None else check_positive_int("stop_at", stop_at)
+    if end > maxiter:
+        raise ValueError(f"stop_at must be at most maxiter={maxiter}, got {end}")
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a noisygrad optimizer (SGD, Adam, ...), got {type(optimizer).__name__}")
-    generator = torch.Generator().manual_seed(seed)
-    p = objective.num_parameters
-    if initial_point is None:
-        x0 = (torch.rand(p, generator=generator, dtype=torch.float64) * 2 - 1) * math.pi
-    else:
-        if len(np.shape(initial_point)) != 1:
-            shape = np.shape(initial_point)
-            raise ValueError(f"initial_point must be a 1-D array of {p} parameters, got shape {shape}")
-        x0 = torch.as_tensor(objective.points(initial_point, "initial_point")[0])
-
+    stop_settings = _stopping_settings(stopping)
     estimator = factory(objective)
     if not isinstance(estimator, Estimator):
         raise TypeError(f"the gradient factory must return a noisygrad estimator, got {type(estimator).__name__}")
-    calibration: dict[str, float] = {}
-    if optimizer is None and isinstance(estimator, SPSA):  # Spall's gains, calibrated at x0 (counted)
-        schedule, calibration = gains.calibrate(objective, x0, generator, estimator.c)
-        optimizer = SGD(schedule)
-    elif optimizer is None:
-        optimizer = Adam(lr=0.1)
+    spsa = estimator.inner if isinstance(estimator, AdaptiveShots) else estimator  # adaptive shots drive an SPSA?
     if average_last is None:
-        average_last = max(1, maxiter // 4) if isinstance(estimator, SPSA) else 1
+        average_last = max(1, maxiter // 4) if isinstance(spsa, SPSA) else 1
+    settings = _checkpoint_settings(objective, maxiter, average_last, blocking, stop_settings, estimator, optimizer)
+    saved = None if resume is None else _vqe_checkpoint.check(resume, settings)
+    if saved is not None and initial_point is not None:
+        raise ValueError("pass either initial_point (a new run) or resume= (continue a run), not both")
+    done = 0 if saved is None else int(saved["minimize"]["step"])
+    if end <= done:
+        raise ValueError(f"the checkpoint has already run {done} iterations; stop_at/maxiter must exceed that")
 
-    history: list[dict[str, Any]] = []
+    rule = None  # built (and its settings checked) before any shot is spent
+    if stop_settings is not None:
+        rule = ShotAwareStopping(objective, np.random.default_rng([seed, STOPPING_STREAM]), **stop_settings)
+        if saved is not None:
+            rule.load_state_dict(saved["stopping"])
+
+    generator = torch.Generator().manual_seed(seed)
+    x0: torch.Tensor | None = None
+    calibration: dict[str, float] = {}
+    schedule_state: dict[str, float] | None = None
+    if saved is None:
+        p = objective.num_parameters
+        if initial_point is None:
+            x0 = (torch.rand(p, generator=generator, dtype=torch.float64) * 2 - 1) * math.pi
+        else:
+            if len(np.shape(initial_point)) != 1:
+                shape = np.shape(initial_point)
+                raise ValueError(f"initial_point must be a 1-D array of {p} parameters, got shape {shape}")
+            x0 = torch.as_tensor(objective.points(initial_point, "initial_point")[0])
+        if optimizer is None and isinstance(spsa, SPSA):  # Spall's gains, calibrated at x0 (counted)
+            schedule, calibration = gains.calibrate(objective, x0, generator, spsa.c)
+            schedule_state = {"a": schedule.a, "b": schedule.b, "alpha": schedule.alpha}
+            optimizer = SGD(schedule)
+    else:  # the calibrated gain and the counters where the checkpoint left them
+        calibration = {k: float(v) for k, v in saved["calibration"].items()}
+        schedule_state = saved["schedule"]
+        if optimizer is None and schedule_state is not None:
+            optimizer = SGD(RobbinsMonro(**schedule_state))
+        objective.evaluations = int(saved["counters"]["evaluations"])
+        objective.shots_used = int(saved["counters"]["shots"])
+    if optimizer is None:
+        optimizer = Adam(lr=0.1)
+
+    history: list[dict[str, Any]] = [] if saved is None else [dict(entry) for entry in saved["history"]]
+
+    counters = {"evaluations": objective.evaluations, "shots": objective.shots_used}  # as of the last step
 
     def record(info: StepInfo) -> None:
+        counters.update(evaluations=objective.evaluations, shots=objective.shots_used)
         entry = {"step": info.step, "estimate": info.estimate.value, "grad_norm": float(info.estimate.grad.norm())}
         if info.details:  # blocking's decision: the candidate's measured value, the reference and the allowance
             details = info.details
             entry.update(estimate=details["measured"], reference=details["reference"], allowed=details["allowed"])
         entry.update(accepted=info.accepted, evaluations=objective.evaluations, shots=objective.shots_used)
+        entry["group_shots"] = objective.shots  # the shots per group of this step's estimate (adaptive shots: chosen)
+        if "snr" in info.estimate.stats:
+            entry["snr"] = info.estimate.stats["snr"]
         if track_exact:
             entry["exact"] = float(objective.exact(info.x)[0])
         history.append(entry)
@@ -315,12 +388,24 @@ def _run(
         estimator,
         optimizer,
         x0,
-        steps=maxiter,
-        generator=generator,
-        callbacks=[record],
+        steps=end - done,
+        generator=None if saved is not None else generator,
+        resume=None if saved is None else saved["minimize"],
+        callbacks=[record] if rule is None else [rule, record],  # record last: it sees the rule's shots
         blocking=Blocking(_shot_measure(objective)) if blocking else None,
         averaging=IterateAveraging(average_last),
         final=FinalEstimate(_shot_measure(objective, final_shots)),
+    )
+    checkpoint = _vqe_checkpoint.stamp(
+        {
+            "settings": settings,
+            "minimize": run.checkpoint,
+            "schedule": schedule_state,
+            "calibration": calibration,
+            "history": history,
+            "counters": dict(counters),
+            "stopping": None if rule is None else rule.state_dict(),
+        }
     )
     x_final = run.x.numpy().copy()
     reference = exact_ground_energy(objective.plan.observable) if ansatz.num_qubits <= 12 else None
@@ -332,10 +417,60 @@ def _run(
         parameters=x_final,
         evaluations=objective.evaluations,
         shots=objective.shots_used,
-        iterations=maxiter,
+        iterations=run.nit,
         reference_energy=reference,
         calibration=calibration,
         history=history,
         wall_time=time.perf_counter() - start,
         rejected=run.rejected,
+        checkpoint=checkpoint,
+        stopped=rule is not None and rule.stopped,
+        stopping=[] if rule is None else [dict(entry) for entry in rule.history],
     )
+
+
+#: The stopping rule's measurements draw from ``numpy.random.default_rng([seed, STOPPING_STREAM])``: a stream of
+#: their own, so that adding the rule changes no step of the run before it stops.
+STOPPING_STREAM = 0x5707
+
+
+def _stopping_settings(stopping: object) -> dict[str, Any] | None:
+    """``stopping`` as the settings of a :class:`ShotAwareStopping` (``None``: no rule), checked by name."""
+    if stopping is None or stopping is False:
+        return None
+    if stopping is True:
+        return {}
+    if not isinstance(stopping, Mapping):
+        raise TypeError(
+            f"stopping must be None, True or a dict of ShotAwareStopping settings, got {type(stopping).__name__}"
+        )
+    allowed = ("window", "every", "shots", "z")
+    unknown = [name for name in stopping if name not in allowed]
+    if unknown:
+        raise ValueError(f"stopping has unknown settings {unknown}; allowed: {allowed}")
+    return dict(stopping)
+
+
+def _checkpoint_settings(
+    objective: EnergyObjective,
+    maxiter: int,
+    average_last: int,
+    blocking: bool,
+    stopping: dict[str, Any] | None,
+    estimator: Estimator,
+    optimizer: Optimizer | None,
+) -> dict[str, Any]:
+    """What a checkpoint must share with the call that continues it."""
+    op = objective.plan.observable
+    return {
+        "num_qubits": int(objective.ansatz.num_qubits),
+        "num_parameters": int(objective.num_parameters),
+        "hamiltonian": _vqe_checkpoint.hamiltonian_fingerprint(op.paulis.to_labels(), op.coeffs.real.tolist()),
+        "shots": int(objective.shots),
+        "maxiter": int(maxiter),
+        "average_last": int(average_last),
+        "blocking": bool(blocking),
+        "stopping": None if stopping is None else {k: stopping[k] for k in sorted(stopping)},
+        "estimator": type(estimator).__qualname__,
+        "optimizer": None if optimizer is None else type(optimizer).__qualname__,
+    }
