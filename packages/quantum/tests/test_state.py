@@ -17,9 +17,12 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from qiskit.circuit.library import pauli_two_design
+from qiskit.quantum_info import SparsePauliOp, Statevector
 
 import noisygrad.quantum as nq
 from noisygrad.loop_checkpoint import CheckpointError, checkpoint_checksum
+from noisygrad.quantum._spsa_checkpoint import QNSPSA_CHECKPOINT_FORMAT, stamp
 
 
 def _reload(checkpoint: dict) -> dict:
@@ -117,6 +120,116 @@ def test_spsa_state_dict_before_a_run_and_bad_resumes_are_refused_clearly():
     with pytest.raises(CheckpointError, match=r"not a checkpoint of noisygrad\.quantum\.SPSA"):
         spsa.minimize(fun, resume=foreign)
     assert checkpoint["checksum"] == checkpoint_checksum(checkpoint)  # the failed resumes changed nothing in it
+
+
+def _qnspsa_problem():
+    """A 2-qubit, 4-parameter ansatz with the exact energy and the exact state fidelity (no noise of their own,
+    so the run's only randomness is the optimizer's generator, which the checkpoint carries)."""
+    circuit = pauli_two_design(2, reps=1, seed=2)
+    observable = SparsePauliOp("ZZ")
+
+    def energy(x):
+        return float(Statevector(circuit.assign_parameters(x)).expectation_value(observable).real)
+
+    def fidelity(x, y):
+        a, b = Statevector(circuit.assign_parameters(x)), Statevector(circuit.assign_parameters(y))
+        return np.abs(np.vdot(a.data, b.data)) ** 2
+
+    return energy, fidelity
+
+
+class _StopAfter:
+    """A termination checker that stops after ``k`` accepted iterations."""
+
+    def __init__(self, k: int) -> None:
+        self.k, self.calls = k, 0
+
+    def __call__(self, nfev, x, fx, step, accepted) -> bool:
+        self.calls += 1
+        return self.calls == self.k
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},  # calibrated gains, blocking (QNSPSA's default), last iterate
+        {"learning_rate": 0.05, "perturbation": 0.05, "regularization": 0.001, "hessian_delay": 3, "last_avg": 3},
+        {"blocking": False, "resamplings": 2, "learning_rate": 0.05, "perturbation": 0.05},
+    ],
+    ids=["calibrated-blocking", "given-gains-delay-avg", "no-blocking-resamplings"],
+)
+def test_qnspsa_resumed_from_a_saved_checkpoint_takes_the_uninterrupted_runs_steps(settings):
+    energy, fidelity = _qnspsa_problem()
+    x0 = np.array([0.4, 0.1, -0.3, 0.2])
+    full = nq.QNSPSA(fidelity, maxiter=20, seed=3, **settings).minimize(energy, x0)
+
+    first = nq.QNSPSA(fidelity, maxiter=20, seed=3, termination_checker=_StopAfter(7), **settings).minimize(energy, x0)
+    assert 7 <= first.nit < 20  # the checker sees accepted steps only (blocking rejects some)
+    checkpoint = _reload(first.checkpoint)
+    assert checkpoint["format"] == "noisygrad.quantum.QNSPSA"
+    assert checkpoint["fidelity_evaluations"] > 0
+    optimizer = nq.QNSPSA(fidelity, maxiter=20, seed=99, **settings)  # the checkpoint's generator, not the seed
+    rest = optimizer.minimize(energy, resume=checkpoint)
+
+    np.testing.assert_array_equal(rest.x, full.x)
+    assert rest.fun == full.fun
+    assert (rest.nit, rest.nfev, rest.nfev_total, rest.rejected) == (
+        full.nit,
+        full.nfev,
+        full.nfev_total,
+        full.rejected,
+    )
+    np.testing.assert_array_equal(rest.learning_rate, full.learning_rate)
+    np.testing.assert_array_equal(rest.checkpoint["hessian"], full.checkpoint["hessian"])  # the smoothed metric
+    assert rest.checkpoint["checksum"] == full.checkpoint["checksum"]
+    assert optimizer.state_dict()["checksum"] == rest.checkpoint["checksum"]
+
+
+def test_qnspsa_refuses_bad_and_foreign_checkpoints_before_any_evaluation():
+    energy, fidelity = _qnspsa_problem()
+    x0 = np.array([0.4, 0.1, -0.3, 0.2])
+    checkpoint = nq.QNSPSA(fidelity, maxiter=3, seed=0).minimize(energy, x0).checkpoint
+    spsa_checkpoint = nq.SPSA(maxiter=3, seed=0, second_order=True, blocking=True).minimize(energy, x0).checkpoint
+    calls = []
+
+    def counted(x):
+        calls.append(1)
+        return energy(x)
+
+    qnspsa = nq.QNSPSA(fidelity, maxiter=10, seed=0)
+    with pytest.raises(TypeError, match=r"resume.*QNSPSA\.state_dict.*weights_only"):
+        qnspsa.minimize(counted, resume="run.pt")
+    with pytest.raises(ValueError, match="not both"):
+        qnspsa.minimize(counted, x0, resume=checkpoint)
+    truncated = {k: v for k, v in checkpoint.items() if k != "fidelity_evaluations"}
+    with pytest.raises(CheckpointError, match=r"resume: .*truncated.*fidelity_evaluations"):
+        qnspsa.minimize(counted, resume=truncated)
+    truncated = {k: v for k, v in checkpoint.items() if k != "hessian"}
+    with pytest.raises(CheckpointError, match=r"resume: .*truncated.*hessian"):
+        qnspsa.minimize(counted, resume=truncated)
+    corrupted = {**checkpoint, "hessian": checkpoint["hessian"] + 1e-12}
+    with pytest.raises(CheckpointError, match="resume: checksum"):
+        qnspsa.minimize(counted, resume=corrupted)
+    with pytest.raises(
+        CheckpointError,
+        match=r"resume: .*not a checkpoint of noisygrad\.quantum\.QNSPSA.*with "
+        r"noisygrad\.quantum\.SPSA",
+    ):
+        qnspsa.minimize(counted, resume=spsa_checkpoint)
+    with pytest.raises(
+        CheckpointError,
+        match=r"resume: .*not a checkpoint of noisygrad\.quantum\.SPSA.*with "
+        r"noisygrad\.quantum\.QNSPSA",
+    ):
+        nq.SPSA(maxiter=10, seed=0, second_order=True, blocking=True).minimize(counted, resume=checkpoint)
+    with pytest.raises(CheckpointError, match=r"resume: settings\['blocking'\]"):
+        nq.QNSPSA(fidelity, maxiter=10, blocking=False).minimize(counted, resume=checkpoint)
+    with pytest.raises(CheckpointError, match=r"resume: k \(iterations done\)"):
+        nq.QNSPSA(fidelity, maxiter=2).minimize(counted, resume=checkpoint)
+    with pytest.raises(CheckpointError, match=r"resume: fidelity_evaluations"):
+        qnspsa.minimize(counted, resume=stamp({**checkpoint, "fidelity_evaluations": -1}, QNSPSA_CHECKPOINT_FORMAT))
+    assert calls == []  # every refusal came before any evaluation
+    assert checkpoint["checksum"] == checkpoint_checksum(checkpoint)  # and changed nothing in the checkpoint
 
 
 def test_shot_estimator_state_round_trips_and_bad_states_are_refused():

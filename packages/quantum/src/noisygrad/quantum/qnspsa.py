@@ -8,19 +8,24 @@ sampler with ``qiskit_algorithms.state_fidelities.ComputeUncompute``, as qiskit 
 What differs from ``qiskit_algorithms.optimizers.QNSPSA`` is what :class:`~noisygrad.quantum.SPSA` adds:
 a seed of its own, every direction's loss points in one call and every direction's fidelity pairs in one call,
 ``result.nfev_total`` (loss and fidelity evaluations, calibration and blocking included), divergence reported
-with ``success=False``, and ``last_avg``/``final_evaluations`` options.
+with ``success=False``, ``last_avg``/``final_evaluations`` options, and checkpoints: ``result.checkpoint`` (or
+:meth:`QNSPSA.state_dict`) holds the iterate, the direction generator's state, the gains, the smoothed metric,
+blocking's state, the divergence guard and the counters (the fidelity's among them), and
+``minimize(fun, resume=...)`` continues the run bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
+import torch
 from qiskit.circuit import QuantumCircuit
 from qiskit.primitives import BaseSamplerV2
 from qiskit_algorithms.state_fidelities import ComputeUncompute
 
+from . import _spsa_checkpoint
 from .spsa import (
     DEFAULT_AVERAGE_FRACTION,
     DEFAULT_TARGET_MAGNITUDE,
@@ -160,12 +165,41 @@ class QNSPSA(SPSA):
     def _run(
         self, fun: Callable[[np.ndarray], Any], x0: Any, bounds: Any, group: int, resume: Any = None
     ) -> SPSAResult:
-        if resume is not None:  # the fidelity's evaluations and the metric's state are not in the checkpoint yet
-            raise ValueError("resume is not supported by QNSPSA (only by SPSA); start the run again from its x")
-        self._fidelity_evaluations = 0
-        result = super()._run(fun, x0, bounds, group)
+        """SPSA's run with the fidelity's evaluations counted, from (and into) a checkpoint of QNSPSA's format.
+
+        A ``resume`` checkpoint is checked as QNSPSA's (format, version, checksum, settings, counters) before any
+        evaluation, then handed to SPSA's run re-stamped in SPSA's format, less ``fidelity_evaluations``, from
+        which the fidelity counter continues. The run's own checkpoint is re-stamped the other way. The metric's
+        smoothing, gains, blocking state and generator are SPSA's state (``hessian`` is the smoothed metric).
+        The fidelity's own noise stream, if any, is the caller's to save and restore.
+        """
+        fidelity_evaluations, spsa_resume = 0, None
+        if resume is not None:
+            if x0 is not None:
+                raise ValueError("pass either x0 (a new run) or resume= (continue a run), not both")
+            saved = self._check_resume(resume)
+            fidelity_evaluations = int(saved["fidelity_evaluations"])
+            spsa_resume = _spsa_checkpoint.stamp(
+                {key: value for key, value in saved.items() if key != "fidelity_evaluations"}
+            )
+        self._fidelity_evaluations = fidelity_evaluations
+        result = super()._run(fun, x0, bounds, group, spsa_resume)
         result.nfev_total += self._fidelity_evaluations
+        assert self._checkpoint is not None  # SPSA's run always leaves one
+        self._checkpoint = _spsa_checkpoint.stamp(
+            {**self._checkpoint, "fidelity_evaluations": int(self._fidelity_evaluations)},
+            _spsa_checkpoint.QNSPSA_CHECKPOINT_FORMAT,
+        )
+        result.checkpoint = self._checkpoint
         return result
+
+    def _check_resume(self, resume: object) -> Mapping[str, Any]:
+        """``resume`` if it is a QNSPSA checkpoint this optimizer can continue; raises before any evaluation."""
+        probe = resume.get("x") if isinstance(resume, Mapping) else None
+        dim = int(probe.numel()) if isinstance(probe, torch.Tensor) else -1
+        return _spsa_checkpoint.check(
+            resume, self._checkpoint_settings(dim), self.maxiter, _spsa_checkpoint.QNSPSA_CHECKPOINT_FORMAT
+        )
 
     @property
     def settings(self) -> dict[str, Any]:

@@ -663,7 +663,10 @@ class SPSA(Optimizer):  # type: ignore[misc]
         ``torch.load(path, weights_only=True)``. Raises ``RuntimeError`` before any run.
         """
         if self._checkpoint is None:
-            raise RuntimeError("SPSA.state_dict() needs a finished run: call minimize first (or use result.checkpoint)")
+            raise RuntimeError(
+                f"{type(self).__name__}.state_dict() needs a finished run: call minimize first "
+                "(or use result.checkpoint)"
+            )
         return dict(self._checkpoint)
 
     def _start(self, x0: Any, resume: Mapping[str, Any] | None) -> tuple[np.ndarray, Mapping[str, Any] | None]:
