@@ -283,7 +283,11 @@ def test_ctrl_c_before_anything_finished_writes_nothing(fakes, tmp_path):
 
 
 _SCRIPT = """
+import signal
 import sys
+# a terminal's foreground job takes Ctrl-C; a job that a non-interactive shell started with '&' (a CI script run
+# in the background) inherits SIGINT ignored, and Python keeps it so: restore the terminal's case
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {code!r})
 from noisygrad.tour import cli
 from noisygrad.tour import registry as tour

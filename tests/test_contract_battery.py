@@ -355,6 +355,22 @@ def _quantum_finite_difference_case() -> dict[str, Any]:
     }
 
 
+def _adaptive_shots_case() -> dict[str, Any]:
+    # The shots change only the estimate's variance, never its mean: parameter shift stays unbiased at any count.
+    # An objective of its own: AdaptiveShots sets its shots before every estimate.
+    quantum, _, _ = _h2()
+    circuit_library = pytest.importorskip("qiskit.circuit.library")
+    objective = quantum.EnergyObjective(quantum.h2(), circuit_library.efficient_su2(2, reps=1), shots=1000)
+    return {
+        "make_estimator": lambda o: quantum.AdaptiveShots(o, min_shots=200, max_shots=2000),
+        "objective": objective,
+        "params": [THETA, THETA.float()],
+        "gradient": _exact_gradient(),
+        "bias_tolerance": REFERENCE_ERROR,
+        "samples": 400,
+    }
+
+
 def _streaming_case() -> dict[str, Any]:
     dsp = pytest.importorskip("noisygrad.dsp")
     gen = torch.Generator().manual_seed(3)
@@ -432,6 +448,7 @@ ESTIMATORS: dict[str, Callable[[], dict[str, Any]]] = {
     "Clipped(SPSA, Energy)": _clipped_spsa_case,
     "quantum.ParameterShift": _parameter_shift_case,
     "quantum.finite_difference": _quantum_finite_difference_case,
+    "quantum.AdaptiveShots": _adaptive_shots_case,
     "dsp.StreamingLeastSquares": _streaming_case,
     # the data on the GPU too (where torch sees one); the generic SAGA is left out there: its table update
     # (index_copy_ with the batch's CPU indices) is not exercised on a GPU by the core's own tests either
