@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,7 @@ __all__ = [
     "CheckpointError",
     "LegacyCheckpointWarning",
     "check_checkpoint",
+    "check_stamped",
     "checkpoint_checksum",
     "companion_states",
     "companions_of",
@@ -126,6 +127,24 @@ def checkpoint_checksum(checkpoint: Mapping[str, Any]) -> str:
     hasher = hashlib.sha256()
     _hash_into(hasher, {k: v for k, v in checkpoint.items() if k != "checksum"})
     return f"sha256:{hasher.hexdigest()}"
+
+
+def check_stamped(state: Mapping[str, Any], *, keys: Sequence[str], settings: Mapping[str, Any], hint: str) -> None:
+    """The checks every stamped checkpoint of a plugin shares, in this order: each of ``keys`` and ``checksum``
+    present (else truncated), the checksum over the rest, then each of ``settings`` equal to the saved
+    ``state["settings"]`` (a continuation is bit-identical only under the settings that wrote it; ``hint`` says
+    what to pass instead). Raises :class:`CheckpointError` prefixed ``resume:``, naming the entry at fault."""
+    missing = [key for key in (*keys, "checksum") if key not in state]
+    if missing:
+        raise CheckpointError(f"resume: the checkpoint is truncated: {missing} missing")
+    if state["checksum"] != checkpoint_checksum(state):
+        raise CheckpointError("resume: checksum mismatch: the checkpoint was changed or corrupted after it was written")
+    saved = state["settings"]
+    for name, value in settings.items():
+        if saved.get(name) != value:
+            raise CheckpointError(
+                f"resume: settings[{name!r}] is {saved.get(name)!r} in the checkpoint but {value!r} here; {hint}"
+            )
 
 
 def stamp_checkpoint(state: Mapping[str, Any], *, optimizer: object, estimator: object) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisygrad.loop_checkpoint import CheckpointError, checkpoint_checksum
+from noisygrad.loop_checkpoint import CheckpointError, check_stamped, checkpoint_checksum
 
 SPSA_CHECKPOINT_FORMAT = "noisygrad.quantum.SPSA"
 SPSA_CHECKPOINT_VERSION = 1
@@ -126,18 +126,12 @@ def check(
         )
     if resume.get("version") != _VERSIONS[fmt]:
         raise _fail(f"version {resume.get('version')!r} is not {_VERSIONS[fmt]}, the one this code reads")
-    missing = [key for key in (*STATE_KEYS, *EXTRA_KEYS[fmt], "checksum") if key not in resume]
-    if missing:
-        raise _fail(f"the checkpoint is truncated: {missing} missing")
-    if resume["checksum"] != checkpoint_checksum(resume):
-        raise _fail("checksum mismatch: the checkpoint was changed or corrupted after it was written")
-    saved = resume["settings"]
-    for name, value in settings.items():
-        if saved.get(name) != value:
-            raise _fail(
-                f"settings[{name!r}] is {saved.get(name)!r} in the checkpoint but {value!r} here; resume with the "
-                "optimizer settings of the run that wrote it"
-            )
+    check_stamped(
+        resume,
+        keys=(*STATE_KEYS, *EXTRA_KEYS[fmt]),
+        settings=settings,
+        hint="resume with the optimizer settings of the run that wrote it",
+    )
     x = resume["x"]
     if not isinstance(x, torch.Tensor) or x.dtype != torch.float64 or x.ndim != 1:
         raise _fail("x must be a 1-D float64 tensor")

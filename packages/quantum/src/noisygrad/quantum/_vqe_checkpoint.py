@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from noisygrad.loop_checkpoint import CheckpointError, checkpoint_checksum
+from noisygrad.loop_checkpoint import CheckpointError, check_stamped, checkpoint_checksum
 
 VQE_CHECKPOINT_FORMAT = "noisygrad.quantum.vqe"
 VQE_CHECKPOINT_VERSION = 1
@@ -50,16 +50,10 @@ def check(resume: object, settings: Mapping[str, Any]) -> Mapping[str, Any]:
         raise _fail(f"format is {resume.get('format')!r}, not {VQE_CHECKPOINT_FORMAT!r}: not a checkpoint of vqe")
     if resume.get("version") != VQE_CHECKPOINT_VERSION:
         raise _fail(f"version {resume.get('version')!r} is not {VQE_CHECKPOINT_VERSION}, the one this code reads")
-    missing = [key for key in (*STATE_KEYS, "checksum") if key not in resume]
-    if missing:
-        raise _fail(f"the checkpoint is truncated: {missing} missing")
-    if resume["checksum"] != checkpoint_checksum(resume):
-        raise _fail("checksum mismatch: the checkpoint was changed or corrupted after it was written")
-    saved = resume["settings"]
-    for name, value in settings.items():
-        if saved.get(name) != value:
-            raise _fail(
-                f"settings[{name!r}] is {saved.get(name)!r} in the checkpoint but {value!r} in this call; resume "
-                "with the hamiltonian, ansatz and settings of the run that wrote it"
-            )
+    check_stamped(
+        resume,
+        keys=STATE_KEYS,
+        settings=settings,
+        hint="resume with the hamiltonian, ansatz and settings of the run that wrote it",
+    )
     return resume
