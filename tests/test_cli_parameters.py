@@ -139,6 +139,7 @@ PLUGINS = {
     "pinn.collocation-noise": ["batch", "draws"],
     "quantum.shot-variance": ["repeats", "shots"],
     "quantum.spsa-h2": ["runs"],
+    "quantum.adaptive-shots": ["steps"],
 }
 
 

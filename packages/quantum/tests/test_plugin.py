@@ -10,7 +10,12 @@ from noisygrad.quantum import experiments
 
 def test_plugin_registers_its_experiments():
     plugin = get("quantum")
-    assert set(plugin.experiments) == {"quantum.shot-variance", "quantum.gradient-variance", "quantum.spsa-h2"}
+    assert set(plugin.experiments) == {
+        "quantum.shot-variance",
+        "quantum.gradient-variance",
+        "quantum.spsa-h2",
+        "quantum.adaptive-shots",
+    }
     for name, target in plugin.experiments.items():
         module, function = target.split(":")
         assert module == "noisygrad.quantum.experiments"
@@ -30,6 +35,16 @@ def test_shot_variance_findings_pass():
 def test_gradient_variance_findings_pass():
     findings = experiments.gradient_variance(seed=0)
     assert all(f.passed for f in findings), [f.as_dict() for f in findings if not f.passed]
+
+
+def test_adaptive_shots_findings_pass():
+    noise, held = experiments.adaptive_shots(seed=0)
+    assert noise.passed, noise.as_dict()
+    assert held.passed, held.as_dict()
+    assert noise.uncertainty < 0.01  # the noise measurement is resolved to 1% (seed 0: 1.001 +- 0.003)
+    shots = noise.curve.measured
+    assert shots[0] == 10
+    assert max(shots) > 1000 * shots[0]  # the shots grow as the gradient falls
 
 
 @pytest.mark.slow

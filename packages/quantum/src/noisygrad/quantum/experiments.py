@@ -7,6 +7,9 @@
   against Spall's ``sum_{j != i} g_j^2 + sigma^2 / (2 c^2 S)``).
 * ``quantum.spsa-h2``: SPSA VQE on H2 with 1000 shots per group reaches chemical accuracy (median over seeds
   of the exact error of the final parameters).
+* ``quantum.adaptive-shots``: along a VQE run whose shots :class:`~noisygrad.quantum.AdaptiveShots` chooses, the
+  noise each estimate measures equals the exact shot noise at its point, and the shots follow the gradient's
+  signal-to-noise: the chosen counts beside the ones an oracle with the exact gradient and variance would choose.
 
 Tolerances are 4 standard errors of the Monte-Carlo estimate unless a finding says otherwise. Streams are
 keyed sub-streams of ``seed`` (:mod:`noisygrad.rng`): the parameters ``theta`` from key 0, an experiment's
@@ -23,10 +26,11 @@ import numpy as np
 import torch
 
 from noisygrad import SPSA as SPSAEstimator
-from noisygrad.tour.kit import TOLERANCE_Z, Finding, Parameter, numpy_stream, substream_seed, takes, torch_stream
+from noisygrad.tour.kit import TOLERANCE_Z, Curve, Finding, Parameter, numpy_stream, substream_seed, takes, torch_stream
 
+from .adaptive import AdaptiveShots
 from .gradients import ParameterShift, finite_difference
-from .hamiltonians import CHEMICAL_ACCURACY, h2
+from .hamiltonians import CHEMICAL_ACCURACY, exact_ground_energy, h2
 from .objective import EnergyObjective
 from .vqe import vqe
 
@@ -229,4 +233,101 @@ def spsa_h2(seed: int = 0, quick: bool = True, *, runs: int) -> list[Finding]:
                 "wall_s": round(time.perf_counter() - start, 1),
             },
         )
+    ]
+
+
+#: The fraction of the target signal-to-noise the adaptive-shots run must keep (median over its steps).
+SNR_FLOOR = 0.4
+
+
+@takes(Parameter("steps", int, 150, "gradient steps of the run", full=300, low=40, high=10_000))
+def adaptive_shots(seed: int = 0, quick: bool = True, *, steps: int) -> list[Finding]:
+    """Adaptive shots along a VQE run on H2 (efficient_su2 reps=1, parameter shift, gradient descent, lr 0.2).
+
+    At each iterate ``x_k`` the estimate's own noise measurement (the summed per-point sample variances of its
+    ``2 P`` energies) is set beside the exact variance of the parameter-shift gradient at ``x_k`` with the shots it
+    was given, ``sum_i [sigma^2(x + pi/2 e_i) + sigma^2(x - pi/2 e_i)] / (4 S_k)``; the shots chosen are set beside
+    the oracle's ``snr^2 sum_i [...] / (4 |g(x_k)|^2)`` with the exact gradient.
+    """
+    from qiskit.circuit.library import efficient_su2
+
+    start = time.perf_counter()
+    snr, low, high, lr = 1.0, 10, 100_000, 0.2
+    objective = EnergyObjective(h2(), efficient_su2(2, reps=1), shots=low)
+    adaptive = AdaptiveShots(objective, snr=snr, min_shots=low, max_shots=high, smoothing=0.8)
+    p = objective.num_parameters
+    x = torch.as_tensor(_theta(seed, p))
+    generator = torch_stream(seed, 1)
+    points, shots, measured = [], [], []
+    for _ in range(steps):
+        points.append(x.numpy().copy())
+        estimate = adaptive.estimate(x, generator)
+        decision = adaptive.history[-1]
+        shots.append(decision["shots"])
+        measured.append(decision["noise"])
+        x = x - lr * estimate.grad
+    xs, chosen, noise = np.array(points), np.array(shots), np.array(measured)
+    shift = math.pi / 2 * np.eye(p)
+    single_shot = np.array([((objective.variance(t + shift) + objective.variance(t - shift)) / 4).sum() for t in xs])
+    gradient = np.array([(objective.exact(t + shift) - objective.exact(t - shift)) / 2 for t in xs])
+    signal = (gradient**2).sum(1)
+    exact_noise = single_shot / chosen
+    ratio = noise / exact_noise  # each estimate's measurement is unbiased given its point: mean 1
+    ratio_se = float(ratio.std(ddof=1) / math.sqrt(steps))
+    realized = np.sqrt(signal / exact_noise)  # the signal-to-noise each estimate actually had
+    free = (chosen > low) & (chosen < high)  # the controller's own choices, not the range's limits
+    free[: min(20, steps)] = False  # its averages settle over the first ~5 / (1 - smoothing) estimates
+    median_snr = float(np.median(realized[free])) if free.any() else math.nan
+    oracle = snr**2 * single_shot / signal
+    error = float(objective.exact(x.numpy()[None])[0]) - exact_ground_energy(h2())
+    details = {
+        "steps": steps,
+        "shots_used": int(objective.shots_used),
+        "shots per group: first, last": [int(chosen[0]), int(chosen[-1])],
+        "final exact error, Ha": error,
+        "steps between the shot limits (after 20)": int(free.sum()),
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    return [
+        Finding(
+            experiment="quantum.adaptive-shots",
+            claim=(
+                "along the run, the shot noise each gradient estimate measures (the per-point sample variances) "
+                "equals the exact noise of parameter shift at its point and shots (mean ratio)"
+            ),
+            predicted=1.0,
+            measured=float(ratio.mean()),
+            uncertainty=ratio_se,
+            tolerance=TOLERANCE_Z * ratio_se,
+            details=details,
+            curve=Curve(
+                x_label="iteration k",
+                y_label="shots per measurement group",
+                x=list(range(steps)),
+                measured=chosen.tolist(),
+                predicted=oracle.tolist(),
+                log_y=True,
+            ),
+        ),
+        Finding.at_least(
+            "quantum.adaptive-shots",
+            (
+                f"the shots chosen from those measurements keep the exact signal-to-noise |g| / sd of the estimates "
+                f"above {SNR_FLOOR} of its target {snr} (median over the steps between the shot limits)"
+            ),
+            bound=SNR_FLOOR * snr,
+            measured=median_snr,
+            ideal=snr,
+            details={
+                **details,
+                "bound": (
+                    "a design floor, not a Monte-Carlo error: the controller averages over about 5 estimates "
+                    "(smoothing 0.8) and moves the shots by at most 2x a step, so it lags a falling gradient and "
+                    "the median sits below the target (seeds 0-15: 0.53-1.11)"
+                ),
+                "oracle shots (curve, predicted)": (
+                    "snr^2 sum_i [sigma^2(x + pi/2 e_i) + sigma^2(x - pi/2 e_i)] / (4 |g|^2)"
+                ),
+            },
+        ),
     ]
