@@ -508,3 +508,36 @@ def test_deepcopy_copies_all_public_attributes(name: str) -> None:
     public = {k for k in vars(ours) if not k.startswith("_")}
     assert public <= set(vars(clone))
     assert public >= {"defaults", "state", "param_groups", "rule"}
+
+
+@pytest.mark.parametrize("name", list(INFOS))
+def test_our_optimizer_info_states_what_holds(name: str) -> None:
+    """Each flag of the drop-in's own OptimizerInfo, checked against the drop-in (and against torch's entry for
+    the twin where they differ: torch's supports more, ours refuses that by name)."""
+    info, twin = INFOS[name]
+    theirs = _torch_info(twin)
+    ours_cls = info.optim_cls
+    assert ours_cls.__name__ == name
+    for dtype in DTYPES:  # the same configurations as torch's entry (test_steps_equal_torch runs each)
+        descs = [c.desc for c in info.optim_inputs_func("cpu", dtype)]
+        assert descs == [c.desc for c in theirs.optim_inputs_func("cpu", dtype)]
+    for impl in ("foreach", "differentiable", "fused"):
+        if impl in info.supported_impls:
+            opt = ours_cls(_params(torch.float64), **{impl: True})
+            _train(opt, opt.param_groups[0]["params"], 1)
+        else:
+            with pytest.raises(ValueError, match=impl):
+                ours_cls(_params(torch.float64), **{impl: True})
+    assert set(info.supported_impls) <= set(theirs.supported_impls)
+    assert not info.supports_sparse  # refused, even where torch's twin takes them (SGD)
+    assert not info.only_supports_sparse_grads
+    if info.has_capturable_arg:
+        ours_cls(_params(torch.float64), capturable=False)
+    assert info.supports_complex
+    params = _params(torch.float64, complex_=True)
+    _train(ours_cls(params, lr=0.01), params, 1)
+    assert info.supports_param_groups
+    ours_cls([{"params": _params(torch.float64)}, {"params": _params(torch.float64, seed=1), "lr": 0.0}], lr=0.01)
+    assert not info.step_requires_closure
+    plain, _, _, _ = _pair(name, {"lr": 0.01}, torch.float64)
+    plain.step()  # no closure, no gradients: a no-op, as for torch

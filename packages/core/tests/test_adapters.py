@@ -128,15 +128,17 @@ def test_minimizer_matches_torch_optim_with_jac(ours, theirs):
         opt.step()
     np.testing.assert_array_equal(result.x, param.detach().numpy())
     assert result.nit == 200
-    assert result.njev == 200
+    assert result.njev == 201  # one per step and one for the result's jac, the gradient at x (as scipy's)
     assert result.nfev == 1  # only the final report
     assert result.fun == rosenbrock(result.x)
+    np.testing.assert_array_equal(result.jac, rosenbrock_grad(result.x))
     np.testing.assert_array_equal(x0, [-1.0, 1.5])  # the caller's x0 is untouched
 
 
 def test_minimizer_without_jac_counts_its_evaluations():
     result = ng.Minimizer(ng.SGD(0.2), maxiter=50)(lambda x: float(((x - 1.0) ** 2).sum()), [0.0, 0.0, 0.0])
-    assert result.nfev == 50 * 2 * 3 + 1
+    assert result.nfev == 50 * 2 * 3 + 1 + 2 * 3  # central differences per step, the value at x, the jac at x
+    assert result.njev == 50 + 1  # gradient estimates, counted as scipy counts its finite-difference ones
     np.testing.assert_allclose(result.x, 1.0, atol=1e-6)
 
 

@@ -44,6 +44,21 @@ def test_defect_float32_x0_is_named_for_a_float64_glm():
         ng.minimize(ng.FullBatch(ng.GLM(X, y, loss="squared")), ng.SGD(0.1), torch.zeros(3), steps=1)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA GPU: a second device is needed")
+def test_x0_on_another_device_than_a_glm_is_named_before_the_first_step():
+    X, y = least_squares()
+    with pytest.raises(TypeError, match=r"x0 must be torch.float64 on cpu.*got torch.float64 on cuda"):
+        ng.minimize(
+            ng.FullBatch(ng.GLM(X, y, loss="squared")),
+            ng.SGD(0.1),
+            torch.zeros(3, dtype=X.dtype, device="cuda"),
+            steps=1,
+        )
+    X, y = X.cuda(), y.cuda()
+    with pytest.raises(TypeError, match=r"x0 must be torch.float64 on cuda:0.*got torch.float64 on cpu"):
+        ng.minimize(ng.FullBatch(ng.GLM(X, y, loss="squared")), ng.SGD(0.1), torch.zeros(3, dtype=X.dtype), steps=1)
+
+
 def test_x0_wrong_length_is_named_for_a_module_loss():
     X, y = least_squares()
     net = torch.nn.Linear(3, 1).double()
@@ -250,15 +265,16 @@ def test_minimize_result_positional_construction_still_works():
     assert (result.nfev, result.status, result.success, result.message) == (0, 0, True, "")
 
 
-def test_a_schedule_that_turns_nan_midway_raises_through_the_loop_unchanged():
+@pytest.mark.parametrize("bad", [math.nan, -0.1], ids=["nan", "negative"])
+def test_a_schedule_that_turns_nan_midway_raises_through_the_loop_unchanged(bad):
     """The rule checks a non-constant schedule at every step (``Rule.update``); the loop passes that error on as
-    it is (a ValueError naming the step), not as a NaN gradient or a divergence."""
+    it is (a ValueError naming the step), not as a NaN gradient, a divergence or a silent climb (negative)."""
     energy = ng.Energy(lambda x: ((x - 1) ** 2).sum())
     seen = []
     with pytest.raises(ValueError, match=r"lr\(3\) must be a finite number >= 0"):
         ng.minimize(
             ng.FullBatch(energy),
-            ng.SGD(lambda t: 0.1 if t < 3 else math.nan),
+            ng.SGD(lambda t: 0.1 if t < 3 else bad),
             [0.0],
             steps=10,
             callbacks=[lambda info: seen.append(info.step)],

@@ -27,5 +27,5 @@ def test_the_history_is_still_the_list_of_steps():
     assert isinstance(result.history, list)
     assert [step["nit"] for step in result.history] == [1, 2, 3, 4, 5]
     assert result.history == list(result.history)
-    assert result.history[-1]["nfev"] == result.nfev - 1  # the final evaluation of fun at x comes after the steps
+    assert result.history[-1]["nfev"] == result.nfev - 1 - 4  # after the steps: fun at x, then jac at x (2n = 4)
     assert repr(History()) == "History(0 steps)"

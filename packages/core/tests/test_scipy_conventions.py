@@ -55,7 +55,7 @@ def test_defect_jac_true_bool_not_callable():
     separate = so.minimize(rosen, X0, method=ng.Minimizer(sgd(), maxiter=300), jac=rosen_der)
     np.testing.assert_array_equal(pair.x, separate.x)
     assert pair.fun == separate.fun == rosen(pair.x)
-    assert (pair.nfev, pair.njev) == (separate.nfev, separate.njev) == (1, 300)
+    assert (pair.nfev, pair.njev) == (separate.nfev, separate.njev) == (1, 301)  # steps and the jac at x
 
 
 def test_jac_true_works_when_called_directly():
@@ -68,8 +68,9 @@ def test_jac_true_works_when_called_directly():
     direct = ng.Minimizer(sgd(), maxiter=50)(counted, X0, jac=True)
     via_scipy = so.minimize(rosen, X0, method=ng.Minimizer(sgd(), maxiter=50), jac=rosen_der)
     np.testing.assert_array_equal(direct.x, via_scipy.x)
-    assert len(calls) == 51  # one per step and one for the reported value: the pair is split, not recomputed
-    assert (direct.nfev, direct.njev) == (1, 50)
+    assert len(calls) == 51  # one per step and one at x for the value and jac: the pair is split, not recomputed
+    assert (direct.nfev, direct.njev) == (1, 51)
+    np.testing.assert_array_equal(direct.jac, rosen_der(direct.x))
 
 
 def test_defect_optimize_result_lacks_status():
@@ -139,8 +140,11 @@ def test_battery_on_rosen(jac, bounds, callback):
         assert result.x[1] <= 1.2
     evaluations_per_step = {"none": 2 * 2, "callable": 0, "true": 0}[jac]
     extra_for_callback = 1 if callback == "intermediate_result" else 0
-    assert result.nfev == steps * (evaluations_per_step + extra_for_callback) + 1
-    assert result.njev == (0 if jac == "none" else steps)
+    # the value at x, and the gradient at x for the result's jac (central differences: 2 n evaluations)
+    at_the_end = 1 + evaluations_per_step
+    assert result.nfev == steps * (evaluations_per_step + extra_for_callback) + at_the_end
+    assert result.njev == steps + 1
+    np.testing.assert_allclose(result.jac, rosen_der(result.x), rtol=1e-6, atol=1e-6)
     if callback == "none":
         return
     assert len(seen) == steps
@@ -334,3 +338,119 @@ def test_qiskit_algorithms_vqe_takes_the_minimizer():
     result = vqe.compute_minimum_eigenvalue(SparsePauliOp("Z"))
     assert result.eigenvalue == pytest.approx(-1.0, abs=1e-8)  # <Z> = cos(theta), minimal at theta = pi
     assert result.optimizer_result.nit == 40
+
+
+# ---------------------------------------------------------------- the same call through scipy's own methods
+
+
+def scaled_rosen(x, a):
+    return a * rosen(x)
+
+
+def scaled_rosen_der(x, a):
+    return a * rosen_der(x)
+
+
+SAME_CALL_BOUNDS = {"none": None, "pairs": [(-2.0, 0.9), (None, 1.2)], "Bounds": Bounds([-2.0, -np.inf], [0.9, 1.2])}
+
+
+@pytest.mark.parametrize("callback", ["none", "intermediate_result", "legacy"])
+@pytest.mark.parametrize("bounds", list(SAME_CALL_BOUNDS))
+@pytest.mark.parametrize("jac", ["callable", "true", "none"])
+def test_result_fields_mean_what_scipys_methods_mean_on_the_same_call(jac, bounds, callback):
+    """One call, ``minimize(a * rosen, x0, args=(a,), jac=..., bounds=..., callback=..., maxiter=10)``, through
+    ``Minimizer`` and through scipy's built-in methods that take it (L-BFGS-B always; BFGS and CG when there are
+    no bounds). For every result, ours and theirs alike: the same field names, types, dtypes and shapes; ``fun``
+    is ``fun(x, *args)`` and ``jac`` the gradient at ``x``; ``nfev``/``njev`` are the calls of ``fun``/``jac``
+    counted from outside (with ``jac=True`` scipy memoises the pair: then at most the calls); ``nit`` is the
+    number of callbacks, each with what scipy hands over; ``success`` is ``status == 0``; ``x`` is in the box."""
+    a = 0.5
+    calls = {"fun": 0, "jac": 0}
+
+    def fun(x, a):
+        calls["fun"] += 1
+        return scaled_rosen(x, a)
+
+    def der(x, a):
+        calls["jac"] += 1
+        return scaled_rosen_der(x, a)
+
+    def pair(x, a):
+        calls["fun"] += 1
+        return scaled_rosen(x, a), scaled_rosen_der(x, a)
+
+    f, jac_arg = {"callable": (fun, der), "true": (pair, True), "none": (fun, None)}[jac]
+    box = SAME_CALL_BOUNDS[bounds]
+    seen: list = []
+
+    def new_form(intermediate_result):
+        seen.append(intermediate_result)
+
+    def legacy(xk):
+        seen.append(xk)
+
+    cb = {"none": None, "intermediate_result": new_form, "legacy": legacy}[callback]
+    methods = ["L-BFGS-B"] if box is not None else ["L-BFGS-B", "BFGS", "CG"]
+    fields = ("x", "fun", "jac", "nit", "nfev", "njev", "status", "success", "message")
+    results = {}
+    for method in [ng.Minimizer(sgd(), maxiter=10), *methods]:
+        calls.update(fun=0, jac=0)
+        seen.clear()
+        result = so.minimize(
+            f, X0, args=(a,), method=method, jac=jac_arg, bounds=box, callback=cb, options={"maxiter": 10}
+        )
+        name = method if isinstance(method, str) else "Minimizer"
+        results[name] = result
+        assert set(fields) <= set(result), name
+        assert result.fun == scaled_rosen(result.x, a), name
+        gradient_tolerance = 1e-5 if jac == "none" else 1e-12  # finite differences: truncation and rounding
+        np.testing.assert_allclose(result.jac, scaled_rosen_der(result.x, a), rtol=gradient_tolerance, atol=1e-6)
+        if jac == "true":
+            assert result.nfev <= calls["fun"], name
+            assert result.njev <= calls["fun"], name
+        else:
+            assert result.nfev == calls["fun"], name
+        if jac == "callable":
+            assert result.njev == calls["jac"], name
+        assert result.success == (result.status == 0), name
+        if box is not None:
+            assert -2.0 <= result.x[0] <= 0.9, name
+            assert result.x[1] <= 1.2, name
+        if callback != "none":
+            assert len(seen) == result.nit, name
+            last = seen[-1]
+            if callback == "legacy":
+                assert isinstance(last, np.ndarray), name
+                assert last.shape == X0.shape, name
+                np.testing.assert_array_equal(last, result.x)
+            else:
+                assert isinstance(last, OptimizeResult), name
+                assert {"x", "fun"} <= set(last), name
+                np.testing.assert_array_equal(last.x, result.x)
+                assert last.fun == scaled_rosen(last.x, a), name
+    ours = results.pop("Minimizer")
+    assert ours.nit == 10
+    for name, theirs in results.items():
+        for field in fields:
+            mine, other = ours[field], theirs[field]
+            assert type(mine) is type(other), (name, field)
+            if isinstance(mine, np.ndarray):
+                assert (mine.dtype, mine.shape) == (other.dtype, other.shape), (name, field)
+        if jac == "none":  # both count a finite-difference gradient as one jac evaluation
+            assert ours.njev == ours.nit + 1, name
+            assert theirs.njev >= theirs.nit, name
+
+
+def test_a_non_finite_value_at_the_returned_point_is_status_2_with_the_jac_there():
+    """SGD with lr 0.2 on ``-x`` (gradient -1) reaches x = 1 in 5 steps, where ``fun`` is +inf: a failed result
+    (status 2), not an error, and ``jac`` is still the gradient at x."""
+
+    def fun(x):
+        return float(-x[0] + (np.inf if x[0] > 0.5 else 0.0))
+
+    result = so.minimize(fun, [0.0], method=ng.Minimizer(ng.SGD(0.2), maxiter=5), jac=lambda x: np.array([-1.0]))
+    np.testing.assert_allclose(result.x, [1.0], rtol=1e-12)
+    assert (result.status, result.success, result.fun) == (2, False, np.inf)
+    assert result.message == "The value at the returned point is not finite."
+    np.testing.assert_array_equal(result.jac, [-1.0])
+    assert result.njev == 6

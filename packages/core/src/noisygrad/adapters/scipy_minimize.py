@@ -27,7 +27,7 @@ import torch
 from scipy.optimize import Bounds as ScipyBounds
 from scipy.optimize import OptimizeResult
 
-from noisygrad.checks import check_finite, check_positive_int
+from noisygrad.checks import NonFiniteGradientError, check_finite, check_positive_int
 from noisygrad.estimators.base import Cost, Estimate, Estimator, Stateless
 from noisygrad.estimators.differences import CentralDifference
 from noisygrad.loop import StepInfo, minimize
@@ -134,6 +134,10 @@ class _Jacobian(Stateless):
         self.counts = counts
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        return Estimate(check_finite("gradient returned by jac", self.gradient(params)), None, Cost())
+
+    def gradient(self, params: torch.Tensor) -> torch.Tensor:
+        """One ``jac`` call (counted in ``njev``), checked for type and shape; NaN/Inf are left to the caller."""
         self.counts["njev"] += 1
         raw = np.asarray(self.jac(params.numpy().copy(), *self.args))
         if raw.dtype.kind == "c":
@@ -141,7 +145,7 @@ class _Jacobian(Stateless):
         grad = torch.as_tensor(np.asarray(raw, dtype=np.float64))
         if grad.shape != params.shape:
             raise ValueError(f"jac returned shape {tuple(grad.shape)}, expected {tuple(params.shape)} like x0")
-        return Estimate(check_finite("gradient returned by jac", grad), None, Cost())
+        return grad
 
 
 class _ScipyCallback:
@@ -176,9 +180,8 @@ class _ScipyCallback:
 
 @dataclass
 class _Last:
-    """What the run's record keeps for the result: the last gradient and whether scipy's callback stopped the run."""
+    """What the run's record keeps for the result: whether scipy's callback stopped the run."""
 
-    jac: np.ndarray
     halted: bool = False
 
 
@@ -234,11 +237,15 @@ class Minimizer:
     The result, a ``scipy.optimize.OptimizeResult``:
 
     * ``x``: the last iterate (float64, shape ``(n,)``); ``fun``: ``fun`` evaluated once more at ``x``
-      (``np.float64``); ``jac``: the gradient estimate of the last step, taken at the point before it (float64,
-      shape ``(n,)``);
+      (``np.float64``); ``jac``: the gradient at ``x`` (float64, shape ``(n,)``), as scipy's methods report it:
+      one more ``jac`` call (free with ``jac=True``: the pair of ``fun``'s call at ``x``), or one more estimate
+      by ``gradient`` (central differences: ``2n`` evaluations, counted in ``nfev``). NaN/Inf there are
+      reported, not raised;
     * ``nit``: the steps taken (fewer than ``maxiter`` when a callback stopped the run);
-    * ``nfev`` / ``njev``: how many times ``fun`` / ``jac`` were called (with ``jac=True``, the value and
-      gradient requests of scipy's memoised pair, as scipy's own methods count them);
+    * ``nfev``: how many times ``fun`` was called for a value (with ``jac=True``, the value requests of
+      scipy's memoised pair, as scipy's own methods count them); ``njev``: gradient evaluations, one per step
+      and one for the result's ``jac``: ``jac`` calls, or estimates by ``gradient`` when there is no ``jac``
+      (as scipy counts its finite-difference gradients in ``njev``);
     * ``status``: ``0`` all ``maxiter`` steps taken; ``2`` ``fun`` at ``x`` is NaN/Inf; ``99`` the callback raised
       ``StopIteration`` (scipy's code and message); ``success`` is ``status == 0``; ``message`` says which.
       Reaching ``maxiter`` is success here (the method takes a fixed number of steps; scipy's line-search
@@ -266,7 +273,7 @@ class Minimizer:
         self.optimizer = optimizer
         self.maxiter = check_positive_int("maxiter", maxiter)
         self.gradient = gradient or (lambda objective: CentralDifference(objective))
-        self.seed = int(seed)
+        self.seed = check_positive_int("seed", seed, allow_zero=True)
         self.callback = callback
 
     def __call__(
@@ -313,11 +320,12 @@ class Minimizer:
         objective = NoisyBlackBox(batch_fun)
         estimator = self.gradient(objective) if jac_fun is None else _Jacobian(objective, jac_fun, extra, counts)
         history = History()
-        last = _Last(np.zeros(x.numel()))
+        last = _Last()
 
         def record(info: StepInfo) -> bool:
+            if jac_fun is None:
+                counts["njev"] += 1  # one gradient estimate per step, as scipy counts its finite-difference ones
             grad = info.estimate.grad.numpy().copy()
-            last.jac = grad
             history.append({"nit": info.step, "grad_norm": float(np.linalg.norm(grad)), "nfev": counts["nfev"]})
             if self.callback is not None:
                 self.callback(info.step, info.x.numpy().copy(), info.estimate.value)
@@ -331,17 +339,19 @@ class Minimizer:
             last.halted = scipy_callback(intermediate)
             return last.halted
 
+        generator = torch.Generator().manual_seed(self.seed)  # minimize's own seeding, kept for the last gradient
         run = minimize(
             estimator,
             self.optimizer,
             x,
             steps=maxiter,
-            seed=self.seed,
+            generator=generator,
             callbacks=[record],
             projection=None if box is None else Projection(*box),
             final=FinalEstimate(measure),
         )
         fun_final = np.float64(run.fun_estimate)  # final= always gives one
+        jac_final = _gradient_at(run.x, estimator, generator, counts)
         status = 99 if last.halted else (0 if np.isfinite(fun_final) else 2)
         message = STATUS_MESSAGES[status].format(maxiter=maxiter, rule=type(self.optimizer).__name__)
         if disp:
@@ -349,7 +359,7 @@ class Minimizer:
         return OptimizeResult(
             x=run.x.numpy().copy(),
             fun=fun_final,
-            jac=last.jac,
+            jac=jac_final,
             nit=run.nit,
             nfev=counts["nfev"],
             njev=counts["njev"],
@@ -371,6 +381,22 @@ class Minimizer:
             raise ValueError(f"Minimizer does not take the option(s) {', '.join(unknown)}; it takes maxiter and disp")
         maxiter = self.maxiter if options.get("maxiter") is None else check_positive_int("maxiter", options["maxiter"])
         return maxiter, bool(options.get("disp", False))
+
+
+def _gradient_at(
+    x: torch.Tensor, estimator: Estimator, generator: torch.Generator, counts: dict[str, int]
+) -> np.ndarray:
+    """The result's ``jac``: the gradient at the returned ``x``, as scipy's methods report it (one more ``jac``
+    call, or one more estimate whose evaluations count in ``nfev``; with ``jac=True`` the pair of the final
+    value's call serves). NaN/Inf are reported, not raised, as ``fun`` is: the run is over."""
+    if isinstance(estimator, _Jacobian):
+        return estimator.gradient(x).numpy().copy()
+    counts["njev"] += 1
+    try:
+        grad = estimator.estimate(x, generator).grad
+    except NonFiniteGradientError:
+        return np.full(x.numel(), np.nan)
+    return np.asarray(grad.detach().cpu().numpy(), dtype=np.float64).copy()
 
 
 def _start(x0: object) -> torch.Tensor:

@@ -24,6 +24,7 @@ twin's own signature and defaults (``TorchOptimizer.drop_in(noisygrad.Adam)(mode
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from collections.abc import Callable, Iterable
@@ -72,6 +73,29 @@ def _twin_defaults(twin: type[torch.optim.Optimizer]) -> dict[str, Any]:
     """The parameter-group defaults of a ``torch.optim`` class, read from an instance (they include keys, such
     as AdamW's ``decoupled_weight_decay``, that its signature does not show)."""
     return dict(twin([torch.nn.Parameter(torch.zeros(1))]).defaults)  # type: ignore[call-arg]
+
+
+@functools.cache
+def _torch_setting_names() -> frozenset[str]:
+    """Every parameter-group setting of the installed ``torch.optim`` optimizers (``momentum``, ``betas``,
+    ``weight_decay``, ...), read from their defaults: the names a user moving from ``torch.optim`` may put in a
+    group. Read once, on first use."""
+    names: set[str] = set()
+    for attribute in dir(torch.optim):
+        kind = getattr(torch.optim, attribute)
+        if not (isinstance(kind, type) and issubclass(kind, torch.optim.Optimizer)) or kind is torch.optim.Optimizer:
+            continue
+        try:  # a 2-D parameter: some optimizers (Muon) take only matrices
+            names.update(kind([torch.nn.Parameter(torch.zeros(2, 2))]).defaults)  # type: ignore[call-arg]
+        except Exception:  # an optimizer that needs more to be built lists no defaults here
+            continue
+    return frozenset(names)
+
+
+def _is_neutral(value: Any) -> bool:
+    """``None``, ``False`` or zero: the value at which a setting a rule lacks changes nothing."""
+    value = _plain(value)
+    return value is None or (isinstance(value, bool | int | float) and value == 0)
 
 
 def _scalar_dtype() -> torch.dtype:
@@ -167,6 +191,8 @@ class TorchOptimizer(torch.optim.Optimizer):
                     f"param group {index}: {name}={group[name]!r} is a setting of torch.optim.{self.rule.torch_twin} "  # type: ignore[attr-defined]
                     f"that noisygrad.{type(self.rule).__name__} does not have; leave it at {default!r}"
                 )
+        if not self._twin_defaults:
+            self._refuse_foreign_torch_settings(index, group, handled)
         rule = self.rule
         settings = {name: _plain(group[name]) for name in self._rule_settings(self.rule)}
         if isinstance(rule, Rule) and settings != {k: _plain(v) for k, v in self._rule_settings(rule).items()}:
@@ -176,6 +202,20 @@ class TorchOptimizer(torch.optim.Optimizer):
                 raise type(error)(f"param group {index}: {error}") from error
         self._group_rules[index] = (key, rule)
         return rule
+
+    def _refuse_foreign_torch_settings(self, index: int, group: dict[str, Any], handled: set[str]) -> None:
+        """A rule without a torch twin: a ``torch.optim`` setting it lacks (``weight_decay=0.1`` for SGLD) is
+        refused by name rather than kept and ignored; a neutral value (0, ``False``, ``None``) is let through.
+        (With a twin, a group holds what the twin's group would hold: keys the twin lacks are ignored, as torch
+        ignores them.)"""
+        own = ["lr", "maximize", *self._rule_settings(self.rule)]
+        for name in sorted(_torch_setting_names() - handled):
+            if name in group and not _is_neutral(group[name]):
+                raise ValueError(
+                    f"param group {index}: {name}={group[name]!r} is a torch.optim setting that "
+                    f"noisygrad.{type(self.rule).__name__} does not have (its settings: {', '.join(own)}); "
+                    "leave it out, or use a rule that has it"
+                )
 
     def _checked_rate(self, group: dict[str, Any], index: int) -> float:
         """The group's rate as a float: finite and >= 0, as ``torch.optim`` allows (a tensor ``lr`` included)."""

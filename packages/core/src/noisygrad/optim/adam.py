@@ -16,7 +16,7 @@ class Adam(Rule):
     ``x <- x - (lr / (1 - beta1^t)) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``.
 
     Args:
-        lr: learning rate, a float > 0 or a schedule.
+        lr: learning rate, a float >= 0 or a schedule.
         betas: the two moment decay rates, each in [0, 1).
         eps: added to the denominator, > 0.
         weight_decay: >= 0; an L2 term added to the gradient, or with ``decoupled_weight_decay`` a

@@ -103,7 +103,7 @@ class SGLD(_Sampler):
     approximation. It needs ``2 h T I - h^2 C`` positive semi-definite (a step raises otherwise).
 
     Args:
-        lr: the step ``h``, a float > 0 or a schedule.
+        lr: the step ``h``, a float >= 0 or a schedule.
         temperature: ``T`` > 0 (``1 / N`` for a posterior written as a mean loss over ``N`` examples).
         seed: seeds the noise in standalone use (``init`` without a generator; ``None``: 0). Leave it out under
             :func:`~noisygrad.minimize`, whose generator seeds the noise (see the module docstring).
@@ -204,7 +204,7 @@ class BAOAB(_Sampler):
     about ``h V / (2 gamma)`` to the temperature (as in SGHMC, Chen et al. 2014).
 
     Args:
-        lr: the time step ``h`` (float > 0 or schedule). Note that ``h^2 / 2`` plays the role of an SGD step.
+        lr: the time step ``h`` (float >= 0 or schedule). Note that ``h^2 / 2`` plays the role of an SGD step.
         friction: ``gamma`` > 0 (large: close to overdamped Langevin; small: close to Hamiltonian dynamics).
         temperature: ``T`` > 0.
         seed: seeds the noise in standalone use, as for :class:`SGLD`; leave it out under ``minimize``.

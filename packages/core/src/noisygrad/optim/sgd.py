@@ -17,7 +17,8 @@ class SGD(Rule):
     then ``x <- x - lr (g + momentum b)`` with Nesterov or ``x <- x - lr b`` without.
 
     Args:
-        lr: learning rate, a float > 0 or a schedule (:mod:`noisygrad.schedules`).
+        lr: learning rate, a float >= 0 (0 leaves the parameters as they are, as in torch) or a schedule
+            (:mod:`noisygrad.schedules`).
         momentum: in [0, 1).
         dampening: in [0, 1); must be 0 with Nesterov.
         nesterov: Nesterov momentum (needs ``momentum > 0``).
