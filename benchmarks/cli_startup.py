@@ -3,9 +3,10 @@
 They read installed metadata only (entry points, distribution versions), so they import neither torch nor scipy;
 ``list --describe`` imports each experiment and is timed for comparison. Per command, ``--repeats`` fresh processes
 run the console script (``noisygrad`` beside this interpreter, else ``python -c "...main()"``) and the median and
-worst wall times are printed, then ``python -X importtime`` of ``noisygrad list`` gives the slowest imports and
-whether any heavy module (torch, scipy, numpy, matplotlib, DeepXDE, Qiskit) was imported. On a shared machine the
-figures vary with the load; the median of several runs is the figure to quote.
+worst wall times and the median CPU time are printed, then ``python -X importtime`` of ``noisygrad list`` gives
+the slowest imports and whether any heavy module (torch, scipy, numpy, matplotlib, DeepXDE, Qiskit) was imported.
+On a shared machine the wall times vary with the load (the load average is printed first), the CPU time of each
+run much less; the median of several runs is the figure to quote.
 
     .venv/bin/python benchmarks/cli_startup.py [--repeats 7] [--describe]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,14 +34,22 @@ def _command() -> list[str]:
     return [sys.executable, "-c", "from noisygrad.tour import main; main()"]
 
 
-def _time(args: list[str], repeats: int) -> list[float]:
-    times = []
+def _time(args: list[str], repeats: int) -> tuple[list[float], list[float]]:
+    """Wall times and CPU times (user + system of the child process) of ``repeats`` fresh runs.
+
+    The CPU time hardly depends on what else the machine runs; the wall time does (on a loaded 2-core machine it
+    is several times the CPU time), so both are printed.
+    """
+    walls, cpus = [], []
     env = {**os.environ, "COLUMNS": "80"}
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run([*_command(), *args], capture_output=True, env=env, check=True)
-        times.append(time.perf_counter() - start)
-    return times
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+    return walls, cpus
 
 
 def _import_profile() -> tuple[list[tuple[int, str]], list[str]]:
@@ -63,13 +73,18 @@ def main() -> None:
 
     commands = [["list"], ["plugins"], ["--version"]] + ([["list", "--describe"]] if options.describe else [])
     print(f"{' '.join(_command())}: median and worst of {options.repeats} runs (budget {BUDGET_S:.1f} s)")
+    load = os.getloadavg()[0]
+    print(f"load average (1 min) before: {load:.2f} on {os.cpu_count()} CPUs")
     for args in commands:
-        times = _time(args, options.repeats if args != ["list", "--describe"] else 1)
+        times, cpus = _time(args, options.repeats if args != ["list", "--describe"] else 1)
         median = statistics.median(times)
         verdict = "ok" if median < BUDGET_S else "OVER BUDGET"
         if "--describe" in args:
             verdict = "(imports every experiment: no budget)"
-        print(f"  noisygrad {' '.join(args):<18} median {median:6.3f} s   worst {max(times):6.3f} s   {verdict}")
+        print(
+            f"  noisygrad {' '.join(args):<18} median {median:6.3f} s   worst {max(times):6.3f} s   "
+            f"CPU median {statistics.median(cpus):6.3f} s   {verdict}"
+        )
     slowest, heavy = _import_profile()
     print("slowest imports of `noisygrad list` (cumulative):")
     for micros, name in slowest:

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -109,15 +110,18 @@ def test_a_missing_plugin_shows_its_install_command_whole(monkeypatch, narrow):
     monkeypatch.setattr(cli._plugins, "available", lambda: [status])
     result = _run("plugins")
     assert result.exit_code == 0, result.output
-    assert "pip install 'noisygrad[pinn]'" in result.stdout  # the markup used to eat "[pinn]"
+    assert plugin.extra in result.stdout  # whole: the markup used to eat "[pinn]" of "pip install 'noisygrad[pinn]'"
     assert "PINNs [with brackets]" in result.stdout
     assert "needs deepxde" in result.stdout
 
 
-def test_no_plugins_installed_names_the_all_extra(monkeypatch):
+def test_no_plugins_installed_names_the_documented_install_of_all_plugins(monkeypatch, narrow):
     monkeypatch.setattr(cli._plugins, "available", lambda: [])
     result = _run("plugins")
-    assert "pip install 'noisygrad[all]'" in result.stdout
+    assert cli.ALL_PLUGINS_INSTALL in result.stdout  # whole, on one line, at 80 columns too
+    assert "'./[all]'" in cli.ALL_PLUGINS_INSTALL
+    documented = (Path(__file__).resolve().parents[1] / ".ci" / "install-check").read_text()
+    assert f'"{cli.ALL_PLUGINS_INSTALL}"' in documented  # the command install-check runs in a fresh venv
 
 
 def test_claims_units_and_summaries_are_printed_as_written(fakes, monkeypatch):

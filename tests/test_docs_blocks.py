@@ -10,6 +10,7 @@ checked against ``--help``); TOML parses. Blocks marked ``gpu`` run only where t
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,6 +43,9 @@ SLOW_PYTHON = {
 }
 #: pages whose shell blocks run `noisygrad` commands (each a process that imports torch)
 SLOW_SHELL = {"docs/quickstart.rst"}
+#: a README's examples must finish in under a minute on 2 cores (the issue's bar; the slowest, the pinn README,
+#: took 27 s with its imports, default threads, on a loaded 2-core machine): twice that fails the page
+README_TIMEOUT_S = 120
 
 
 def _rel(page: Path) -> str:
@@ -60,7 +64,11 @@ def _params(pages: list[Path], languages: tuple[str, ...], slow: set[str]) -> li
     "page", _params([p for p in PAGES if _rel(p) not in OWN_PYTHON_TEST], docblocks.PYTHON, SLOW_PYTHON)
 )
 def test_python_blocks_run_as_written(page: Path) -> None:
-    done = docblocks.run_python_in_subprocess(page, timeout=600)
+    timeout = README_TIMEOUT_S if page.name == "README.md" else 600
+    try:
+        done = docblocks.run_python_in_subprocess(page, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{_rel(page)}: its python blocks ran past {timeout} s")
     assert done.returncode == 0, (
         f"{_rel(page)}: its python blocks failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     )

@@ -223,9 +223,13 @@ def check_positive_array(name: str, values: object) -> np.ndarray:
 
 _LIBRARY = "noisygrad"
 _APPLICATION = "noisygrad.tour"
+# torch's frames between a user's ``optimizer.step()`` and the library (no-grad, profiling, a scheduler's step counter)
+_WRAPPERS = ("torch.utils._contextlib", "torch.optim.optimizer", "torch.optim.lr_scheduler")
 
 
 def _in_library(module: str) -> bool:
+    if module in _WRAPPERS:
+        return True
     inside = module == _LIBRARY or module.startswith(f"{_LIBRARY}.")
     return inside and not (module == _APPLICATION or module.startswith(f"{_APPLICATION}."))
 

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
-from noisygrad.checks import check_finite, check_positive
+from noisygrad.checks import check_finite, check_positive, warn
 from noisygrad.optim.adam import Adam
 from noisygrad.optim.base import Optimizer, Rule, is_constant_rate
 from noisygrad.optim.sgd import SGD
@@ -297,12 +296,11 @@ class TorchOptimizer(torch.optim.Optimizer):
             return
         if any("initial_lr" in group for group in self.param_groups):
             self._warned_two_schedules = True
-            warnings.warn(
+            warn(
                 f"a torch lr_scheduler is attached while the rule {self.rule!r} carries its own schedule: the "
                 "scheduler's changes to group['lr'] last one step before the rule's schedule overwrites them. "
                 "Give the rule a constant lr and let the torch scheduler set the rate (or drop the scheduler)",
                 UserWarning,
-                stacklevel=3,
             )
 
     # -------------------------------------------------------------------------------- serialisation and copies

@@ -6,7 +6,7 @@ Drop it in wherever Qiskit takes an estimator (``qiskit_algorithms.VQE``, your o
     job = estimator.run([(ansatz, hamiltonian, thetas)])   # thetas of shape (K, P): one batched call
     job.result()[0].data.evs, estimator.shots_used
 
-What differs from the stock estimators (measured in ``../shared/research/quantum.md``): Aer's ``EstimatorV2``
+What differs from the stock estimators: Aer's ``EstimatorV2``
 never samples shots (it adds Gaussian noise of std ``precision``) and an integer seed makes every call return
 the same offset. Here every measurement group is measured ``shots`` times, the variance of an estimate is the
 state-dependent ``sum_g Var_g / shots``, and one generator seeded once feeds every call, so calls differ and a

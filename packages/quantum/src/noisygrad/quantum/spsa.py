@@ -27,7 +27,6 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -39,7 +38,7 @@ from qiskit_algorithms.optimizers import Optimizer, OptimizerResult, OptimizerSu
 from qiskit_algorithms.utils import algorithm_globals
 
 from noisygrad.adapters.scipy_minimize import box_from_bounds
-from noisygrad.checks import check_in_range, check_positive, check_positive_int
+from noisygrad.checks import check_in_range, check_positive, check_positive_int, warn
 
 from . import _spsa_checkpoint
 
@@ -430,7 +429,7 @@ class SPSA(Optimizer):  # type: ignore[misc]
         magnitude /= samples
         a = (target / magnitude**2 if modelspace else target / magnitude) if magnitude > 0 else math.inf
         if not 1e-10 <= a < math.inf:
-            warnings.warn(f"SPSA calibration failed, using {target} for `a`", RuntimeWarning, stacklevel=3)
+            warn(f"SPSA calibration failed, using {target} for `a`", RuntimeWarning)
             a = target
         return _calibrated_gains(a, c, alpha, gamma, stability)
 
