@@ -15,6 +15,18 @@ Printed per size: the wall times, the speed-up ``serial / executor`` (ideal: the
 every result equals the serial one bit for bit (it must). On a shared CPU machine the figures are only
 indicative: other load changes them from run to run.
 
+Measured on the shared 2-core machine (``--tasks 2 --workers 2``, load average 3.8-6.4 from other jobs, so both
+cores were already taken; 785 s in all; every result bit-identical to the serial one):
+
+    task  serial s  process s speed-up      ray s speed-up
+      1s       1.4        4.6    0.30x        2.7    0.50x   (0.7 s per task serially)
+     10s      23.3       48.0    0.49x       39.6    0.59x   (11.7 s per task serially)
+     60s     210.7      194.9    1.08x      244.7    0.86x   (105.4 s per task serially)
+
+(``ray.init`` 4.7 s and the warm-up sweep 3.2 s, outside the ray column.) On two cores that other jobs keep busy
+there is no idle core to gain, so these figures say what a pool costs there (each spawned worker's start, 3-4 s,
+in the process column), not what it gains on free cores, where the ideal is the worker count.
+
     .venv/bin/python benchmarks/sweep_speedup.py [--sizes 1 10 60] [--workers 2] [--tasks 4]
         [--executors process ray]
 """

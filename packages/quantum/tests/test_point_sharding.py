@@ -181,7 +181,7 @@ def test_vqe_with_point_streams_is_the_same_run_on_any_number_of_shards():
 
 
 @pytest.mark.slow  # two spawned workers import torch, qiskit and Aer: about 12 s here
-def test_process_sharded_parameter_shift_spsa_and_estimator_are_bit_identical_to_serial():
+def test_process_sharded_parameter_shift_scan_and_estimator_are_bit_identical_to_serial():
     theta = torch.linspace(-0.5, 0.5, 14, dtype=torch.float64)
 
     def work(objective):  # 3 parameter-shift gradients (28 points each) and a parameter scan of 9 points
