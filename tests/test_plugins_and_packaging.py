@@ -39,8 +39,10 @@ def test_a_missing_field_package_names_the_extra_to_install():
         name="quantum", module="noisygrad.quantum", requires=("qiskit", "surely-not-a-real-distribution")
     )
     assert plugin.missing() == ["surely-not-a-real-distribution"]
-    with pytest.raises(plugins.MissingDependencyError, match=r"pip install 'noisygrad\[quantum\]'"):
+    with pytest.raises(plugins.MissingDependencyError, match=r"pip install 'noisygrad\[quantum\]'") as raised:
         plugins.require(plugin)
+    # the missing package by name too: that command works from a clone as well as from the package index
+    assert "pip install surely-not-a-real-distribution" in str(raised.value)
 
 
 def test_plugins_declare_their_field_packages_and_experiments_in_metadata():
@@ -54,8 +56,10 @@ def test_plugins_declare_their_field_packages_and_experiments_in_metadata():
 
 
 def test_an_unknown_plugin_says_what_is_installed():
-    with pytest.raises(plugins.MissingDependencyError, match="installed: bio, dsp, pinn, quantum"):
+    with pytest.raises(plugins.MissingDependencyError, match="installed: bio, dsp, pinn, quantum") as raised:
         plugins.load("astronomy")
+    # nothing named noisygrad is on the package index yet: the clone's documented command comes with the extra
+    assert "pip install ./packages/core ./packages/astronomy './[astronomy]'" in str(raised.value)
 
 
 def test_load_imports_the_plugin_through_the_namespace():

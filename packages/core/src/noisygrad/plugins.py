@@ -141,7 +141,8 @@ def get(name: str) -> Plugin:
         known = ", ".join(statuses) or "none"
         raise MissingDependencyError(
             f"no noisygrad plugin named {name!r} is installed (installed: {known}); "
-            f"try: pip install 'noisygrad[{name}]'"
+            f"try: pip install 'noisygrad[{name}]' (from a clone of the repository: "
+            f"pip install ./packages/core ./packages/{name} './[{name}]')"
         )
     return statuses[name].plugin
 
@@ -155,7 +156,8 @@ def require(plugin: Plugin | str) -> None:
     missing = record.missing()
     if missing:
         raise MissingDependencyError(
-            f"{record.module} needs {', '.join(missing)}, which is not installed; install it with: {record.extra}"
+            f"{record.module} needs {', '.join(missing)}, which is not installed; install it with: "
+            f"pip install {' '.join(missing)} (or the plugin's extra: {record.extra})"
         )
 
 

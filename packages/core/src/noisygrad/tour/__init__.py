@@ -33,7 +33,8 @@ def main() -> None:
     if missing:
         raise SystemExit(
             f"the noisygrad command needs {', '.join(missing)}, which is not installed: "
-            "pip install 'noisygrad-core[tour]' (pip install noisygrad includes it)"
+            "pip install 'noisygrad-core[tour]' (pip install noisygrad includes it; from a clone of the repository: "
+            "pip install './packages/core[tour]')"
         )
     from noisygrad.tour.cli import main as run
 
