@@ -65,6 +65,8 @@ ESTIMATORS_THAT_DRAW: dict[str, Callable[[], Any]] = {
     "SAGA": lambda: ng.SAGA(_glm(), 4),
     "SAGA-generic": lambda: ng.SAGA(_finite_sum(), 4),
     "STORM": lambda: ng.STORM(_glm(), 4),
+    "CentralDifference": lambda: ng.CentralDifference(_bowl(), step=1e-3),
+    "Clipped": lambda: ng.Clipped(ng.SPSA(_bowl()), max_norm=1.0),
 }
 
 

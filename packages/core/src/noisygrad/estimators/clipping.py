@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from noisygrad.checks import check_positive
+from noisygrad.checks import check_positive, check_torch_generator
 from noisygrad.estimators.base import Estimate, Estimator
 
 __all__ = ["Clipped"]
@@ -37,6 +37,7 @@ class Clipped:
         self.max_norm = check_positive("max_norm", max_norm)
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        check_torch_generator("generator", generator)  # refused here whatever the wrapped estimator checks
         est = self.estimator.estimate(params, generator)
         norm = float(est.grad.norm())
         scale = min(1.0, self.max_norm / norm) if norm > 0 else 1.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from noisygrad.checks import check_finite, check_positive
+from noisygrad.checks import check_finite, check_positive, check_torch_generator
 from noisygrad.estimators.base import Estimate, Stateless, evaluate_points
 from noisygrad.objectives import (
     Energy,
@@ -28,6 +28,7 @@ class CentralDifference(Stateless):
         self.step = check_positive("step", step)
 
     def estimate(self, params: torch.Tensor, generator: torch.Generator) -> Estimate:
+        check_torch_generator("generator", generator)  # a noisy black box draws its noise from it
         d = params.numel()
         eye = torch.eye(d, dtype=params.dtype, device=params.device) * self.step
         flat = params.detach().reshape(1, d)
