@@ -461,7 +461,11 @@ def _ratio_finding(
             "the unrestricted best step overshoots the stiffest examples (|1 - eta L_i| > 1): its losses are "
             "heavy-tailed across runs, so their mean (and its crossing) has no reliable standard error"
         ),
-        "tolerance": "4 bootstrap standard errors (the mean-square theory is exact)",
+        "tolerance": (
+            "4 bootstrap standard errors (the mean-square theory is exact). Measured over seeds 0-59: the two ratio "
+            "claims and the floor claim stay within 2.8 s.e. except once, seed 11's unequal-smoothness ratio "
+            "(z = -4.09): each holds with probability about 99% per seed (1 miss in 180)"
+        ),
     }
     if grow is not None:
         details["grow_reset"] = "Vaswani et al.'s reset: beta=0.9, from the last step x 2^(1/N), at most eta_max"
