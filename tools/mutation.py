@@ -26,10 +26,14 @@ Usage::
     python tools/mutation.py --config .ci/mutation.toml                         # every mutant of every target
     python tools/mutation.py --config .ci/mutation.toml --only schedules        # one target
     python tools/mutation.py --config .ci/mutation.toml --sample 10 --seed 18 --threshold 0.8   # the CI check
-    python tools/mutation.py --config .ci/mutation.toml --list --only sgd       # the mutants, not run
+    python tools/mutation.py --config .ci/mutation.toml --list --show --only sgd   # the mutants and diffs, not run
+    python tools/mutation.py --config .ci/mutation.toml --only adam --survivors-of adam.json  # rerun survivors
 
 The config (TOML) lists targets: ``[[target]]`` with ``name``, ``module`` (a path to the source file) and
-``tests`` (pytest node ids, files or options such as ``-k EXPR``, run with ``-m "not slow" -x``).
+``tests`` (pytest node ids, files or options such as ``-k EXPR``, run with ``-m "not slow" -x``), and may name an
+``equivalents`` file (next to it): equivalent and message-only mutants, each with a reason (:func:`read_listed`),
+which the report's second score and ``--threshold`` leave out and ``--sample`` never draws. Mutants are named by
+:attr:`Mutant.key`, an id that edits elsewhere in the module leave as it is.
 """
 
 from __future__ import annotations
@@ -37,12 +41,16 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import difflib
+import hashlib
+import io
 import json
 import os
 import random
 import signal
 import sys
 import time
+import tokenize
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -73,17 +81,28 @@ _BIN_SWAP: dict[type, type] = {
 
 @dataclass(frozen=True)
 class Mutant:
-    """One mutation site: the index of its node in ``ast.walk`` order, the operator, and what it does."""
+    """One mutation site: the index of its node in ``ast.walk`` order, the operator, and what it does.
+
+    ``scope`` (the enclosing ``Class.function``), ``text`` (the site's source line, stripped) and ``occurrence``
+    (how many earlier sites share scope, text, operator and detail) make :attr:`key`, an id that an unrelated edit
+    elsewhere in the module (lines added above, another function changed) leaves as it is; ``index`` and ``line``
+    locate the site in the current source only.
+    """
 
     target: str
     index: int
     op: str
     detail: str
     line: int
+    scope: str = ""
+    text: str = ""
+    occurrence: int = 0
 
     @property
     def key(self) -> str:
-        return f"{self.target}:{self.line}:{self.op}:{self.index}:{self.detail}"
+        """``target:scope:hash``: the stable id the equivalents file and ``--survivors-of`` use."""
+        digest = hashlib.sha1(f"{self.scope}|{self.text}|{self.op}|{self.detail}|{self.occurrence}".encode())
+        return f"{self.target}:{self.scope or '<module>'}:{digest.hexdigest()[:10]}"
 
 
 def _skipped_nodes(tree: ast.Module) -> set[int]:
@@ -129,6 +148,22 @@ def _skipped_nodes(tree: ast.Module) -> set[int]:
             if func.startswith(("check_", "as_array", "require_kind")):
                 mark(node.args[0])
     return skip
+
+
+def _scopes(tree: ast.Module) -> dict[int, str]:
+    """id of every node -> the dotted name of the class/function it sits in (``""`` at module level)."""
+    out: dict[int, str] = {}
+
+    def visit(node: ast.AST, scope: str) -> None:
+        out[id(node)] = scope
+        for child in ast.iter_child_nodes(node):
+            inner = scope
+            if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                inner = f"{scope}.{child.name}" if scope else child.name
+            visit(child, inner)
+
+    visit(tree, "")
+    return out
 
 
 def _sites(tree: ast.Module) -> list[tuple[int, str, str, int]]:
@@ -215,7 +250,7 @@ def mutate(tree: ast.Module, mutant: Mutant) -> ast.Module:
         elif isinstance(value, int | float):
             node.value = value + 1
         else:
-            node.value = "XX" + value
+            node.value = "XX" + str(value)
     elif mutant.op == "kwdrop":
         assert isinstance(node, ast.Call)
         del node.keywords[int(mutant.detail.split(":")[0])]
@@ -236,8 +271,67 @@ def module_name(path: Path) -> str:
 
 
 def mutants_of(name: str, path: Path) -> list[Mutant]:
-    tree = ast.parse(path.read_text(), str(path))
-    return [Mutant(name, i, op, detail, line) for i, op, detail, line in _sites(tree)]
+    """Every mutant of the module at ``path``, in ``ast.walk`` order, each with its stable :attr:`Mutant.key`."""
+    source = path.read_text()
+    tree = ast.parse(source, str(path))
+    lines = source.splitlines()
+    nodes = list(ast.walk(tree))
+    scopes = _scopes(tree)
+    seen: dict[tuple[str, str, str, str], int] = {}
+    out: list[Mutant] = []
+    for i, op, detail, line in _sites(tree):
+        scope = scopes.get(id(nodes[i]), "")
+        text = _code_of(lines[line - 1]) if 0 < line <= len(lines) else ""
+        slot = (scope, text, op, detail)
+        out.append(Mutant(name, i, op, detail, line, scope, text, seen.get(slot, 0)))
+        seen[slot] = seen.get(slot, 0) + 1
+    return out
+
+
+def _code_of(line: str) -> str:
+    """``line`` without its comment, whitespace collapsed; a reworded comment leaves the ids of its line as they are."""
+    cut = len(line)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(line).readline):
+            if tok.type == tokenize.COMMENT:
+                cut = tok.start[1]
+                break
+    except (tokenize.TokenError, SyntaxError):  # a line of a multi-line string or bracket: keep it whole
+        pass
+    return " ".join(line[:cut].split())
+
+
+KINDS = ("equivalent", "message")
+
+
+def read_listed(path: Path, targets: set[str]) -> dict[str, dict[str, str]]:
+    """The listed mutants of an equivalents file: ``key -> {kind, reason, ...}``.
+
+    Each ``[[mutant]]`` entry has ``target``, ``id`` (the hash part of :attr:`Mutant.key`), ``kind``
+    (``equivalent``: no test can tell it from the original; ``message``: it changes only an error or warning
+    message, or which of two equally documented errors is raised), and a one-line ``reason``; ``where`` and
+    ``change`` (the source line and the mutation) are for the reader.
+    """
+    data = tomllib.loads(path.read_text())
+    out: dict[str, dict[str, str]] = {}
+    for k, entry in enumerate(data.get("mutant", [])):
+        missing = [f for f in ("target", "id", "kind", "reason") if not str(entry.get(f, "")).strip()]
+        if missing:
+            raise ValueError(f"{path}: entry {k} lacks {missing}")
+        if entry["kind"] not in KINDS:
+            raise ValueError(f"{path}: entry {k} has kind {entry['kind']!r}; allowed: {KINDS}")
+        if entry["target"] not in targets:
+            raise ValueError(f"{path}: entry {k} names target {entry['target']!r}, not one of {sorted(targets)}")
+        key = f"{entry['target']}:{entry['id']}"
+        if key in out:
+            raise ValueError(f"{path}: entry {k} lists {key} twice")
+        out[key] = {name: str(value) for name, value in entry.items()}
+    return out
+
+
+def _listed_key(m: Mutant) -> str:
+    """The key of ``m`` in :func:`read_listed`'s dict (``target:hash``, without the scope)."""
+    return f"{m.target}:{m.key.rsplit(':', 1)[1]}"
 
 
 def _child(modname: str, path: Path, code: Any, tests: list[str], log: Path | None) -> None:
@@ -299,6 +393,12 @@ class Result:
     detail: str
     status: str  # killed, survived, timeout, error
     seconds: float
+    text: str = ""
+    listed: str = ""  # the kind under which the equivalents file lists it, or ""
+
+
+def _result(m: Mutant, status: str, seconds: float) -> Result:
+    return Result(m.key, m.target, m.line, m.op, m.detail, status, seconds, m.text)
 
 
 def _run_all(
@@ -332,14 +432,13 @@ def _run_all(
                 if elapsed > timeouts[mutant.target]:
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
-                    results.append(
-                        Result(mutant.key, mutant.target, mutant.line, mutant.op, mutant.detail, "timeout", elapsed)
-                    )
+                    results.append(_result(mutant, "timeout", elapsed))
                     del running[pid]
+                    print("T", end="", flush=True)
                 continue
             rc = os.waitstatus_to_exitcode(status)
             outcome = {0: "survived", 1: "killed"}.get(rc, "killed" if rc in (2, 3) else f"error(rc={rc})")
-            results.append(Result(mutant.key, mutant.target, mutant.line, mutant.op, mutant.detail, outcome, elapsed))
+            results.append(_result(mutant, outcome, elapsed))
             del running[pid]
             mark = {"survived": "S", "killed": "."}.get(outcome, "T" if outcome == "timeout" else "E")
             print(mark, end="", flush=True)
@@ -347,17 +446,55 @@ def _run_all(
     return results
 
 
+def summarize(results: list[Result], full: dict[str, bool]) -> dict[str, dict[str, Any]]:
+    """Per target (and ``overall``): mutants, killed, listed, the score, and the score excluding listed mutants.
+
+    The score excluding listed mutants is ``killed / mutants`` over the mutants the equivalents file does not
+    list; a listed mutant that a test kills is reported (``listed_killed``) so that its entry can be removed.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name in [*full, "overall"]:
+        mine = [r for r in results if name == "overall" or r.target == name]
+        killed = sum(r.status != "survived" for r in mine)
+        unlisted = [r for r in mine if not r.listed]
+        unlisted_killed = sum(r.status != "survived" for r in unlisted)
+        out[name] = {
+            "mutants": len(mine),
+            "killed": killed,
+            "equivalent": sum(r.listed == "equivalent" for r in mine),
+            "message": sum(r.listed == "message" for r in mine),
+            "listed_killed": sum(bool(r.listed) and r.status != "survived" for r in mine),
+            "survived_unlisted": len(unlisted) - unlisted_killed,
+            "score": killed / len(mine) if mine else None,
+            "score_excluding_listed": unlisted_killed / len(unlisted) if unlisted else None,
+            "full": all(full.values()) if name == "overall" else full[name],
+        }
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "  n/a" if x is None else f"{100.0 * x:5.1f}%"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, required=True, help="TOML with [[target]] name, module, tests")
     parser.add_argument("--only", action="append", default=[], help="target name(s) to run (default: all)")
-    parser.add_argument("--sample", type=int, default=0, help="mutants drawn per target (0: every mutant)")
+    parser.add_argument("--sample", type=int, default=0, help="unlisted mutants drawn per target (0: every mutant)")
     parser.add_argument("--seed", type=int, default=18, help="seed of the sample")
     parser.add_argument("--jobs", type=int, default=1, help="children run at once")
-    parser.add_argument("--threshold", type=float, default=0.0, help="fail (exit 1) below this overall kill rate")
-    parser.add_argument("--json", type=Path, help="write every result here")
+    parser.add_argument(
+        "--threshold", type=float, default=0.0, help="fail (exit 1) below this kill rate, excluding listed mutants"
+    )
+    parser.add_argument("--json", type=Path, help="write every result and the scores here")
     parser.add_argument("--log-dir", type=Path, help="keep each mutant's pytest output here")
-    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--list", action="store_true", help="list the mutants (id, line, change, source) and exit")
+    parser.add_argument("--show", action="store_true", help="with --list: each mutant's changed lines, as a diff")
+    parser.add_argument(
+        "--equivalents",
+        type=Path,
+        help="TOML of equivalent and message-only mutants (default: the config's `equivalents`, next to it)",
+    )
     parser.add_argument(
         "--survivors-of",
         type=Path,
@@ -375,23 +512,36 @@ def main(argv: list[str] | None = None) -> int:
     targets = [t for t in config["target"] if not args.only or t["name"] in args.only]
     if not targets:
         parser.error(f"no target named {args.only}; the config has {[t['name'] for t in config['target']]}")
-    rng = random.Random(args.seed)
+    listed_path = args.equivalents or (args.config.parent / config["equivalents"] if "equivalents" in config else None)
+    listed = read_listed(listed_path, {t["name"] for t in config["target"]}) if listed_path else {}
     info: dict[str, tuple[str, Path, list[str]]] = {}
     chosen: list[Mutant] = []
+    full: dict[str, bool] = {}
     for t in targets:
         path = Path(t["module"])
         info[t["name"]] = (module_name(path), path, list(t["tests"]))
         every = mutants_of(t["name"], path)
+        known = {_listed_key(m) for m in every}
+        stale = sorted(k for k in listed if k.startswith(f"{t['name']}:") and k not in known)
+        for key in stale:
+            print(f"    listed but no longer a mutant (source edited?): {key}  {listed[key].get('where', '')}")
+        candidates = [m for m in every if _listed_key(m) not in listed] if args.sample else every
         picked = (
-            every
-            if not args.sample or args.sample >= len(every)
-            else sorted(rng.sample(every, args.sample), key=lambda m: m.index)
+            candidates
+            if not args.sample or args.sample >= len(candidates)
+            # one generator per target, so that another target's edits or listings leave this sample as it is
+            else sorted(
+                random.Random(f"{args.seed}:{t['name']}").sample(candidates, args.sample), key=lambda m: m.index
+            )
         )
+        full[t["name"]] = len(picked) == len(every)
         chosen.extend(picked)
-        print(f"{t['name']}: {len(picked)} of {len(every)} mutants")
+        n_listed = sum(_listed_key(m) in listed for m in every)
+        print(f"{t['name']}: {len(picked)} of {len(every)} mutants ({n_listed} listed as equivalent or message-only)")
     earlier: list[dict[str, Any]] = []
     for f in args.survivors_of:
-        earlier.extend(json.loads(f.read_text()))
+        data = json.loads(f.read_text())
+        earlier.extend(data["results"] if isinstance(data, dict) else data)
     if earlier:
         wanted = {r["key"] for r in earlier if r["status"] == "survived"}
         found = {m.key for m in chosen}
@@ -401,10 +551,19 @@ def main(argv: list[str] | None = None) -> int:
             for key in gone:
                 print(f"    {key}")
         chosen = [m for m in chosen if m.key in wanted]
+        full = dict.fromkeys(full, False)
         print(f"rerunning {len(chosen)} earlier survivors")
     if args.list:
         for m in chosen:
-            print(m.key)
+            tag = listed.get(_listed_key(m), {}).get("kind", "")
+            print(f"{m.key}  line {m.line:>4}  {m.op:<6} {m.detail:<24} {tag and f'[{tag}] '}{m.text}")
+            if args.show:
+                tree = ast.parse(info[m.target][1].read_text())
+                before = ast.unparse(tree).splitlines()
+                after = ast.unparse(mutate(tree, m)).splitlines()
+                for row in difflib.unified_diff(before, after, lineterm="", n=0):
+                    if row.startswith(("-", "+")) and not row.startswith(("---", "+++")):
+                        print(f"        {row.strip()}")
         return 0
 
     _warm(sorted({v[0] for v in info.values()}))
@@ -430,28 +589,37 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [m for m in chosen if m.target not in broken]
     jobs = [(m, compile(mutate(trees[m.target], m), str(info[m.target][1]), "exec")) for m in chosen]
     results = _run_all(jobs, info, timeouts, args.jobs, args.log_dir)
-    total_killed = 0
-    for t in targets:
-        if t["name"] in broken:
+    by_key = {m.key: m for m in chosen}
+    for r in results:
+        r.listed = listed.get(_listed_key(by_key[r.key]), {}).get("kind", "")
+    summary = summarize(results, {t["name"]: full[t["name"]] for t in targets if t["name"] not in broken})
+    header = f"{'target':<14} {'mutants':>7} {'killed':>6} {'equiv':>5} {'msg':>4}  {'score':>6}  {'excl. listed':>12}"
+    print(f"{header}  run")
+    for name, stats in summary.items():
+        print(
+            f"{name:<14} {stats['mutants']:>7} {stats['killed']:>6} {stats['equivalent']:>5} {stats['message']:>4}  "
+            f"{_pct(stats['score'])}  {_pct(stats['score_excluding_listed']):>12}  "
+            f"{'full' if stats['full'] else 'sample'}"
+        )
+        if name == "overall":
             continue
-        mine = [r for r in results if r.target == t["name"]]
-        killed = sum(r.status != "survived" for r in mine)
-        total_killed += killed
-        print(f"{t['name']:<14} {len(mine):>4} mutants {killed:>4} killed  {100.0 * killed / max(len(mine), 1):5.1f}%")
-        for r in sorted(mine, key=lambda r: r.line):
-            if r.status == "survived":
-                print(f"    survived  line {r.line:>4}  {r.op:<7} {r.detail}")
-    rate = total_killed / max(len(results), 1)
-    print(
-        f"overall: {total_killed} of {len(results)} killed ({100.0 * rate:.1f}%) in {time.monotonic() - started:.0f} s"
-    )
+        for r in sorted((r for r in results if r.target == name), key=lambda r: r.line):
+            if r.status == "survived" and not r.listed:
+                print(f"    survived  {r.key}  line {r.line:>4}  {r.op:<6} {r.detail:<24} {r.text}")
+            elif r.listed and r.status != "survived":
+                print(f"    listed as {r.listed} but killed (remove its entry): {r.key}  line {r.line}  {r.text}")
+    rate = summary["overall"]["score_excluding_listed"]
+    rate = 1.0 if rate is None else rate
+    print(f"overall: {100.0 * rate:.1f}% excluding listed mutants, in {time.monotonic() - started:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+        payload = {"targets": summary, "results": [asdict(r) for r in results]}
+        args.json.write_text(json.dumps(payload, indent=1))
     if broken:
         print(f"FAIL: the tests of {broken} fail without any mutation")
         return 2
     if rate < args.threshold:
-        print(f"FAIL: kill rate {100.0 * rate:.1f}% is below the threshold {100.0 * args.threshold:.1f}%")
+        floor = 100.0 * args.threshold
+        print(f"FAIL: kill rate {100.0 * rate:.1f}% (excluding listed mutants) is below the threshold {floor:.1f}%")
         return 1
     return 0
 

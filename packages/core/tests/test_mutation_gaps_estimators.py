@@ -194,6 +194,8 @@ def test_spsa_calibrate_refuses_a_flat_objective_and_bad_settings():
     counted = ng.Energy(lambda x: calls.append(1) or float(x.sum()))
     with pytest.raises(ValueError, match="alpha"):
         spsa_calibrate(counted, x0, generator=torch.Generator(), alpha=0.5)
+    with pytest.raises(ValueError, match="alpha"):
+        spsa_calibrate(counted, x0, generator=torch.Generator(), alpha=1.5)  # (1/2, 1] closed at 1 only
     assert calls == []  # refused before any evaluation
     assert spsa_calibrate(g, x0, generator=torch.Generator(), alpha=1.0).learning_rate.alpha == 1.0
 
@@ -278,3 +280,109 @@ def test_minibatch_probes_reach_the_probe_statistic():
     one = ng.MiniBatch(objective, 6, noise_stats="probe").estimate(w, torch.Generator().manual_seed(1))
     many = ng.MiniBatch(objective, 6, noise_stats="probe", probes=4).estimate(w, torch.Generator().manual_seed(1))
     assert one.stats["trace_cov"] != many.stats["trace_cov"]
+
+
+# ------------------------------------------------------------------ central differences
+
+
+def test_central_difference_on_a_matrix_energy_is_exact_for_a_quadratic():
+    """A quadratic's central difference is its gradient up to rounding, in the parameter's shape and dtype:
+    a step built in another dtype (float32 ``h``) or misapplied would be off far beyond ``1e-9``."""
+    f, x = _quadratic_energy(), torch.full((2, 3), 0.7, dtype=torch.float64)
+    est = ng.CentralDifference(f, step=1e-3)
+    out = est.estimate(x, torch.Generator())
+    assert out.grad.shape == (2, 3)
+    assert out.grad.dtype == torch.float64
+    torch.testing.assert_close(out.grad, B + x, rtol=1e-9, atol=1e-9)
+    assert out.cost == ng.Cost(evaluations=12)
+    assert out.value is None
+    assert est.step == 1e-3
+    assert ng.CentralDifference(f).step == 1e-6  # the documented default
+    with pytest.raises(ValueError, match="step"):
+        ng.CentralDifference(f, step=0.0)
+
+
+def test_central_difference_of_a_cubic_has_its_h_squared_bias():
+    """``f = x^3`` in one coordinate: the central difference is ``3 x^2 + h^2`` exactly, so the step is the one
+    given (``h``, not ``h + 1`` nor ``2 h``) and both sides are evaluated (a one-sided difference is ``3x^2 + 3xh +
+    h^2``)."""
+    f = ng.Energy(lambda v: float((v**3).sum()))
+    x = torch.tensor([0.5, -1.5], dtype=torch.float64)
+    out = ng.CentralDifference(f, step=0.1).estimate(x, torch.Generator())
+    torch.testing.assert_close(out.grad, 3 * x**2 + 0.1**2, rtol=1e-12, atol=1e-12)
+
+
+def test_central_difference_draws_black_box_noise_from_the_runs_generator():
+    def fn(points: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return (points**2).sum(1) + 0.01 * torch.randn(points.shape[0], generator=generator, dtype=points.dtype)
+
+    box = ng.NoisyBlackBox(fn)
+    x = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(4)
+    twin = _clone(gen)
+    noise = 0.01 * torch.randn(6, generator=twin, dtype=torch.float64)
+    out = ng.CentralDifference(box, step=0.1).estimate(x, gen)
+    torch.testing.assert_close(out.grad, 2 * x + (noise[:3] - noise[3:]) / 0.2, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_central_difference_keeps_the_parameters_device():
+    f = ng.Energy(lambda v: (v * v).sum())
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64, device="cuda")
+    out = ng.CentralDifference(f, step=1e-3).estimate(x, torch.Generator())
+    assert out.grad.device == x.device
+    torch.testing.assert_close(out.grad.cpu(), 2 * x.cpu(), rtol=1e-9, atol=1e-9)
+
+
+def test_an_unknown_noise_method_is_refused_with_the_allowed_ones():
+    with pytest.raises(ValueError, match=r"one of 'vmap', 'norms', 'probe'; got 'nope'"):
+        ng.MiniBatch(_least_squares(10), 4, noise_stats="nope")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("make", [lambda f: SPSA(f), lambda f: GaussianSmoothing(f)])
+@pytest.mark.parametrize(
+    "params", [torch.tensor([1, 2]), torch.zeros(0, dtype=torch.float64), [0.5, 0.5]], ids=["int", "empty", "list"]
+)
+def test_zeroth_order_estimates_refuse_params_that_are_not_a_nonempty_float_tensor(make, params):
+    est = make(_quadratic_energy())
+    with pytest.raises(TypeError, match="non-empty floating-point tensor"):
+        est.estimate(params, torch.Generator().manual_seed(0))
+
+
+def test_two_draws_already_report_their_spread():
+    """The spread statistics need two draws or more: two are enough (``trace / 2``), one gives none."""
+    f = ng.Energy(lambda v: float((v**3).sum()))  # not a quadratic: the draws differ
+    x = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    for est in (SPSA(f, resamplings=2), GaussianSmoothing(f, samples=2)):
+        out = est.estimate(x, torch.Generator().manual_seed(2))
+        assert out.stats["grad_variance"] == pytest.approx(out.stats["trace_cov"] / 2, rel=1e-15)
+        assert out.stats["trace_cov"] > 0.0
+    assert "trace_cov" not in GaussianSmoothing(f, samples=1).estimate(x, torch.Generator().manual_seed(2)).stats
+
+
+def test_a_calibration_is_frozen():
+    import dataclasses
+
+    f = ng.Energy(lambda v: float((v * v).sum()))
+    cal = spsa_calibrate(f, torch.ones(3, dtype=torch.float64), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cal.a = 2.0  # type: ignore[misc]
+
+
+def test_spsa_calibrate_perturbs_by_its_default_c():
+    """On a cubic the measured magnitude depends on ``c`` (``(f(x + cD) - f(x - cD)) / 2c`` has a ``c^2`` term), so
+    the default is visible: the same draws with ``c=0.1`` given explicitly agree, ``c=0.2`` does not."""
+    f = ng.Energy(lambda v: float((v**3).sum()))
+    x0 = torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)
+    default = spsa_calibrate(f, x0, generator=torch.Generator().manual_seed(5))
+    explicit = spsa_calibrate(f, x0, generator=torch.Generator().manual_seed(5), c=0.1)
+    other = spsa_calibrate(f, x0, generator=torch.Generator().manual_seed(5), c=0.2)
+    assert default.mean_magnitude == explicit.mean_magnitude
+    assert other.mean_magnitude != pytest.approx(default.mean_magnitude, rel=1e-6)
+
+
+def test_spsa_state_may_restart_at_zero():
+    est = SPSA(_quadratic_energy())
+    est.load_state_dict({"k": 4})
+    est.load_state_dict({"k": 0})  # the state of a fresh estimator
+    assert est.k == 0

@@ -192,6 +192,8 @@ def test_step_decay_default_factor_and_its_range():
     assert StepDecay(1.0, every=2, factor=1.0)(10) == 1.0  # factor 1 (no decay) is allowed
     with pytest.raises(ValueError, match="factor"):
         StepDecay(1.0, every=2, factor=0.0)
+    with pytest.raises(ValueError, match="factor"):
+        StepDecay(1.0, every=2, factor=1.5)  # a factor above 1 would grow the rate, not decay it
     with pytest.raises(ValueError, match="every"):
         StepDecay(1.0, every=0)
 
@@ -222,3 +224,11 @@ def test_as_schedule_and_check_rate():
     assert check_rate(lambda t: 0.0, 5) == 0.0
     with pytest.raises(ValueError, match=r"^lr\(3\)"):  # the default name is lr
         check_rate(lambda t: -1.0, 3)
+
+
+@pytest.mark.parametrize("betas", ["ab", b"ab", 0.9, None])
+def test_adam_betas_that_are_not_a_pair_of_numbers_are_refused_by_name(betas):
+    """A string of length 2 and a number without a length both get the documented TypeError naming ``betas``
+    (not an error from ``len()`` or from the range check of a character)."""
+    with pytest.raises(TypeError, match=r"^betas must be a pair of numbers"):
+        ng.Adam(0.1, betas=betas)
