@@ -7,9 +7,9 @@ venv per extra only if no README uses a package that an earlier install brought 
 README's imports are held to its own extra here (the standard library, the core's requirements, the ``tour``
 extra that the ``noisygrad`` meta package includes, and that plugin's own field packages).
 
-The issue asks for every docs page's code to run in the fresh venv of its extra too; install-check runs the
-READMEs only (``tests/test_docs_blocks.py`` runs every page in the development venv). The test that asks for the
-newcomer's pages there is a strict xfail naming the lines to add to ``.ci/install-check``.
+Every newcomer's docs page (the quickstart and each field guide) runs in the fresh venv of its extra too: the last
+test holds install-check to running each of them there (``tests/test_docs_blocks.py`` runs every page in the
+development venv).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What ``torch.optim`` accepts and ``TorchOptimizer`` refuses is refused by name (issue 15), and the adapter's
+"""What ``torch.optim`` accepts and ``TorchOptimizer`` refuses is refused by name, and the adapter's
 promises for rules without a torch twin: settings they lack refused, ``lr = 0``, pickle and deepcopy.
 
 Each refusal case first checks that torch's own optimizer accepts the same call, so the list stays honest as
