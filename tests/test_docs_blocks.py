@@ -9,21 +9,14 @@ checked against ``--help``); TOML parses. Blocks marked ``gpu`` run only where t
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 
+import docblocks  # tests/docblocks.py (pytest's pythonpath): also run as a script by .ci/install-check
 import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-_spec = importlib.util.spec_from_file_location("docblocks", HERE / "docblocks.py")
-assert _spec is not None
-assert _spec.loader is not None
-docblocks = importlib.util.module_from_spec(_spec)
-sys.modules["docblocks"] = docblocks
-_spec.loader.exec_module(docblocks)
 
 INSTALL_CHECK = ROOT / ".ci/install-check"
 #: pages whose blocks a test of their own runs (it knows how: files named by caption, torchrun ranks)

@@ -15,23 +15,14 @@ development venv).
 from __future__ import annotations
 
 import ast
-import importlib.util
 import sys
 from pathlib import Path
 
+import docblocks  # tests/docblocks.py (pytest's pythonpath): also run as a script by .ci/install-check
 import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-if "docblocks" in sys.modules:
-    docblocks = sys.modules["docblocks"]
-else:
-    _spec = importlib.util.spec_from_file_location("docblocks", HERE / "docblocks.py")
-    assert _spec is not None
-    assert _spec.loader is not None
-    docblocks = importlib.util.module_from_spec(_spec)
-    sys.modules["docblocks"] = docblocks
-    _spec.loader.exec_module(docblocks)
 
 INSTALL_CHECK = ROOT / ".ci/install-check"
 CORE = {"noisygrad", "numpy", "scipy", "torch", "packaging"}  # noisygrad-core's own requirements

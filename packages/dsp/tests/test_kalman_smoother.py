@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from filterpy.kalman import KalmanFilter
+from kalman_models import model
 
 from noisygrad.dsp import Kalman
 from noisygrad.dsp.kalman_smoother import rts_smoother
@@ -12,19 +13,9 @@ from noisygrad.dsp.kalman_smoother import rts_smoother
 FORMS = ["joseph", "sqrt"]
 
 
-def _model(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    F = np.array([[1.0, 0.5, 0.1], [0.0, 0.9, 0.5], [0.0, 0.0, 0.8]])
-    H = rng.standard_normal((2, 3))
-    Q = 0.05 * np.eye(3) + 0.01
-    R = np.array([[0.4, 0.1], [0.1, 0.2]])
-    B = rng.standard_normal((3, 1))
-    return rng, F, H, Q, R, B, np.array([0.5, -0.2, 0.1]), np.diag([1.0, 0.5, 2.0])
-
-
 @pytest.mark.parametrize("form", FORMS)
 def test_rts_smoother_equals_filterpy(form):
-    rng, F, H, Q, R, _, x0, P0 = _model()
+    rng, F, H, Q, R, _, x0, P0 = model()
     n = 40
     zs = rng.standard_normal((n, 2))
     Fs = [F * (1 + 0.01 * k) for k in range(n)]
@@ -78,7 +69,7 @@ def _joint_posterior(F, H, Q, R, B, x0, P0, us, zs, observed):
 @pytest.mark.parametrize("form", FORMS)
 def test_smooth_equals_the_exact_posterior_with_control_and_missing_data(form):
     """``smooth`` uses the filter's own predictions, so control inputs and missing measurements are exact."""
-    rng, F, H, Q, R, B, x0, P0 = _model(1)
+    rng, F, H, Q, R, B, x0, P0 = model(1)
     n = 12
     zs, us = rng.standard_normal((n, 2)), rng.standard_normal((n, 1))
     observed = np.ones(n, bool)
@@ -95,7 +86,7 @@ def test_smooth_equals_the_exact_posterior_with_control_and_missing_data(form):
 
 
 def test_smoother_on_a_batch_equals_each_filter():
-    rng, F, H, Q, R, _, x0, P0 = _model(2)
+    rng, F, H, Q, R, _, x0, P0 = model(2)
     zs = rng.standard_normal((20, 3, 2))
     kf = Kalman(F, H, Q, R, np.tile(x0, (3, 1)), P0)
     sm = kf.smooth(kf.batch_filter(zs))
@@ -109,7 +100,7 @@ def test_smoother_on_a_batch_equals_each_filter():
 
 
 def test_smoother_arguments_are_checked():
-    rng, F, H, Q, R, _, x0, P0 = _model(3)
+    rng, F, H, Q, R, _, x0, P0 = model(3)
     kf = Kalman(F, H, Q, R, x0, P0)
     res = kf.batch_filter(rng.standard_normal((5, 2)), covariances=False)
     with pytest.raises(ValueError, match="covariances=True"):

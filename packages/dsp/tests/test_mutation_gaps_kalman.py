@@ -9,6 +9,7 @@ from dataclasses import FrozenInstanceError
 
 import numpy as np
 import pytest
+from kalman_models import model
 
 from noisygrad import LegacyCheckpointWarning
 from noisygrad.dsp import RLS, Kalman
@@ -18,12 +19,9 @@ from noisygrad.dsp.kalman_smoother import rts_smoother
 
 
 def _model(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    F = np.array([[1.0, 0.5, 0.1], [0.0, 0.9, 0.5], [0.0, 0.0, 0.8]])
-    H = rng.standard_normal((2, 3))
-    Q = 0.05 * np.eye(3) + 0.01
-    R = np.array([[0.4, 0.1], [0.1, 0.2]])
-    return rng, F, H, Q, R, np.array([0.5, -0.2, 0.1]), np.diag([1.0, 0.5, 2.0])
+    """The shared model without its control input: ``(rng, F, H, Q, R, x0, P0)``."""
+    rng, F, H, Q, R, _, x0, P0 = model(seed)
+    return rng, F, H, Q, R, x0, P0
 
 
 # ---------------------------------------------------------------- smoother
