@@ -37,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from noisygrad.checks import NonFiniteGradientError, check_positive, check_positive_int
 from noisygrad.distributed.estimates import NoiseEstimate, SmoothedNoiseScale, two_batch_estimates
+from noisygrad.distributed.group import hold_exit_for_workers
 
 __all__ = ["GradientNoiseHook"]
 
@@ -169,6 +170,7 @@ class GradientNoiseHook:
         self.calls = 0
         self.steps = 0
         self.skipped = 0
+        hold_exit_for_workers()
         inner = allreduce_hook if wrap is None else wrap
         state = self.group if wrap is None and wrap_state is None else wrap_state
         ddp_model.register_comm_hook(_HookState(self, inner, state), gradient_noise_hook)
