@@ -23,6 +23,7 @@ from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as powersg
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import noisygrad as ng
+import noisygrad.distributed.group
 from noisygrad.distributed import AdaptiveBatch, DataParallelMiniBatch, GradientNoiseHook
 
 N_EXAMPLES, DIM = 1000, 5
@@ -39,6 +40,11 @@ def regression() -> tuple[torch.Tensor, torch.Tensor]:
 def regression_objective() -> ng.FiniteSum:
     X, y = regression()
     return ng.FiniteSum(lambda w, X, y: 0.5 * ((X @ w - y) ** 2).mean(), (X, y))
+
+
+def _exit_guarded() -> bool:
+    """Whether this process will wait for gloo's worker threads at exit (``test_distributed_exit.py``)."""
+    return noisygrad.distributed.group._exit_guarded
 
 
 def free_port() -> int:
@@ -219,6 +225,7 @@ def minibatch_run(rank: int, world: int, steps: int, batch: int) -> dict[str, An
     )
     out: dict[str, Any] = {"x": res.x, "grads": grads, "shards": est.shards}
     out["noise"] = est.noise.state_dict()
+    out["exit_guarded"] = _exit_guarded()  # the gathers made the process wait for gloo's workers at exit
     try:
         ng.minimize(est, ng.SGD(0.05), torch.zeros(DIM, dtype=torch.float64), steps=2, seed=rank)
         out["diverged"] = "accepted"
@@ -261,4 +268,5 @@ def hook_checks(rank: int, world: int, draws: int, batch: int, twins: int, train
     return {
         **noise_at_fixed_point(rank, world, draws, batch, 0, twins),
         **training_equality(rank, world, train_steps, batch),
+        "exit_guarded": _exit_guarded(),  # the hook made the process wait for gloo's workers at exit
     }

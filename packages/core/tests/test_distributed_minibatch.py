@@ -139,6 +139,7 @@ def test_ranks_are_bit_identical_to_the_twin(objective: ng.FiniteSum, world: int
     twin_x, twin_grads = _run(reference(DataParallelMiniBatch(objective, BATCH, distributed=False), world), STEPS)
     for rank, res in enumerate(results):
         assert res["shards"] == world
+        assert res["exit_guarded"]  # see test_distributed_exit.py
         assert torch.equal(res["x"], twin_x), rank  # 200 SGD steps, bit for bit
         assert all(torch.equal(a, b) for a, b in zip(res["grads"], twin_grads, strict=True)), rank
         assert res["noise"] == results[0]["noise"]  # the noise statistics too, on every rank

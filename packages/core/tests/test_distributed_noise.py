@@ -111,6 +111,7 @@ def test_hook_statistics_and_training(world: int, draws: int, exact: ng.NoiseSta
     twins, train_steps = 50, 50
     results = workers.run(workers.hook_checks, world, tmp_path, draws, BATCH, twins, train_steps)
     r0 = results[0]
+    assert all(res["exit_guarded"] for res in results)  # see test_distributed_exit.py
     # what the hook reads: the rank's own gradient before the all-reduce, the global mean after it
     assert r0["local_hook"] == pytest.approx(r0["local_manual"], rel=1e-14)
     assert float((r0["synced"] - r0["global"]).norm() / r0["global"].norm()) < 1e-15
