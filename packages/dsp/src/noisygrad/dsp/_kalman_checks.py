@@ -8,6 +8,7 @@ allowed: it marks a missing component (``None`` marks a whole missing measuremen
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -72,11 +73,29 @@ def batch_covariance(name: str, value: Any, nb: int, n: int, batched: bool) -> n
     return np.array(np.broadcast_to(arr, (nb, n, n)), order="C", copy=True)
 
 
+def _numbers(value: Any, missing: bool = False) -> np.ndarray:
+    """``value`` as a float64 array if it holds real numbers (and ``None``, taken as NaN, when ``missing``).
+
+    Strings and booleans are refused even where numpy would convert them (``"1.0"``), as :func:`as_array` refuses
+    them in a single matrix. Raises ``TypeError`` for any other content, ``ValueError`` for a ragged sequence.
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind in "fiu":
+        return arr.astype(np.float64, copy=False)
+    if arr.dtype == object and all(
+        (v is None and missing) or (isinstance(v, Real) and not isinstance(v, bool | np.bool_)) for v in arr.flat
+    ):
+        return arr.astype(np.float64)
+    raise TypeError(f"must hold real numbers, got dtype {arr.dtype}")
+
+
 def _stacked(name: str, value: Any) -> np.ndarray:
     try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        return _numbers(value)
+    except ValueError as exc:
         raise ValueError(f"{name} must be one matrix, or a sequence of matrices of one shape, of numbers") from exc
+    except TypeError as exc:
+        raise TypeError(f"{name} {exc}") from None
 
 
 def rows(name: str, value: Any, axis: int = -2) -> int:
@@ -117,7 +136,7 @@ def stack(
 
 def _measurement_array(name: str, value: Any) -> np.ndarray:
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        arr = _numbers(value, missing=True)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must hold real numbers (NaN or None for a missing measurement)") from exc
     if np.isinf(arr).any():
@@ -146,10 +165,13 @@ def measurements(zs: Any, batch: tuple[int, ...], m: int, dtype: type[np.floatin
     """A sequence of measurements as ``(N, B, m)``: an array ``(N,) + batch + (m,)`` (``(N,) + batch`` when
     ``m = 1``) with NaN for missing entries, or a sequence whose items are measurements or ``None``."""
     nb = int(np.prod(batch)) if batch else 1
-    try:  # the fast path: one array (None items become NaN)
-        arr = np.asarray(zs, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = None
+    arr = None
+    whole_missing = isinstance(zs, Sequence) and any(row is None for row in zs)  # item by item: None is all of one
+    if not whole_missing:
+        try:  # the fast path: one array
+            arr = _numbers(zs, missing=True)
+        except (TypeError, ValueError):
+            arr = None
     if arr is not None:
         if arr.ndim == 0:
             raise ValueError("zs must be a sequence of measurements, got a scalar")
@@ -171,8 +193,8 @@ def measurements(zs: Any, batch: tuple[int, ...], m: int, dtype: type[np.floatin
     for t, row in enumerate(zs):
         try:
             out[t] = measurement(row, batch, m, dtype)
-        except ValueError as exc:
-            raise ValueError(f"zs[{t}]: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"zs[{t}]: {exc}") from None
     return out
 
 
@@ -189,7 +211,7 @@ def control_matrix(name: str, value: Any, n: int, dtype: type[np.floating]) -> n
 def control(u: Any, batch: tuple[int, ...], k: int, dtype: type[np.floating], name: str = "u") -> np.ndarray:
     """A control input as ``(1 or B, k)``: shape ``(k,)`` (shared by every filter), ``batch + (k,)``, or a scalar
     when ``k = 1``."""
-    arr = as_array(name, np.asarray(u, dtype=np.float64), np.float64, ndim=(0, 1, 2))
+    arr = as_array(name, u, np.float64, ndim=(0, 1, 2))
     nb = int(np.prod(batch)) if batch else 1
     if arr.shape in ((k,), ()) and (arr.ndim == 1 or k == 1):
         return np.ascontiguousarray(arr.reshape(1, k), dtype=dtype)
