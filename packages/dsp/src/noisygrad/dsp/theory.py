@@ -274,7 +274,7 @@ def sign_sign_excess_mse(mu: float, R: Any, noise_var: float) -> float:
     from scipy.linalg import solve_discrete_lyapunov
 
     mu = check_positive("mu", mu)
-    r = as_array("R", np.atleast_2d(np.asarray(R, dtype=float)), np.float64, ndim=(2,))
+    r = as_array("R", np.atleast_2d(np.asarray(R)), np.float64, ndim=(2,))
     if r.shape[0] != r.shape[1] or not np.allclose(r, r.T, rtol=1e-10, atol=0) or np.linalg.eigvalsh(r).min() <= 0:
         raise ValueError(f"R must be a symmetric positive definite matrix, got shape {r.shape}")
     s2 = check_positive("noise_var", noise_var)
