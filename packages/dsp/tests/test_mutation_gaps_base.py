@@ -1061,3 +1061,32 @@ def test_the_lms_delay_line_kernel_continues_across_its_signal_blocks():
     np.testing.assert_allclose(f.history, g.history, rtol=0, atol=1e-12)
     np.testing.assert_allclose(f.weights, g.weights, rtol=0, atol=1e-12)
     assert np.isfinite(f.history).all()
+
+
+def test_none_inside_a_matrix_of_a_stack_is_refused_as_not_a_number():
+    with pytest.raises(TypeError, match=r"^Fs must hold real numbers"):
+        chk.stack("Fs", [[1.0, None], [0.0, 1.0]], (2, 2), 1, F64)
+
+
+@pytest.mark.parametrize("z", [[None, "2"], np.array([1.0, "2"], dtype=object), [None, True]])
+def test_strings_and_booleans_beside_none_are_refused(z):
+    with pytest.raises(TypeError, match=r"^z must hold real numbers"):
+        chk.measurement(z, (), 2, F64)
+    with pytest.raises(TypeError, match=r"^zs\[0\]: z must hold real numbers"):
+        chk.measurements([z], (), 2, F64)
+
+
+def test_measurements_with_none_inside_take_the_one_array_path():
+    """Only a whole ``None`` item sends a sequence item by item: a wrong shape is then reported for the array."""
+    with pytest.raises(ValueError, match=r"^zs must have shape \(N, 2\)"):
+        chk.measurements([[1.0, None, 2.0]], (), 2, F64)
+
+
+def test_measurements_are_a_copy_in_the_filters_dtype():
+    zs = np.arange(6.0).reshape(3, 2)
+    for dtype in (F64, F32):
+        out = chk.measurements(zs, (), 2, dtype)
+        assert out.dtype == dtype
+        assert not np.shares_memory(out, zs)
+    fs = np.eye(2)[None]
+    assert not np.shares_memory(chk.stack("Fs", fs, (2, 2), 1, F64), fs)

@@ -81,7 +81,7 @@ def _numbers(value: Any, missing: bool = False) -> np.ndarray:
     """
     arr = np.asarray(value)
     if arr.dtype.kind in "fiu":
-        return arr.astype(np.float64, copy=False)
+        return arr.astype(np.float64)  # a copy: nothing returned aliases the caller's array
     if arr.dtype == object and all(
         (v is None and missing) or (isinstance(v, Real) and not isinstance(v, bool | np.bool_)) for v in arr.flat
     ):
