@@ -8,6 +8,7 @@ import pytest
 from scipy.signal import lfilter
 
 from noisygrad.dsp import LMS, NLMS, RLS, StabilityWarning, _filter_base, _kernels, tapped_delay_line, theory
+from noisygrad.dsp.lms_family import GMCC, LMF, NSSLMS, Llncosh
 
 TAPS = 8
 
@@ -302,3 +303,39 @@ def test_parallel_kernels_give_each_channel_the_bits_of_a_serial_run(make):
         single = make()
         np.testing.assert_array_equal(single.run(x[c], d=d[c])[0], yb[c])
         np.testing.assert_array_equal(single.weights, batch.weights[c])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda dt: LMS(TAPS, 0.02, dtype=dt),
+        lambda dt: NLMS(TAPS, 0.3, dtype=dt),
+        lambda dt: LMF(TAPS, 1e-3, dtype=dt),
+        lambda dt: NSSLMS(TAPS, 0.01, dtype=dt),
+        lambda dt: Llncosh(TAPS, 0.02, lambd=2.0, dtype=dt),
+        lambda dt: GMCC(TAPS, 0.02, dtype=dt),
+    ],
+    ids=["LMS", "NLMS", "LMF", "NSSLMS", "Llncosh", "GMCC"],
+)
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+def test_every_position_of_a_batch_gives_the_bits_of_a_single_run(make, dtype, threads, monkeypatch):
+    """The delay-line kernels advance channels in lock-step groups (four in float32, two in float64), the last
+    group padded with copies: whichever slot a channel takes, in a serial or a parallel run, its outputs and
+    weights are those of the channel run alone."""
+    if threads == "parallel":  # every batch large enough for threads
+        monkeypatch.setattr(_kernels, "PARALLEL_WORK", 1)
+    rng = np.random.default_rng(11)
+    channels, n = 7, 300  # groups of 4: 4 + 3 (one padded slot); of 2: 2 + 2 + 2 + 1
+    x = rng.standard_normal((channels, n))
+    d = lfilter(rng.standard_normal(TAPS) / 2, 1.0, x, axis=1) + 0.1 * rng.standard_normal(x.shape)
+    batch = make(dtype)
+    yb, eb = batch.run(x, d=d)
+    assert yb.dtype == dtype
+    for c in range(channels):
+        single = make(dtype)
+        y, e = single.run(x[c], d=d[c])
+        np.testing.assert_array_equal(y, yb[c])
+        np.testing.assert_array_equal(e, eb[c])
+        np.testing.assert_array_equal(single.weights, batch.weights[c])
+    np.testing.assert_allclose(yb, make(np.float64).run(x, d=d)[0], rtol=0, atol=1e-3 if dtype == np.float32 else 0)

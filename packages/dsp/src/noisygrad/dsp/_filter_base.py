@@ -337,7 +337,7 @@ class _GradientFilter(_AdaptiveFilter):
 
     ``phi`` is the error nonlinearity (``_PHI``: identity, cube, sign, tanh, correntropy), ``s`` the identity
     or the sign of each regressor entry (``_SIGN_REGRESSOR``). All run the compiled LMS kernels: on a delay line
-    directly, two channels per loop and pairs of channels in parallel threads.
+    directly, two channels per loop (four in float32) and such groups in parallel threads.
     """
 
     _PHI = _kernels.PHI_LINEAR
@@ -360,7 +360,7 @@ class _GradientFilter(_AdaptiveFilter):
         channel's results stay independent of the batch it runs in."""
         channels, n = d.shape
         work = channels * min(n, _SIGNAL_BLOCK) * self.taps
-        kernel = _kernels.pick(_kernels.lms_signal, _kernels.lms_signal_parallel, channels, work)
+        kernel = _kernels.pick(*_kernels.lms_signal_kernels(self.dtype), channels, work)
         args = self._kernel_args()
 
         def call(xb, db, yb, eb, hb):  # type: ignore[no-untyped-def]
