@@ -11,11 +11,12 @@ Tail indices that tell how heavy a tail is are in :mod:`noisygrad.noise.tails`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
-from noisygrad.checks import check_positive, check_torch_generator
+from noisygrad.checks import check_finite, check_positive, check_torch_generator
 from noisygrad.estimators.base import Estimate, Estimator
 
 __all__ = ["Clipped"]
@@ -26,7 +27,9 @@ class Clipped:
 
     ``g <- g * min(1, max_norm / |g|)`` (what ``torch.nn.utils.clip_grad_norm_`` does). The estimate's stats
     gain ``"clipped"`` (1.0 when the norm was cut) and ``"raw_grad_norm"``. The wrapped estimator's state is
-    passed through ``state_dict`` / ``load_state_dict``.
+    passed through ``state_dict`` / ``load_state_dict``. A NaN or Inf in the wrapped estimate raises
+    :class:`~noisygrad.NonFiniteGradientError` (scaling would turn Inf into NaN and hide where it came from); a
+    finite gradient whose squares overflow is still clipped, its norm taken after scaling by its largest entry.
     """
 
     def __init__(self, estimator: Estimator, max_norm: float) -> None:
@@ -40,6 +43,10 @@ class Clipped:
         check_torch_generator("generator", generator)  # refused here whatever the wrapped estimator checks
         est = self.estimator.estimate(params, generator)
         norm = float(est.grad.norm())
+        if not math.isfinite(norm):
+            check_finite("the wrapped estimator's gradient", est.grad, hint="clipping cannot repair NaN or Inf")
+            largest = est.grad.abs().max()
+            norm = float(largest) * float((est.grad / largest).norm())
         scale = min(1.0, self.max_norm / norm) if norm > 0 else 1.0
         stats = {**est.stats, "clipped": float(scale < 1.0), "raw_grad_norm": norm}
         return Estimate(est.grad * scale, est.value, est.cost, stats)
