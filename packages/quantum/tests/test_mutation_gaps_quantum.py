@@ -194,7 +194,7 @@ def test_stopping_refuses_a_non_finite_check():
         ShotAwareStopping(objective).check(X0, 4)
 
 
-@pytest.mark.parametrize("z", [0, 0.0, -1.0, float("inf"), float("nan"), "1"])
+@pytest.mark.parametrize("z", [0, 0.0, -1.0, float("inf"), float("nan"), "1", True])  # True is not 1.0
 def test_stopping_refuses_a_bad_z(z):
     with pytest.raises(ValueError, match="z must be a finite number > 0"):
         ShotAwareStopping(_objective(), z=z)
@@ -600,7 +600,7 @@ def test_check_target_needs_exactly_one_valid_target():
     for kwargs in ({}, {"precision": 0.1, "total": 10}):
         with pytest.raises(ValueError, match="give exactly one of precision"):
             optimal_shots([1.0], **kwargs)
-    for bad in (0, 0.0, -0.1, float("nan"), float("inf"), "0.1"):
+    for bad in (0, 0.0, -0.1, float("nan"), float("inf"), "0.1", True):  # a boolean is not a precision
         with pytest.raises(ValueError, match="precision must be a finite number > 0"):
             optimal_shots([1.0], precision=bad)
 

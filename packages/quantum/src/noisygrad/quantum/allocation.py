@@ -45,7 +45,10 @@ def _check_target(precision: float | None, total: int | None) -> None:
     if (precision is None) == (total is None):
         raise ValueError("give exactly one of precision (target standard deviation) and total (shot budget)")
     if precision is not None and (
-        not isinstance(precision, (int, float)) or not math.isfinite(precision) or precision <= 0
+        isinstance(precision, bool)
+        or not isinstance(precision, (int, float))
+        or not math.isfinite(precision)
+        or precision <= 0
     ):
         raise ValueError(f"precision must be a finite number > 0 (the standard deviation asked), got {precision!r}")
 

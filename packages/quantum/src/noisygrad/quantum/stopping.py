@@ -53,7 +53,7 @@ class ShotAwareStopping:
         self.window = check_positive_int("window", window)
         self.every = check_positive_int("every", every)
         self.shots = objective.shots if shots is None else check_positive_int("shots", shots)
-        if not isinstance(z, (int, float)) or not math.isfinite(z) or z <= 0:
+        if isinstance(z, bool) or not isinstance(z, (int, float)) or not math.isfinite(z) or z <= 0:
             raise ValueError(f"z must be a finite number > 0, got {z!r}")
         self.z = float(z)
         if isinstance(seed, np.random.Generator):
