@@ -9,8 +9,8 @@ one untimed warm-up call each (it compiles our numba kernels), then ``--repeats`
 on a shared machine. Each row shows the median rate of each side, the ratio of the medians, and the spread
 (slowest-fastest call) of ours.
 
-Part 2, many filters at once: 1024 LMS channels of 64 taps streamed in blocks of 512 samples (8 blocks), in filter-
-samples per second (channels x samples), wall clock, with 1 numba thread and with every thread
+Part 2, many filters at once: 1024 LMS channels of 64 taps streamed in blocks of 512 samples (8 blocks), in
+filter-samples per second (channels x samples), wall clock, with 1 numba thread and with every thread
 (``numba.set_num_threads``), interleaved, float64 and float32, against padasip's single-filter rate of part 1.
 float32 runs its channels four at a time in lock-step, float64 two at a time (``_kernels._lms_quad``); the row "the
 same in pairs" runs float32 two at a time, to show what the grouping gains. Wall clock because threads are the
