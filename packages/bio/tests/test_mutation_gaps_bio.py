@@ -1063,3 +1063,19 @@ def test_evolution_integer_and_float32_inputs_are_held_in_float64() -> None:
     assert history.final.dtype == np.float64
     with pytest.raises(ValueError, match="start"):
         compare_searches(RuggedLandscape(), np.zeros((1, 2)), rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("bad", ["0.3", ["0.1", "0.2"], True, [True, False], [0.1, None]])
+def test_morphogen_positions_and_counts_refuse_strings_booleans_and_objects(bad):
+    """Positions and counts are numbers: a numeric string or a boolean is refused by name, not converted."""
+    g = ExponentialGradient(c0=100.0, decay_length=0.2)
+    with pytest.raises(TypeError, match=r"^x must be real numbers, got "):
+        g.concentration(bad)
+    with pytest.raises(TypeError, match=r"^counts must be real numbers, got "):
+        g.decode(bad)
+
+
+def test_morphogen_accepts_integer_positions_and_counts_as_float64():
+    g = ExponentialGradient(c0=100.0, decay_length=0.5)
+    np.testing.assert_array_equal(g.concentration([0, 1]), 100.0 * np.exp(-np.array([0.0, 2.0])))
+    np.testing.assert_array_equal(g.decode(np.array([100], dtype=np.uint8)), [0.0])

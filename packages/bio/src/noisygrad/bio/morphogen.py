@@ -54,7 +54,11 @@ GREGOR_2007 = {
 
 
 def _finite(name: str, values: object) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
+    """``values`` as float64 if they are finite real numbers (strings and booleans are refused, not converted)."""
+    raw = np.asarray(values)
+    if raw.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be real numbers, got {raw.dtype} values {values!r}")
+    arr = raw.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite numbers, got {values!r}")
     return arr
