@@ -519,7 +519,7 @@ def test_control_shared_batched_or_scalar():
         ([1.0, 2.0, 3.0], (), 2, r"^u must have shape \(2,\) to match B, got \(3,\)$"),
         ([1.0, 2.0, 3.0], (2,), 2, r"^u must have shape \(2,\) or \(2, 2\) to match B, got \(3,\)$"),
         ([1.0, 2.0], (), 1, r"^u must have shape \(1,\) or a scalar to match B, got \(2,\)$"),
-        (5.0, (), 2, r"^u must have shape \(2,\) to match B, got \(1,\)$"),  # as_array gives a scalar 1 dimension
+        (5.0, (), 2, r"^u must have shape \(2,\) to match B, got \(\)$"),  # a scalar has 0 dimensions
         (np.zeros((3, 2)), (2,), 2, r"^u must have shape \(2,\) or \(2, 2\) to match B, got \(3, 2\)$"),
         (np.zeros((2, 2, 1)), (2,), 2, "u must have 0 or 1 or 2 dimensions"),
         ([1.0, np.nan], (), 2, "u has 1 non-finite value"),

@@ -166,7 +166,8 @@ def as_array(
     if arr.ndim not in ndim:
         allowed = " or ".join(str(k) for k in ndim)
         raise ValueError(f"{name} must have {allowed} dimensions, got shape {arr.shape}")
-    out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else np.ascontiguousarray(arr, dtype=dtype)
+    # (np.asarray, not np.ascontiguousarray: that one returns a 0-d input as shape (1,), past the ndim check)
+    out = np.array(arr, dtype=dtype, order="C", copy=True) if copy else np.asarray(arr, dtype=dtype, order="C")
     finite = np.isfinite(out)
     if not finite.all():
         bad = int(out.size - finite.sum())
