@@ -380,6 +380,10 @@ def _warm(modnames: list[str]) -> None:
     import torch
 
     torch.set_num_threads(1)
+    # torch imports parts of itself on first use (the optimizer machinery, torch.testing's comparison): seconds
+    # that every forked child would pay again; paid once here
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    torch.testing.assert_close(torch.zeros(1), torch.zeros(1))
     for name in modnames:
         importlib.import_module(name)
 
