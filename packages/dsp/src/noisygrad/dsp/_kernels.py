@@ -160,9 +160,10 @@ def _lms_quad(w, tail, x, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, h
     """Channels ``c0`` to ``c0 + 3`` of :func:`lms_signal_quad`, advanced in lock-step: :func:`_lms_pair` widened.
 
     Four recursions hide more of each sample's latency chain than two; with float32's wider vectors this pays
-    (1.3-1.8x the pair's rate over many channels, measured by ``benchmarks/dsp_filters.py``), with float64 it
-    does not, so float64 keeps pairs. Missing channels of the last group run as copies of the batch's last
-    channel whose results are dropped: every channel runs the same instructions wherever it sits.
+    (1.01-1.12x the pair's rate on 1024 channels over 2 idle cores, ``benchmarks/dsp_filters.py --part batch``;
+    1.1-1.3x per CPU second on one thread), with float64 it does not (and one float64 filter, padded to four,
+    would run at half its rate), so float64 keeps pairs. Missing channels of the last group run as copies of the
+    batch's last channel whose results are dropped: every channel runs the same instructions wherever it sits.
     """
     n_ch, taps = w.shape
     n = d.shape[1]
