@@ -360,7 +360,8 @@ class _GradientFilter(_AdaptiveFilter):
         channel's results stay independent of the batch it runs in."""
         channels, n = d.shape
         work = channels * min(n, _SIGNAL_BLOCK) * self.taps
-        kernel = _kernels.pick(*_kernels.lms_signal_kernels(self.dtype), channels, work)
+        serial, parallel = _kernels.lms_signal_kernels(self.dtype)
+        kernel = _kernels.pick(serial, parallel, channels, work)
         args = self._kernel_args()
 
         def call(xb, db, yb, eb, hb):  # type: ignore[no-untyped-def]
