@@ -338,7 +338,7 @@ def test_every_position_of_a_batch_gives_the_bits_of_a_single_run(make, dtype, t
         np.testing.assert_array_equal(y, yb[c])
         np.testing.assert_array_equal(e, eb[c])
         np.testing.assert_array_equal(single.weights, batch.weights[c])
-    np.testing.assert_allclose(yb, make(np.float64).run(x, d=d)[0], rtol=0, atol=1e-3 if dtype == np.float32 else 0)
+    np.testing.assert_allclose(yb, make(np.float64).run(x, d=d)[0], rtol=0, atol=1e-4 if dtype == np.float32 else 0)
     recorded = LMS(TAPS, 0.02, dtype=dtype, history=True)  # the a-priori weights, recorded slot by slot
     recorded.run(x, d=d)
     for c in (0, 5, 6):

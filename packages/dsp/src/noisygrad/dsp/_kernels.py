@@ -161,7 +161,7 @@ def _lms_quad(w, tail, x, d, mu, eps, normalized, kind, p1, p2, signreg, y, e, h
 
     Four recursions hide more of each sample's latency chain than two; with float32's wider vectors this pays
     (1.01-1.12x the pair's rate on 1024 channels over 2 idle cores, ``benchmarks/dsp_filters.py --part batch``;
-    1.1-1.3x per CPU second on one thread), with float64 it does not (and one float64 filter, padded to four,
+    1.03-1.32x per CPU second on one thread), with float64 it does not (and one float64 filter, padded to four,
     would run at half its rate), so float64 keeps pairs. Missing channels of the last group run as copies of the
     batch's last channel whose results are dropped: every channel runs the same instructions wherever it sits.
     """
