@@ -43,6 +43,40 @@ def test_kesten_index_is_exact_where_the_moment_equation_is_a_polynomial(batch_s
     assert kesten_tail_index(lr4, b) == pytest.approx(4.0, rel=1e-6)
 
 
+def _mp_moment(lr: float, alpha: float, b: int) -> float:
+    """E|1 - lr A_B|^alpha by mpmath's quadrature in u = B A_B ~ chi^2_B at 50 digits, split at u = B / lr."""
+    import mpmath  # sympy's dependency, hence torch's
+
+    mpmath.mp.dps = 50
+    half = mpmath.mpf(b) / 2
+    scale = 2**half * mpmath.gamma(half)
+
+    def f(u: object) -> object:
+        return abs(1 - lr * u / b) ** alpha * u ** (half - 1) * mpmath.exp(-u / 2) / scale
+
+    kink = b / lr
+    return float(mpmath.quad(f, [0, kink / 4, kink / 2, kink, 2 * kink, 4 * kink, 8 * kink, mpmath.inf]))
+
+
+@pytest.mark.parametrize(("lr", "batch_size"), [(1e-3, 1), (2.6e-4, 1), (1e-3, 16)])
+def test_kesten_index_solves_the_moment_equation_at_small_steps(lr: float, batch_size: int) -> None:
+    """Small steps give indices of order 1 / lr (thousands), where E|1 - lr A|^alpha spans hundreds of orders of
+    magnitude across A: the index solves the equation to 1e-8 by a 50-digit quadrature, and 1e-4 either side of it
+    the moment is off 1 by far more (>= 2%), so the check pins the index to 1e-4 relative."""
+    alpha = kesten_tail_index(lr, batch_size)
+    assert _mp_moment(lr, alpha, batch_size) == pytest.approx(1.0, abs=1e-8)
+    assert _mp_moment(lr, alpha * (1 - 1e-4), batch_size) < 0.98
+    assert _mp_moment(lr, alpha * (1 + 1e-4), batch_size) > 1.02
+
+
+def test_kesten_index_grows_as_one_over_lr() -> None:
+    """alpha * lr tends to a constant (about 1.7956 for B = 1) as lr -> 0; no overflow, no infinite index."""
+    scaled = [kesten_tail_index(lr) * lr for lr in (1e-5, 1e-7, 1e-12)]
+    assert all(math.isfinite(s) for s in scaled)
+    assert scaled == pytest.approx([scaled[-1]] * 3, rel=1e-3)
+    assert 1.79 < scaled[-1] < 1.80
+
+
 def test_larger_batches_thin_the_tails() -> None:
     assert kesten_tail_index(0.4, 4) > 3 * kesten_tail_index(0.4, 1)
     with pytest.raises(ValueError, match="too large"):
