@@ -46,7 +46,7 @@ import numpy as np
 import scipy.linalg
 
 from noisygrad.checks import check_in_range, check_positive, check_positive_int
-from noisygrad.noise.theory import ArrayLike, _matrix, sgd_stationary_covariance
+from noisygrad.noise.theory import ArrayLike, _covariance, _matrix, sgd_stationary_covariance
 
 __all__ = ["adam_expected_step", "heavy_ball_stationary_covariance"]
 
@@ -123,7 +123,7 @@ def heavy_ball_stationary_covariance(
             mismatched shapes, or arguments out of range.
     """
     h = _matrix("hessian", hessian)
-    c = _matrix("noise_cov", noise_cov)
+    c = _covariance("noise_cov", noise_cov)
     if c.shape != h.shape:
         raise ValueError(f"noise_cov has shape {c.shape} but hessian has shape {h.shape}; they must match")
     lr = check_positive("lr", lr)
