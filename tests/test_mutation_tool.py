@@ -94,3 +94,16 @@ def test_every_listed_mutant_of_the_project_is_a_current_mutant():
     }
     stale = sorted(set(listed) - current)
     assert not stale, f"entries of .ci/{config['equivalents']} that name no current mutant (source edited?): {stale}"
+
+
+def test_every_target_with_numba_kernels_of_its_own_runs_them_uncompiled():
+    """numba's disk cache knows a kernel by its file and name, so a mutant of a module with ``@compiled`` kernels
+    would run the unmutated kernel cached earlier: such targets must say ``jit = false``."""
+    config = tomllib.loads((ROOT / ".ci/mutation.toml").read_text())
+    compiled = [t["name"] for t in config["target"] if "@compiled" in (ROOT / t["module"]).read_text()]
+    assert compiled, "no target has kernels of its own: the check below would be vacuous"
+    assert [name for name in compiled if config_target(config, name).get("jit", True)] == []
+
+
+def config_target(config: dict, name: str) -> dict:
+    return next(t for t in config["target"] if t["name"] == name)

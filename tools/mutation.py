@@ -30,7 +30,8 @@ Usage::
     python tools/mutation.py --config .ci/mutation.toml --only adam --survivors-of adam.json  # rerun survivors
 
 The config (TOML) lists targets: ``[[target]]`` with ``name``, ``module`` (a path to the source file) and
-``tests`` (pytest node ids, files or options such as ``-k EXPR``, run with ``-m "not slow" -x``), and may name an
+``tests`` (pytest node ids, files or options such as ``-k EXPR``, run with ``-m "not slow" -x``), and ``jit = false``
+for a module with numba kernels of its own (they then run uncompiled, see :func:`_child`); the config may name an
 ``equivalents`` file (next to it): equivalent and message-only mutants, each with a reason (:func:`read_listed`),
 which the report's second score and ``--threshold`` leave out and ``--sample`` never draws. Mutants are named by
 :attr:`Mutant.key`, an id that edits elsewhere in the module leave as it is.
@@ -334,10 +335,20 @@ def _listed_key(m: Mutant) -> str:
     return f"{m.target}:{m.key.rsplit(':', 1)[1]}"
 
 
-def _child(modname: str, path: Path, code: Any, tests: list[str], log: Path | None) -> None:
-    """In a forked child: serve ``code`` as ``modname``, drop every cached noisygrad module, run the tests."""
+def _child(modname: str, path: Path, code: Any, tests: list[str], log: Path | None, *, jit: bool = True) -> None:
+    """In a forked child: serve ``code`` as ``modname``, drop every cached noisygrad module, run the tests.
+
+    ``jit=False`` turns numba's compiler off before the module is imported: its ``@compiled`` kernels then run as
+    the mutated Python. With it on, numba's disk cache, which knows a kernel by its file and name, would hand the
+    mutant the unmutated kernel compiled earlier.
+    """
     import importlib.abc
     import importlib.util
+
+    if not jit:
+        import numba
+
+        numba.config.DISABLE_JIT = True
 
     fd = os.open(str(log) if log else os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(fd, 1)
@@ -405,6 +416,9 @@ def _result(m: Mutant, status: str, seconds: float) -> Result:
     return Result(m.key, m.target, m.line, m.op, m.detail, status, seconds, m.text)
 
 
+_UNJITTED: set[str] = set()  # the targets whose config says ``jit = false`` (see :func:`_child`)
+
+
 def _run_all(
     jobs: list[tuple[Mutant, Any]],
     modnames: dict[str, tuple[str, Path, list[str]]],
@@ -424,7 +438,7 @@ def _run_all(
             pid = os.fork()
             if pid == 0:
                 try:
-                    _child(modname, path, code, tests, log)
+                    _child(modname, path, code, tests, log, jit=mutant.target not in _UNJITTED)
                 finally:
                     os._exit(99)
             running[pid] = (mutant, time.monotonic())
@@ -524,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     for t in targets:
         path = Path(t["module"])
         info[t["name"]] = (module_name(path), path, list(t["tests"]))
+        if not t.get("jit", True):
+            _UNJITTED.add(t["name"])
         every = mutants_of(t["name"], path)
         known = {_listed_key(m) for m in every}
         stale = sorted(k for k in listed if k.startswith(f"{t['name']}:") and k not in known)
