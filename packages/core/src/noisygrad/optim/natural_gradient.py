@@ -203,7 +203,7 @@ class EnergyNaturalGradient(torch.optim.Optimizer):
         loss0 = float(r @ r)
         grad = J.T @ r  # half the gradient of |r|^2
         if 2.0 * float(grad.abs().max()) <= group["tolerance_grad"]:
-            return torch.tensor(loss0)
+            return torch.tensor(loss0, dtype=r.dtype)  # not torch's default float32: the loss keeps its digits
         scale = float((J * J).sum(dim=0).max())  # the largest diagonal entry of J^T J
         if "mu" not in state:
             state["mu"], state["nu"] = group["damping"] * scale, 2.0
@@ -255,7 +255,7 @@ class EnergyNaturalGradient(torch.optim.Optimizer):
                 if state["mu"] > _MAX_DAMPING * max(scale, 1e-300):
                     state["stalls"] += 1
                     break
-        return torch.tensor(loss0)
+        return torch.tensor(loss0, dtype=r.dtype)  # not torch's default float32: the loss keeps its digits
 
     def report(self) -> dict[str, float]:
         """Iterations, residual evaluations, Jacobians, rejected steps, stalls, and the current damping ``mu``."""
