@@ -132,7 +132,9 @@ def note_first_estimate_failure(exc: BaseException, x: torch.Tensor, objective: 
     lines = [f"noisygrad.minimize: this came from the first gradient estimate, at x0 ({_describe(x)})."]
     data = _data(objective)
     if data:
-        lines.append("The objective's data: " + "; ".join(f"data[{i}] {_describe(t)}" for i, t in enumerate(data)))
+        lines.append(
+            "The objective's data: " + "; ".join(f"data[{i}] {_describe(t)}" for i, t in enumerate(data)) + "."
+        )
         floating = {t.dtype for t in data if t.is_floating_point()}
         if floating and x.dtype not in floating:
             names = ", ".join(sorted(str(d) for d in floating))
@@ -240,11 +242,12 @@ def estimate_checked(
 def update_checked(
     optimizer: Optimizer, x: torch.Tensor, est: Estimate, state: State, *, estimator: Estimator, step: int, at_x0: bool
 ) -> tuple[torch.Tensor, State]:
-    """``optimizer.update(x, est.grad, state)``; a NaN/Inf gradient or candidate raises, saying where it came from.
+    """``optimizer.update(x, est.grad, state)``; a NaN/Inf candidate raises, saying where it came from.
 
     ``x`` is finite here (``x0`` is checked and so is every candidate), so a NaN/Inf the rule reports is the
     gradient's; a rule that does not check its gradient gives a NaN/Inf candidate, and the gradient is then
-    examined to tell a NaN gradient from an update that overflowed (divergence at step ``step + 1``).
+    examined to tell a NaN gradient from an update that overflowed (divergence at step ``step + 1``). A rule that
+    turns a NaN/Inf gradient into a finite candidate (one that skips or clips such a step) is let through.
     """
     objective = getattr(estimator, "objective", None)
     try:
