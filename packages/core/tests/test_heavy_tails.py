@@ -28,7 +28,7 @@ def _chi2_mean_moment(k: int, b: int) -> float:
     return math.prod((b + 2 * j) / b for j in range(k))
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, 4, 16])
+@pytest.mark.parametrize("batch_size", [1, 2, 4, 16, 1000])
 def test_kesten_index_is_exact_where_the_moment_equation_is_a_polynomial(batch_size: int) -> None:
     """Independent of the solver: E(1 - lr A)^alpha = 1 is a polynomial in lr for even alpha.
 
@@ -69,12 +69,31 @@ def test_kesten_index_solves_the_moment_equation_at_small_steps(lr: float, batch
     assert _mp_moment(lr, alpha * (1 + 1e-4), batch_size) > 1.02
 
 
+@pytest.mark.parametrize("batch_size", [64, 1000])
+def test_kesten_index_of_large_batches_at_small_steps_is_finite_and_scales_as_one_over_lr(batch_size: int) -> None:
+    """Index 1e8 to 2e9: the peaks of both parts of the moment are narrow beside their intervals; any overflow or
+    quadrature warning fails here (warnings are errors in this suite), and alpha * lr settles to 1e-4."""
+    scaled = [kesten_tail_index(lr, batch_size) * lr for lr in (1e-6, 1e-7)]
+    assert scaled[0] == pytest.approx(scaled[1], rel=1e-4)
+    assert scaled[1] > batch_size  # larger than B: the index grows faster than B / lr
+
+
 def test_kesten_index_grows_as_one_over_lr() -> None:
     """alpha * lr tends to a constant (about 1.7956 for B = 1) as lr -> 0; no overflow, no infinite index."""
     scaled = [kesten_tail_index(lr) * lr for lr in (1e-5, 1e-7, 1e-12)]
     assert all(math.isfinite(s) for s in scaled)
     assert scaled == pytest.approx([scaled[-1]] * 3, rel=1e-3)
     assert 1.79 < scaled[-1] < 1.80
+
+
+@pytest.mark.parametrize(("batch_size", "critical"), [(1, 2.4212495210368), (4, 2.6629956687069)])
+def test_the_refusal_sits_at_the_step_where_the_log_drift_vanishes(batch_size: int, critical: float) -> None:
+    """E log|1 - lr A_B| = 0 at lr = critical (by a 30-digit mpmath quadrature): 0.1% below it the index is finite and
+    tiny (the tails are extremely heavy), 0.1% above it there is no stationary law."""
+    alpha = kesten_tail_index(0.999 * critical, batch_size)
+    assert 0.0 < alpha < 0.01
+    with pytest.raises(ValueError, match="too large"):
+        kesten_tail_index(1.001 * critical, batch_size)
 
 
 def test_larger_batches_thin_the_tails() -> None:
