@@ -60,10 +60,10 @@ def kesten_tail_index(lr: float, batch_size: int = 1) -> float:
 
     The equation is solved in logs, ``log E|1 - lr A_B|^alpha = 0``: for small ``lr`` the index is of order
     ``1 / lr`` (``alpha lr`` tends to about 1.7956 for ``B = 1``), and the moment's two parts (``lr A_B`` below and
-    above 1) then differ by hundreds of orders of magnitude. Each is integrated relative to its own peak, found
-    in closed form up to a scalar root (:func:`_log_integral`), and the two are added as logs. Below the kink the
-    variable is ``t = sqrt(u)`` (finite density at 0); above it, ``r = u - B / lr`` (the distance from the kink, so
-    that the narrow peak just past a far kink is resolved).
+    above 1) then differ by hundreds of orders of magnitude. Each is integrated relative to its own peak (the root of
+    the log-integrand's slope, :func:`_root`) by :func:`_log_integral`, and the two are added as logs. Below the
+    kink the variable is ``t = sqrt(u)`` (finite density at 0); above it, ``r = u - B / lr`` (the distance from the
+    kink, so that the narrow peak just past a far kink is resolved).
 
     Raises:
         ValueError: if ``lr`` is so large that ``E log|1 - lr A_B| >= 0`` (no stationary law).
@@ -75,7 +75,7 @@ def kesten_tail_index(lr: float, batch_size: int = 1) -> float:
     log_gamma = math.lgamma(b / 2.0)
 
     def log_below(t: float) -> float:
-        """log of the density of t = sqrt(u), t^(B-1) exp(-t^2/2) / (2^(B/2-1) Gamma(B/2)), and of |1 - lr A_B|."""
+        """log of the density of t = sqrt(u): t^(B-1) exp(-t^2/2) / (2^(B/2-1) Gamma(B/2))."""
         power = (b - 1) * math.log(t) if b > 1 else 0.0  # finite at t = 0 when B = 1
         return power - 0.5 * t * t + (1.0 - b / 2.0) * math.log(2.0) - log_gamma
 
