@@ -172,7 +172,9 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _group_rule(self, index: int, group: dict[str, Any]) -> Optimizer:
         """The rule with this group's settings, checked (cached per group until one of its settings changes)."""
-        watched = (*_FLAG_ALLOWED, *self._twin_defaults, *self._rule_settings(self.rule))
+        # without a twin, torch's setting names are watched too: one set on a group after it was added is refused
+        foreign = () if self._twin_defaults else sorted(_torch_setting_names())
+        watched = (*_FLAG_ALLOWED, *self._twin_defaults, *self._rule_settings(self.rule), *foreign)
         key = tuple(_plain(group.get(name)) for name in watched)
         cached = self._group_rules.get(index)
         if cached is not None and cached[0] == key:
