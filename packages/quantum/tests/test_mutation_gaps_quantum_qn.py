@@ -392,3 +392,20 @@ def test_qnspsa_with_sparse_resampled_directions_takes_qiskits_steps():
     assert np.all(np.isfinite(steps[0]))
     np.testing.assert_array_equal(steps[0], steps[1])
     assert not np.array_equal(steps[0], X)
+
+
+def test_qnspsa_divergence_guard_is_scaled_by_the_spread_of_the_two_sides():
+    """The first iteration sees f(x + c d) = 1 and f(x - c d) = -1: its value estimate is 0 and its spread
+    |plus - minus| = 2, so the guard's scale is 2 and later values of 0.5 are nowhere near 1000 scales above the
+    start. (A spread taken as |plus + minus| = 0 would make the scale 1e-12 and report a divergence.)"""
+    values = iter([1.0, -1.0])
+
+    def fun(x):
+        points = np.asarray(x, dtype=float)
+        if points.ndim == 2:
+            return [next(values, 0.5) for _ in points]
+        return next(values, 0.5)
+
+    q = QNSPSA(_fidelity, maxiter=8, blocking=False, learning_rate=0.01, perturbation=0.01)
+    result = q.minimize(fun, np.zeros(4))
+    assert result.success, result.message
