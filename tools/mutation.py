@@ -30,8 +30,9 @@ Usage::
     python tools/mutation.py --config .ci/mutation.toml --only adam --survivors-of adam.json  # rerun survivors
 
 The config (TOML) lists targets: ``[[target]]`` with ``name``, ``module`` (a path to the source file) and
-``tests`` (pytest node ids, files or options such as ``-k EXPR``, run with ``-m "not slow" -x``), and ``jit = false``
-for a module with numba kernels of its own (they then run uncompiled, see :func:`_child`); the config may name an
+``tests`` (pytest node ids, files or options such as ``-k EXPR``, run with ``-m "not slow" -x``), ``jit = false``
+for a module with numba kernels of its own (they then run uncompiled, see :func:`_child`), and ``preload``: modules
+that the parent imports once, for a dependency that the module imports lazily (``["deepxde"]``); the config may name an
 ``equivalents`` file (next to it): equivalent and message-only mutants, each with a reason (:func:`read_listed`),
 which the report's second score and ``--threshold`` leave out and ``--sample`` never draws. Mutants are named by
 :attr:`Mutant.key`, an id that edits elsewhere in the module leave as it is.
@@ -381,7 +382,7 @@ def _child(modname: str, path: Path, code: Any, tests: list[str], log: Path | No
 
 
 def _warm(modnames: list[str]) -> None:
-    """Import the heavy dependencies (and the packages, for theirs) once, in the parent."""
+    """Import the heavy dependencies, each target's ``preload`` and the packages (for theirs) once, in the parent."""
     import importlib
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -533,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     listed_path = args.equivalents or (args.config.parent / config["equivalents"] if "equivalents" in config else None)
     listed = read_listed(listed_path, {t["name"] for t in config["target"]}) if listed_path else {}
     info: dict[str, tuple[str, Path, list[str]]] = {}
+    preload: set[str] = set()  # modules the parent imports first (each target's ``preload``)
     chosen: list[Mutant] = []
     full: dict[str, bool] = {}
     for t in targets:
@@ -540,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         info[t["name"]] = (module_name(path), path, list(t["tests"]))
         if not t.get("jit", True):
             _UNJITTED.add(t["name"])
+        preload.update(t.get("preload", []))
         every = mutants_of(t["name"], path)
         known = {_listed_key(m) for m in every}
         stale = sorted(k for k in listed if k.startswith(f"{t['name']}:") and k not in known)
@@ -586,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"        {row.strip()}")
         return 0
 
-    _warm(sorted({v[0] for v in info.values()}))
+    _warm(sorted(preload) + sorted({v[0] for v in info.values()}))
     if args.log_dir:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
