@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.interpolate
 import scipy.sparse
 import scipy.sparse.linalg
 import torch
@@ -509,9 +510,7 @@ def _channel_reference(k: float, t: float, x0: float, spacing: float) -> float:
         a[i + 1, i] -= w
         a[-1, -1] += 2 * np.exp(-0.5 * (e[-1] + k * 1.0))
         tau = np.linalg.solve(a, np.exp(-e) * h * h / t)
-        f = min(max((x0 - xc[0]) / h, 0.0), n - 1.000001)
-        j = int(f)
-        return float((1 - (f - j)) * tau[j] + (f - j) * tau[j + 1])
+        return float(np.interp(x0, xc, tau))  # linear between the centres, the end values beyond them
 
     return (4 * on_grid(spacing / 2) - on_grid(spacing)) / 3
 
@@ -585,16 +584,9 @@ def _scheme_reference(u, t: float, start: tuple[float, float], y_range: tuple[fl
         tau = np.zeros((nx, ny))
         for (i, j), n in cells.items():
             tau[i, j] = solution[n]
-        fx = min(max((start[0] - xc[0]) / hx, 0.0), nx - 1.000001)
-        fy = min(max((start[1] - yc[0]) / hy, 0.0), ny - 1.000001)
-        i, j = int(fx), int(fy)
-        a, b = fx - i, fy - j
-        return float(
-            (1 - a) * (1 - b) * tau[i, j]
-            + a * (1 - b) * tau[i + 1, j]
-            + (1 - a) * b * tau[i, j + 1]
-            + a * b * tau[i + 1, j + 1]
-        )
+        # clamped to the outermost centres, then scipy's (bi)linear interpolation on the grid of centres
+        point = (min(max(start[0], xc[0]), xc[-1]), min(max(start[1], yc[0]), yc[-1]))
+        return float(scipy.interpolate.RegularGridInterpolator((xc, yc), tau)(point))
 
     return (4 * on_grid(0.02) - on_grid(0.04)) / 3
 

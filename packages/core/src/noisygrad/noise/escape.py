@@ -573,10 +573,10 @@ def _grid_mfpt(
     )
     tau = np.zeros(u.shape)
     tau[live] = scipy.sparse.linalg.spsolve(matrix, np.exp(-e[live]) * hx * hy / t)
-    # bilinear interpolation between the cell centres around start
-    fx = np.clip((start[0] - xc[0]) / hx, 0, nx - 1.000001)
-    fy = np.clip((start[1] - yc[0]) / hy, 0, ny - 1.000001)
-    i, j = int(fx), int(fy)
+    # bilinear interpolation between the cell centres around start (clamped to the outermost centres)
+    fx = float(np.clip((start[0] - xc[0]) / hx, 0, nx - 1))
+    fy = float(np.clip((start[1] - yc[0]) / hy, 0, ny - 1))
+    i, j = min(int(fx), nx - 2), min(int(fy), ny - 2)
     a, b = fx - i, fy - j
     return float(
         (1 - a) * (1 - b) * tau[i, j]
