@@ -285,6 +285,9 @@ def test_theory_gap_least_squares_defaults_and_scalar_prior() -> None:
     scalar = least_squares_sgld_stationary_covariance(x, r, h, 2, prior_precision=2.0)
     matrix = least_squares_sgld_stationary_covariance(x, r, h, 2, prior_precision=2.0 * np.eye(2))
     np.testing.assert_allclose(scalar, matrix, rtol=1e-14)
+    for numpy_scalar in (np.float32(2.0), np.float64(2.0), np.int64(2)):  # numpy's scalars are numbers too
+        same = least_squares_sgld_stationary_covariance(x, r, h, 2, prior_precision=numpy_scalar)
+        np.testing.assert_array_equal(same, scalar)
     np.testing.assert_allclose(
         scalar, _enumerated_covariance(x, r, h, 2, True, 6.0, 2.0 * np.eye(2), 2 * h * np.eye(2)), rtol=1e-10
     )

@@ -830,6 +830,15 @@ def test_the_ssbroyden_branches_are_all_reached() -> None:
     assert seen == {("a<1", "b>1"), ("a<1", "b<=1"), ("a=0", "b<=1")}
 
 
+@pytest.mark.parametrize("rule", ["BFGS", "sr1", ""])
+def test_inverse_hessian_update_refuses_an_unknown_rule_with_h_untouched(rule: str) -> None:
+    H = torch.eye(2, dtype=torch.float64)
+    s, y, g = (torch.tensor(v, dtype=torch.float64) for v in ([1.0, 0.0], [2.0, 0.5], [-1.0, 0.0]))
+    with pytest.raises(ValueError, match="rule must be one of 'bfgs', 'ssbfgs', 'ssbroyden'"):
+        inverse_hessian_update(H, s, y, g, 1.0, rule, False)
+    assert torch.equal(H, torch.eye(2, dtype=torch.float64))
+
+
 def test_inverse_hessian_update_refuses_bad_scalings_with_h_untouched() -> None:
     H, s, y, g, t = _update_case(4, 5, 1.0, False)
     # y^T H y <= 0 (H negative definite): None

@@ -26,6 +26,7 @@ covariance ``C``. Each function states the sampling scheme it assumes:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -225,7 +226,7 @@ def least_squares_stationary_covariance(
 
 
 def _prior_matrix(prior_precision: float | ArrayLike, d: int) -> np.ndarray:
-    if isinstance(prior_precision, (int, float)):
+    if isinstance(prior_precision, numbers.Real):  # numpy's scalars too
         return check_positive("prior_precision", prior_precision, allow_zero=True) * np.eye(d)
     p = _matrix("prior_precision", prior_precision)
     if p.shape != (d, d):

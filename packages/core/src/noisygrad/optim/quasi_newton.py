@@ -115,6 +115,8 @@ def inverse_hessian_update(
         non-positive. The caller guarantees ``s^T y > 0``. ``H'`` is symmetric up to rounding (one in-place GEMM);
         :func:`symmetrize_` restores exact symmetry.
     """
+    if rule not in UPDATES:
+        raise ValueError(f"rule must be one of {', '.join(map(repr, UPDATES))}, got {rule!r}")
     sy = float(s @ y)
     rho = 1.0 / sy
     w = H @ y if hy is None else hy
