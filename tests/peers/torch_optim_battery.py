@@ -64,17 +64,6 @@ def _our_info(ours: type[TorchOptimizer], twin: type[torch.optim.Optimizer]) -> 
 PAIRS = [(TorchSGD, torch.optim.SGD), (TorchAdam, torch.optim.Adam), (TorchAdamW, torch.optim.AdamW)]
 
 
-def _complex_l2_rounds_twice() -> bool:
-    """Whether ``g.add(p, alpha=wd)`` on complex tensors (torch's Adam) rounds otherwise than on their real views
-    (TorchAdam): AVX512 kernels fuse the real one into an FMA but not the complex one."""
-    gen = torch.Generator().manual_seed(0)
-    g, p = (torch.randn(256, dtype=torch.complex128, generator=gen) for _ in range(2))
-    fused = torch.view_as_real(g).add(torch.view_as_real(p), alpha=0.1)
-    return not torch.equal(torch.view_as_real(g.add(p, alpha=0.1)), fused)
-
-
-_COMPLEX_L2_ROUNDS_TWICE = _complex_l2_rounds_twice()
-
 INFOS = {ours.__name__: (_our_info(ours, twin), twin) for ours, twin in PAIRS}
 DTYPES = [torch.float32, torch.float64]
 REFUSED_FLAGS = ("capturable", "fused", "differentiable")
@@ -389,22 +378,8 @@ def test_pickle_and_deepcopy_keep_the_rule(name: str, how: str) -> None:
     _assert_same(ours2, p2, theirs, q)
 
 
-@pytest.mark.parametrize(
-    ("name", "weight_decay"),
-    [
-        *((name, decay) for name in INFOS for decay in (0.0, 0.1) if (name, decay) != ("TorchAdam", 0.1)),
-        pytest.param(
-            "TorchAdam",
-            0.1,
-            marks=pytest.mark.xfail(
-                _COMPLEX_L2_ROUNDS_TWICE,
-                reason="torch's Adam adds L2 decay in complex arithmetic (a product and a sum, two roundings), while "
-                "the real view it steps fuses them (FMA) on this CPU; TorchAdam decays the real view: 1 ulp apart",
-                strict=True,
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+@pytest.mark.parametrize("name", list(INFOS))
 def test_complex_parameters_as_torch(name: str, weight_decay: float) -> None:
     """Complex parameters step as pairs of reals, as torch.optim does; state stays complex (torch's format)."""
     kwargs = {"lr": 0.01, "weight_decay": weight_decay}

@@ -52,6 +52,11 @@ _WHY_REFUSED = {
 }
 
 
+def _l2_in_gradient(rule: Rule) -> bool:
+    """Whether ``rule`` adds an L2 weight decay to the gradient (``weight_decay`` without AdamW's decoupling)."""
+    return bool(getattr(rule, "weight_decay", 0.0)) and not getattr(rule, "decoupled_weight_decay", False)
+
+
 def _plain(value: Any, name: str = "a setting") -> Any:
     """A one-element tensor as a Python number (torch allows tensor ``lr``, ``betas``, ``weight_decay``)."""
     if isinstance(value, torch.Tensor):
@@ -266,6 +271,11 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _step_parameter(self, p: torch.Tensor, grad: torch.Tensor, rule: Optimizer, lr: float) -> None:
         """Update one tensor in place; a complex one as its real view, its state kept complex (torch's format)."""
         is_complex = p.is_complex() and getattr(rule, "complex_as_real", True)
+        if is_complex and isinstance(rule, Rule) and _l2_in_gradient(rule):
+            # torch.optim adds L2 decay to a complex gradient in complex arithmetic (a product, then a sum: two
+            # roundings) before it views the two as real; the real view's sum may be fused into one rounding (FMA)
+            grad = grad.add(p.detach(), alpha=rule.weight_decay)  # type: ignore[attr-defined]
+            rule = rule.replace(weight_decay=0.0)
         param = torch.view_as_real(p.detach()) if is_complex else p.detach()
         grad = torch.view_as_real(grad) if is_complex else grad
         state = self.state[p]
