@@ -853,3 +853,20 @@ def test_a_drop_in_of_a_subclass_lives_in_the_subclass_module_and_pickles() -> N
     clone = pickle.loads(pickle.dumps(opt))  # found by module and name
     assert type(clone) is PickledAdam
     assert clone.defaults["lr"] == 0.5
+
+
+@pytest.mark.parametrize("make", [lambda p: ng.TorchOptimizer(p, ng.SGD(0.1)), lambda p: ng.TorchSGD(p, lr=0.1)])
+def test_a_tensor_lr_of_two_elements_is_refused_naming_the_group_and_lr(make) -> None:
+    params = _tensors()
+    opt = make(params)
+    extra = {"params": _tensors(seed=1), "lr": torch.tensor([0.1, 0.2])}
+    refused = r"^param group 1: lr given as a tensor must hold one element, got shape \(2,\)"
+    with pytest.raises(ValueError, match=refused):
+        opt.add_param_group(extra)
+    assert len(opt.param_groups) == 1
+    opt.param_groups[0]["lr"] = torch.tensor([0.1, 0.2])
+    params[0].grad = torch.ones_like(params[0])
+    before = params[0].detach().clone()
+    with pytest.raises(ValueError, match=r"^param group 0: lr given as a tensor must hold one element"):
+        opt.step()
+    assert torch.equal(params[0], before)

@@ -180,7 +180,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         # without a twin, torch's setting names are watched too: one set on a group after it was added is refused
         foreign = () if self._twin_defaults else sorted(_torch_setting_names())
         watched = (*_FLAG_ALLOWED, *self._twin_defaults, *self._rule_settings(self.rule), *foreign)
-        key = tuple(_plain(group.get(name)) for name in watched)
+        key = tuple(_plain(group.get(name), f"param group {index}: {name}") for name in watched)
         cached = self._group_rules.get(index)
         if cached is not None and cached[0] == key:
             return cached[1]
