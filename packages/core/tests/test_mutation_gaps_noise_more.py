@@ -469,12 +469,25 @@ def test_momentum_gap_exact_adam_step_at_finite_steps_against_direct_quadrature(
 
 
 def test_momentum_gap_exact_adam_step_for_a_clean_gradient_is_lr() -> None:
-    # snr -> inf: the step is lr sign(mu) to O(1 / snr^2) (5e-9 at snr = 1e4, 5e-13 at 1e6). At snr = 1e6 the
-    # integrand lives on the smallest nodes: the piece below w_low (1.1e-7 of the result) and the trapezoid's end
-    # correction there (1e-8) must be right; the rule's own error there is 3.7e-10 (step^2 / 12 of the first piece)
-    got = np.asarray(adam_expected_step([1e6, -1e6], 1.0, (0.9, 0.999)))
-    np.testing.assert_allclose(got, [1.0, -1.0], rtol=1e-9)
-    assert adam_expected_step(1e6, 1.0, step=1) == pytest.approx(1.0, rel=1e-9)  # erf(1e6 / sqrt 2) = 1
+    # snr -> inf: the step is lr sign(mu) (1 - O(1 / snr^2)). Just below |snr| = 1e4 the quadrature runs with its
+    # integrand on the smallest nodes: the piece below w_low (1e-9 of the result) and the trapezoid's end
+    # correction must be right. There the second-order expansion is exact to its remainder (<= 1.2 snr^-4, 1e-16),
+    # so the two agree to the quadrature's documented 1e-10 (measured 4.4e-11)
+    for betas, step in (((0.9, 0.999), None), ((0.9, 0.999), 1), ((0.5, 0.9), 2)):
+        snr = np.array([9.9e3, -9.9e3])
+        got = np.asarray(adam_expected_step(snr, 1.0, betas, step=step))
+        np.testing.assert_allclose(got, adam_expected_step(snr, 1.0, betas, step=step, order=2), rtol=1e-10, atol=0)
+    # from 1e4 on, the expansion: 1 - 5e-13 at 1e6 (the quadrature's rounding, 3.5e-16 snr, was 3.7e-10 there), never
+    # past lr, and Adam's first step lr erf(snr / sqrt 2) = lr to the last bit
+    # (to order snr^-2: 1 - (1/2 + sum a b - (3/2) sum b^2) / snr^2, the stationary sums in closed form)
+    coef = 0.5 + 0.1 * 0.001 / (1 - 0.9 * 0.999) - 1.5 * 0.001 / 1.999
+    snr = np.array([1e4, 1e6, -1e6, 1e9, 1e15])
+    got = np.asarray(adam_expected_step(snr, 1.0, (0.9, 0.999)))
+    np.testing.assert_allclose(got, np.sign(snr) * (1 - coef / snr**2), rtol=0, atol=3e-16)
+    assert np.all(np.abs(got) <= 1.0)
+    first = [adam_expected_step(s, 1.0, step=1) for s in (1e4, 1e6, 1e12)]
+    assert first == pytest.approx([1.0, 1.0, 1.0], rel=0, abs=4.5e-16)  # two ulps below 1
+    assert max(first) <= 1.0
 
 
 def test_momentum_gap_the_series_branch_of_the_node_sums_equals_the_direct_sums() -> None:
