@@ -870,3 +870,20 @@ def test_a_tensor_lr_of_two_elements_is_refused_naming_the_group_and_lr(make) ->
     with pytest.raises(ValueError, match=r"^param group 0: lr given as a tensor must hold one element"):
         opt.step()
     assert torch.equal(params[0], before)
+
+
+def test_a_rule_without_weight_decay_steps_a_complex_parameter_as_its_real_view() -> None:
+    # SGLD has no weight decay: a complex parameter steps exactly as the float pair (its real view) does
+    gen = torch.Generator().manual_seed(3)
+    x0 = torch.randn(4, generator=gen, dtype=torch.complex128)
+    grads = [torch.randn(4, generator=gen, dtype=torch.complex128) for _ in range(3)]
+    complex_param = torch.nn.Parameter(x0.clone())
+    real_param = torch.nn.Parameter(torch.view_as_real(x0).clone())
+    opt_c = ng.TorchOptimizer([complex_param], ng.SGLD(0.01, seed=4))
+    opt_r = ng.TorchOptimizer([real_param], ng.SGLD(0.01, seed=4))
+    for g in grads:
+        complex_param.grad, real_param.grad = g.clone(), torch.view_as_real(g).clone()
+        opt_c.step()
+        opt_r.step()
+    assert complex_param.is_complex()
+    assert torch.equal(torch.view_as_real(complex_param.detach()), real_param.detach())
