@@ -117,6 +117,8 @@ def sample_points(
             precision = 1.0 / math.sqrt(int(shots))
         offsets = np.array([stream.normal(0.0, precision) for stream in streams])
         return plan.exact(probabilities) + offsets, np.full(k, precision)
+    if k == 0:  # an empty batch: no draws (np.concatenate refuses an empty list)
+        return np.zeros(0), np.zeros(0)
     counts = np.concatenate([plan.sample_counts(probabilities[i : i + 1], shots, s) for i, s in enumerate(streams)])
     return plan.estimate(counts, shots)
 
