@@ -369,8 +369,8 @@ def _child(modname: str, path: Path, code: Any, tests: list[str], log: Path | No
             return importlib.util.spec_from_file_location(fullname, str(path), loader=_Loader())
 
     for name in list(sys.modules):
-        # compiled numba kernels stay (they are not mutated; reloading them only costs time)
-        if (name == "noisygrad" or name.startswith("noisygrad.")) and "kernels" not in name:
+        # compiled numba kernels stay (reloading them only costs time), unless the mutant is one of them
+        if (name == "noisygrad" or name.startswith("noisygrad.")) and ("kernels" not in name or name == modname):
             del sys.modules[name]
     sys.meta_path.insert(0, _Finder())
     import pytest
