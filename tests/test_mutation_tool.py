@@ -4,6 +4,7 @@ read strictly, and every entry of the project's equivalents file naming a curren
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -97,10 +98,11 @@ def test_every_listed_mutant_of_the_project_is_a_current_mutant():
 
 
 def test_every_target_with_numba_kernels_of_its_own_runs_them_uncompiled():
-    """numba's disk cache knows a kernel by its file and name, so a mutant of a module with ``@compiled`` kernels
-    would run the unmutated kernel cached earlier: such targets must say ``jit = false``."""
+    """numba's disk cache knows a kernel by its file and name, so a mutant of a module with ``@compiled`` (or
+    ``@njit``) kernels would run the unmutated kernel cached earlier: such targets must say ``jit = false``."""
     config = tomllib.loads((ROOT / ".ci/mutation.toml").read_text())
-    compiled = [t["name"] for t in config["target"] if "@compiled" in (ROOT / t["module"]).read_text()]
+    decorated = re.compile(r"(?m)^\s*@(compiled|njit)\b")  # a decorator line, not the word in a docstring
+    compiled = [t["name"] for t in config["target"] if decorated.search((ROOT / t["module"]).read_text())]
     assert compiled, "no target has kernels of its own: the check below would be vacuous"
     jitted = [t["name"] for t in config["target"] if t["name"] in compiled and t.get("jit", True)]
     assert jitted == []
