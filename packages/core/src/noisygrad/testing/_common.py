@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from numbers import Real
 from typing import Any, NoReturn
 
@@ -138,11 +138,17 @@ def poisoned(tensor: torch.Tensor, value: float) -> torch.Tensor:
     return out
 
 
+def forked_torch_generators() -> AbstractContextManager[None]:
+    """``torch.random.fork_rng`` over the CPU generator and every CUDA device's: ``torch.manual_seed`` seeds them
+    all, so all of them are put back afterwards (``devices=[]`` would leave a GPU's generators reseeded)."""
+    return torch.random.fork_rng(devices=list(range(torch.cuda.device_count())))
+
+
 @contextmanager
 def global_seeds(seed: int) -> Iterator[None]:
     """Seed torch's and numpy's global generators, and put both back as they were afterwards."""
     numpy_state = np.random.get_state()  # noqa: NPY002 -- the global generator is what is being watched
-    with torch.random.fork_rng(devices=[]):
+    with forked_torch_generators():
         torch.manual_seed(seed)
         np.random.seed(seed)  # noqa: NPY002 -- the global generator is what is being watched
         try:

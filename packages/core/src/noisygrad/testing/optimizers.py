@@ -16,7 +16,18 @@ import torch
 # explicit re-exports; hence the ignore.
 from noisygrad import Optimizer
 
-from ._common import Check, clone, describe_tensor, devices, difference, expect_refusal, fail, poisoned, serialise
+from ._common import (
+    Check,
+    clone,
+    describe_tensor,
+    devices,
+    difference,
+    expect_refusal,
+    fail,
+    forked_torch_generators,
+    poisoned,
+    serialise,
+)
 
 OPTIMIZER_CHECKS = (
     "protocol",
@@ -181,7 +192,7 @@ def optimizer_checks(
         problem = _Quadratic(main, steps, torch.float64, torch.device("cpu"))
         runs = []
         for seed in (0, 12345):
-            with torch.random.fork_rng(devices=[]):
+            with forked_torch_generators():
                 torch.manual_seed(seed)
                 before = torch.get_rng_state()
                 opt = make_optimizer()
@@ -393,7 +404,7 @@ def torch_optimizer_checks(
         runs = []
         for seed in (0, 12345):
             run = _TorchRun(torch.float64, torch.device("cpu"), steps)
-            with torch.random.fork_rng(devices=[]):
+            with forked_torch_generators():
                 torch.manual_seed(seed)
                 before = torch.get_rng_state()
                 params = run.params()
