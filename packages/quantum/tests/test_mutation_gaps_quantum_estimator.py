@@ -1028,3 +1028,17 @@ def test_no_warnings_from_the_default_paths():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         shot_estimator(5, seed=0).run([(_ry(), H1, POINTS)]).result()
+
+
+def test_measurement_plan_keeps_its_observable_and_an_identity_only_one_is_its_constant() -> None:
+    # the plan keeps the checked observable (vqe reads it for the exact reference energy)
+    observable = SparsePauliOp(["ZI", "XX"], [0.5, -0.25])
+    assert MeasurementPlan(observable).observable == observable
+    # an observable of identity terms alone needs no measurement: zero groups, exact energy its constant, variance 0
+    plan = MeasurementPlan(SparsePauliOp(["II", "II"], [0.75, -0.25]), 2)
+    assert plan.num_groups == 0
+    states = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.5, 0.5]], dtype=torch.complex128)
+    probabilities = plan.probabilities(states)
+    assert probabilities.shape == (2, 0, 4)
+    np.testing.assert_array_equal(plan.exact(probabilities), [0.5, 0.5])
+    np.testing.assert_array_equal(plan.variance(probabilities), [0.0, 0.0])
