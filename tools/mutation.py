@@ -594,15 +594,20 @@ def main(argv: list[str] | None = None) -> int:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     # the unmutated module first: its tests must pass, and their time sets the timeout
-    timeouts: dict[str, float] = {}
     trees = {name: ast.parse(p.read_text(), str(p)) for name, (_, p, _) in info.items()}
     broken: list[str] = []
-    for name, (_, path, _) in info.items():
-        timeouts[name] = 600.0
-        baseline = [(Mutant(name, -1, "none", "baseline", 0), compile(trees[name], str(path), "exec"))]
-        base = _run_all(baseline, info, timeouts, 1, args.log_dir)[0]
-        if base.status != "survived":  # once more: a test may have met a file being edited, or a loaded machine
-            base = _run_all(baseline, info, timeouts, 1, args.log_dir)[0]
+    # every target's baseline, ``--jobs`` at a time (a serial pass over a hundred targets costs minutes)
+    timeouts = dict.fromkeys(info, 600.0)
+    baselines = {
+        name: (Mutant(name, -1, "none", "baseline", 0), compile(trees[name], str(path), "exec"))
+        for name, (_, path, _) in info.items()
+    }
+    bases = {r.target: r for r in _run_all(list(baselines.values()), info, timeouts, args.jobs, args.log_dir)}
+    print()
+    for name in info:
+        base = bases[name]
+        if base.status != "survived":  # once more, alone: a test may have met a file being edited, or a loaded machine
+            base = _run_all([baselines[name]], info, timeouts, 1, args.log_dir)[0]
         if base.status != "survived":
             print(f"{name}: the tests fail on the unmutated module ({base.status}); its mutants are not run")
             broken.append(name)
