@@ -177,7 +177,7 @@ def _best_fixed_step(problem: _Problem, target: float, *, overshoot: bool) -> tu
     golden = (math.sqrt(5) - 1) / 2
     a, b = hi - golden * (hi - lo), lo + golden * (hi - lo)
     while hi - lo > 0.01:
-        if steps_needed(a) < steps_needed(b):
+        if steps_needed(a) <= steps_needed(b):  # a tie is two diverging steps: the smaller side is the way in
             hi, b = b, a
             a = hi - golden * (hi - lo)
         else:
