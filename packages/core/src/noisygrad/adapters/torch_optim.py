@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -50,6 +51,17 @@ _WHY_REFUSED = {
     "capturable": "TorchOptimizer steps with Python floats and cannot be captured in a CUDA graph",
     "differentiable": "TorchOptimizer steps under no_grad, so the step cannot be differentiated",
 }
+
+
+_UNDECAYED: weakref.WeakKeyDictionary[Rule, Rule] = weakref.WeakKeyDictionary()
+
+
+def _without_weight_decay(rule: Rule) -> Rule:
+    """``rule`` with ``weight_decay=0`` (made once per rule, not at every step)."""
+    undecayed = _UNDECAYED.get(rule)
+    if undecayed is None:
+        undecayed = _UNDECAYED[rule] = rule.replace(weight_decay=0.0)
+    return undecayed
 
 
 def _l2_in_gradient(rule: Rule) -> bool:
@@ -275,7 +287,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             # torch.optim adds L2 decay to a complex gradient in complex arithmetic (a product, then a sum: two
             # roundings) before it views the two as real; the real view's sum may be fused into one rounding (FMA)
             grad = grad.add(p.detach(), alpha=rule.weight_decay)  # type: ignore[attr-defined]
-            rule = rule.replace(weight_decay=0.0)
+            rule = _without_weight_decay(rule)
         param = torch.view_as_real(p.detach()) if is_complex else p.detach()
         grad = torch.view_as_real(grad) if is_complex else grad
         state = self.state[p]
