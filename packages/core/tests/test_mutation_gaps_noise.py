@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from noisygrad.noise.statistics import monte_carlo_cosine, noise_stats_from_grads
+from noisygrad.noise.statistics import NoiseScaleMeter, monte_carlo_cosine, noise_stats_from_grads
 
 
 def _grads() -> torch.Tensor:
@@ -32,3 +33,29 @@ def test_norm_sq_relative_variance_defaults_to_batches_without_replacement():
     without = stats.norm_sq_relative_variance(10, replace=False)
     assert stats.norm_sq_relative_variance(10) == without
     assert stats.norm_sq_relative_variance(10, replace=True) != without  # a finite population: they differ
+
+
+@pytest.mark.parametrize("ema", [None, 0.75])
+def test_noise_scale_meter_averages_numerators_and_denominators_as_documented(ema):
+    """Three pairs of batch gradients: the per-pair estimates ``tr = (|g_s|^2 - |g_b|^2) / (1/b_s - 1/b_b)`` and
+    ``|g|^2 = (b_b |g_b|^2 - b_s |g_s|^2) / (b_b - b_s)`` averaged plainly, or as a moving average
+    ``m <- ema m + (1 - ema) x`` from 0 debiased by ``1 - ema^count`` (exact to rounding)."""
+    meter = NoiseScaleMeter(2, 8, ema=ema)
+    pairs = [([3.0, 4.0], [1.0, 2.0]), ([2.0, 0.0], [1.0, 1.0]), ([0.0, 5.0], [2.0, 2.0])]
+    traces, norms = [], []
+    for small, big in pairs:
+        meter.update(torch.tensor(small), torch.tensor(big))
+        s, b = sum(v * v for v in small), sum(v * v for v in big)
+        traces.append((s - b) / (1 / 2 - 1 / 8))
+        norms.append((8 * b - 2 * s) / (8 - 2))
+    if ema is None:
+        trace, norm = sum(traces) / 3, sum(norms) / 3
+    else:
+        trace = norm = 0.0
+        for t, g in zip(traces, norms, strict=True):
+            trace, norm = ema * trace + (1 - ema) * t, ema * norm + (1 - ema) * g
+        trace, norm = trace / (1 - ema**3), norm / (1 - ema**3)
+    assert meter.count == 3
+    assert meter.trace_cov == pytest.approx(trace, rel=1e-14)
+    assert meter.grad_norm_sq == pytest.approx(norm, rel=1e-14)
+    assert meter.noise_scale == pytest.approx(trace / norm, rel=1e-14)

@@ -310,9 +310,13 @@ def test_theory_gap_sgld_noise_correction_matches_the_enumerated_moments() -> No
         else:
             got = least_squares_sgld_noise_correction(x, r, b, prior_precision=prior, temperature=t, replace=replace)
         np.testing.assert_allclose(got, expected, rtol=1e-10)
-    default = least_squares_sgld_noise_correction(x, r, 2)  # a flat prior
+    default = least_squares_sgld_noise_correction(x, r, 2)  # a flat prior (prior_precision=0), T = 1, replace
     hessians = [5.0 * x[list(bt)].T @ x[list(bt)] / 2 for bt in _batches(5, 2, True)]
-    assert default[0, 0] > float(np.mean(hessians, axis=0)[0, 0])  # T P plus the noise terms
+    offsets = np.array([5.0 * (x[list(bt)] * r[list(bt), None]).mean(0) for bt in _batches(5, 2, True)])
+    p = np.mean(hessians, axis=0)
+    multiplicative = np.mean([(hb - p) @ np.linalg.inv(p) @ (hb - p).T for hb in hessians], axis=0)
+    np.testing.assert_allclose(default, p + np.cov(offsets.T, bias=True) + multiplicative, rtol=1e-10)
+    np.testing.assert_array_equal(default, least_squares_sgld_noise_correction(x, r, 2, prior_precision=0.0))
 
 
 def test_theory_gap_least_squares_inputs_are_checked() -> None:
