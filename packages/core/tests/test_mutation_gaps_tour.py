@@ -15,6 +15,7 @@ job, tested there), which keeps the file fast.
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import math
 import os
@@ -1912,3 +1913,29 @@ def test_cli_jobs_reach_the_runner_and_p_conflicts_are_json_errors(fakes, monkey
     result = _run("run", "fake.*", "-p", "n=3", "--json")
     assert result.exit_code == 2
     assert "mean different things" in json.loads(result.stdout)["error"]
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_cli_summary_folds_a_long_name_and_keeps_the_numbers_whole(width):
+    """The summary table at 60 to 120 columns: a name longer than the terminal folds onto more lines (whole when
+    joined), where it used to crop the name and every number after it to an ellipsis."""
+    from rich.console import Console
+
+    name = "plugin.a_rather_long_experiment_name_that_goes_on_and_on_past_any_terminal_width"
+    entries = [
+        tour.TourEntry(name, [Finding("e", "ok", 1.0, 1.0, 0.0, 0.5)] * 12, 12345.6),
+        tour.TourEntry("b", [], 1.0),
+    ]
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(cli._summary_table(entries))
+    lines = console.export_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("plugin."))
+    assert lines[start].split()[1:] == ["12/12", "0.00", "12345.6", "pass"]
+    folded = [lines[start].split()[0]]
+    for line in lines[start + 1 :]:
+        if line.lstrip().startswith("b "):
+            assert line.split() == ["b", "0/0", "nan", "1.0", "FAIL"]
+            break
+        folded.append(line.strip())
+    assert "".join(folded) == name
+    assert "…" not in console.export_text()
