@@ -497,6 +497,16 @@ def test_energy_natural_gradient_is_nielsens_levenberg_marquardt(max_iter: int, 
     _check_against_reference(opt, x, _rosen_res, ref)
 
 
+def test_energy_natural_gradient_restarts_the_damping_growth_after_an_accepted_step() -> None:
+    # the default damping 1e-3 from the same start: three rejections, each after an accepted step, so the growth
+    # factor nu must restart at 2 on acceptance (a run that kept the grown nu leaves the reference from step 1)
+    start = torch.tensor([-1.2, 1.0, -1.2, 1.0], dtype=F64)
+    ref = _lm_reference(_rosen_res, start, 8, max_iter=4)
+    assert ref[-1]["rejected"] == 3
+    x = start.clone().requires_grad_(True)
+    _check_against_reference(EnergyNaturalGradient([x], max_iter=4), x, _rosen_res, ref)
+
+
 def test_energy_natural_gradient_wide_problem_and_defaults() -> None:
     start = torch.tensor([0.3, -0.5, 1.5, 0.2], dtype=F64)
     ref = _lm_reference(_wide_res, start, 6, max_iter=2)
@@ -1329,3 +1339,24 @@ def test_the_rule_names_and_loss_transforms_are_the_published_tuples() -> None:
     assert qn.UPDATES == tuple(cls.rule for cls in (BFGS, SSBFGS, SSBroyden)) == ("bfgs", "ssbfgs", "ssbroyden")
     assert qn.LOSS_TRANSFORMS == (None, "sqrt", "log")
     assert (qn.MAX_PARAMS, qn.SYMMETRIZE_EVERY) == (10_000, 50)
+
+
+def test_energy_natural_gradient_stalls_when_no_damping_gives_a_finite_step() -> None:
+    """``r = 1e300 + 1e-40 x``: every Gauss-Newton step ``J r / (J^2 + mu)`` overflows until the damping passes
+    ``1e30 J^2``, where the step would be below round-off. The damping starts at ``1e-3 J^2 = 1e-83`` and is
+    multiplied by 2, 4, 8, ... on each rejection, so after ``k`` rejections it is ``1e-83 2^(k(k+1)/2)``: the
+    first above ``1e-50`` is ``k = 15``. The run then counts one stall, leaves ``x`` as it was and spends no
+    more residual evaluations."""
+    x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = EnergyNaturalGradient([x], max_iter=100)
+    opt.step(lambda: 1e300 + 1e-40 * x)
+    report = opt.report()
+    assert {k: report[k] for k in ("n_iter", "func_evals", "jacobians", "rejected", "stalls")} == {
+        "n_iter": 15,
+        "func_evals": 1,
+        "jacobians": 1,
+        "rejected": 15,
+        "stalls": 1,
+    }
+    assert report["damping"] == pytest.approx(1e-83 * 2.0**120, rel=1e-12)
+    assert x.item() == 0.0
