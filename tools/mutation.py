@@ -375,7 +375,12 @@ def _child(modname: str, path: Path, code: Any, tests: list[str], log: Path | No
     sys.meta_path.insert(0, _Finder())
     import pytest
 
-    code_rc = pytest.main([*tests, "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", "--no-header"])
+    code_rc = int(pytest.main([*tests, "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", "--no-header"]))
+    if code_rc == 4:  # usage error, e.g. a test id "not found" because its file could not import the mutant
+        try:
+            importlib.import_module(modname)
+        except Exception:  # the mutant breaks the module's import itself, which every user sees: killed
+            code_rc = 1
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(int(code_rc))

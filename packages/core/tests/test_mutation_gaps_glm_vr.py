@@ -307,9 +307,10 @@ def test_compiled_saga_steps_are_the_numpy_reference(logistic: bool) -> None:
 
 
 @pytest.mark.parametrize("logistic", [True, False])
-@pytest.mark.parametrize(("calls", "refresh", "wd"), [(1, 3, 0.0), (0, 2, 1.0), (4, 0, 0.5)])
+@pytest.mark.parametrize(("calls", "refresh", "wd"), [(1, 3, 0.0), (0, 2, 1.0), (4, 0, 0.5), (2, 1, 0.0)])
 def test_compiled_svrg_steps_are_the_numpy_reference(logistic: bool, calls: int, refresh: int, wd: float) -> None:
-    # refresh = 3 from call 1: snapshots at steps 2 and 5 (no draw there); refresh = 0: a fixed anchor
+    # refresh = 3 from call 1: snapshots at steps 2 and 5 (no draw there); refresh = 0: a fixed anchor; refresh = 1:
+    # a snapshot at every step (full-gradient descent)
     args = ("svrg", logistic, 0.25, wd, LRS, 7)
     memory = _svrg_memory(logistic, calls, refresh)
     got, want = _run_kernel(*args, **memory), _reference(*args, **memory)
