@@ -674,6 +674,12 @@ def test_atom_minibatch_gradients_and_mean_exact() -> None:
     pair_only = molecules.atom_minibatch_mean(x, 3, epsilon=1.5, sigma=0.9)
     _, g = molecules.lennard_jones(5, epsilon=1.5, sigma=0.9).value_and_grad(x)
     assert torch.allclose(pair_only, 0.5 * g, rtol=1e-14, atol=0)  # q_2 = 2/4
+    # the defaults are the plain Lennard-Jones cluster (epsilon = sigma = 1, no three-body term)
+    explicit = {"epsilon": 1.0, "sigma": 1.0, "three_body": 0.0}
+    default_rows = molecules.atom_minibatch_gradients(x, subsets)
+    assert torch.equal(default_rows, molecules.atom_minibatch_gradients(x, subsets, **explicit))
+    assert torch.equal(molecules.atom_minibatch_mean(x, 3), molecules.atom_minibatch_mean(x, 3, **explicit))
+    assert not torch.allclose(default_rows, molecules.atom_minibatch_gradients(x, subsets, three_body=1.0))
 
 
 def test_atom_minibatch_input_checks() -> None:
