@@ -1014,3 +1014,32 @@ def test_vqe_reference_energy_up_to_twelve_qubits_only():
     thirteen = nq.vqe(nq.tfim(13), nq.tfim_ansatz(13, 1), **kw)
     assert thirteen.reference_energy is None
     assert thirteen.error is None
+
+
+@pytest.mark.parametrize(
+    ("learning_rate", "perturbation", "calibrated"),
+    [(None, None, True), (0.1, 0.1, False)],  # one gain without the other is refused
+)
+def test_a_checkpoint_records_whether_the_gains_were_calibrated(learning_rate, perturbation, calibrated):
+    """Spall's calibration runs when both gains are left to it; a checkpoint says so and continues only in an
+    optimizer that agrees (a calibrated run resumed with given gains, or the other way round, is refused)."""
+    gains = {"learning_rate": learning_rate, "perturbation": perturbation}
+    checkpoint = nq.SPSA(maxiter=2, seed=0, **gains).minimize(_quadratic, np.array([0.3, -0.2])).checkpoint
+    assert _settings(checkpoint)["calibrated"] is calibrated
+    other = {"learning_rate": 0.1, "perturbation": 0.1} if calibrated else {}
+    with pytest.raises(CheckpointError, match=r"settings\['calibrated'\] is"):
+        nq.SPSA(maxiter=4, seed=0, **other).minimize(_quadratic, resume=checkpoint)
+    nq.SPSA(maxiter=4, seed=0, **gains).minimize(_quadratic, resume=checkpoint)  # the same gains continue it
+
+
+def test_an_integer_start_runs_as_the_same_floats():
+    """``x0`` given as integers is read as float64, with or without fractional (or open) bounds: the run is the
+    one from the same floats, bit for bit (integer bounds would be truncated, or refuse an open end)."""
+    given = {"maxiter": 3, "seed": 0, "learning_rate": 0.1, "perturbation": 0.1}
+    for bounds in (None, [(-0.5, 0.5), (0.5, None)]):
+        from_ints = nq.SPSA(**given).minimize(_quadratic, [0, 1], bounds=bounds)
+        from_floats = nq.SPSA(**given).minimize(_quadratic, np.array([0.0, 1.0]), bounds=bounds)
+        assert from_ints.x.dtype == np.float64
+        np.testing.assert_array_equal(from_ints.x, from_floats.x)
+        assert from_ints.fun == from_floats.fun
+    assert from_ints.x[0] == 0.5  # the quadratic pulls x[0] to its bound
