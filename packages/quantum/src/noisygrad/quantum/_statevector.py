@@ -23,7 +23,6 @@ from qiskit.circuit import Parameter, ParameterExpression, QuantumCircuit
 _CDTYPE = torch.complex128
 
 
-_I2 = torch.eye(2, dtype=_CDTYPE)
 _PAULI = {
     "x": torch.tensor([[0, 1], [1, 0]], dtype=_CDTYPE),
     "y": torch.tensor([[0, -1j], [1j, 0]], dtype=_CDTYPE),
