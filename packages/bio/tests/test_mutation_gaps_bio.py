@@ -1079,3 +1079,19 @@ def test_morphogen_accepts_integer_positions_and_counts_as_float64():
     g = ExponentialGradient(c0=100.0, decay_length=0.5)
     np.testing.assert_array_equal(g.concentration([0, 1]), 100.0 * np.exp(-np.array([0.0, 2.0])))
     np.testing.assert_array_equal(g.decode(np.array([100], dtype=np.uint8)), [0.0])
+
+
+def test_evolution_parent_weights_are_a_stable_softmax_far_from_the_optimum() -> None:
+    """Selection probabilities ``W_i / sum W`` with ``W = exp(selection * fitness)``, computed as a softmax shifted by
+    the largest log-fitness: a population 30 widths from the peak (log-fitness about -450 to -800, whose plain
+    exponentials underflow to 0) still gets finite probabilities, equal to scipy's softmax."""
+    from scipy.special import softmax
+
+    rugged = RuggedLandscape(dim=2, width=1.0, depth=0.0)
+    wf = WrightFisher(rugged, 4, 1.0, 0.0)
+    population = np.array([[[30.0, 0.0], [32.0, 5.0], [35.0, 20.0], [40.0, -1.0]]])
+    log_fitness = rugged.value(population)
+    assert log_fitness.max() < -400  # exp underflows without the shift
+    weights = wf.parent_weights(population)
+    np.testing.assert_allclose(weights, softmax(log_fitness, axis=-1), rtol=1e-12, atol=0)
+    assert weights.sum() == pytest.approx(1.0, rel=1e-15)

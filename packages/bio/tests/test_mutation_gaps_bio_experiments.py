@@ -304,7 +304,12 @@ def test_bicoid_optimum_findings_hold_the_replayed_numbers(bicoid):
     best, curve = error_curve_around_optimum(0.48, "amplitude", cv_amplitude=0.05, **kwargs)
     cv = findings[3]
     assert best < 0.24  # amplitude noise moves the optimum below x_T / 2
-    assert (cv.predicted, cv.measured, cv.uncertainty) == (best, curve.fitted_optimum(), curve.fitted_optimum_se())
+    assert (cv.predicted, cv.measured, cv.uncertainty, cv.unit) == (
+        best,
+        curve.fitted_optimum(),
+        curve.fitted_optimum_se(),
+        "EL",
+    )
     assert _close(cv.tolerance, 0.006 * best + TOLERANCE_Z * curve.fitted_optimum_se())
     assert cv.claim == "embryo-to-embryo amplitude noise (sd of ln c0 = 0.05) moves the optimum to shorter lambda"
     assert cv.details == {
