@@ -1244,3 +1244,17 @@ def test_exp_adaptive_shots_at_a_tiny_size_is_its_re_implementation():
     final = float(objective.exact(x.numpy()[None])[0]) - exact_ground_energy(h2())
     assert details["final exact error, Ha"] == pytest.approx(final, abs=1e-12)
     assert snr_finding.details["steps"] == steps
+
+
+def test_problem_is_hashable_and_compares_by_identity():
+    """A benchmark problem holds a Hamiltonian and a circuit, which have no value hash: a ``Problem`` is compared
+    by identity, so that it can key a dict of results (or a cache) and two builds of the same name stay distinct
+    objects."""
+    from noisygrad.quantum.problems import problem
+
+    first, again = problem("h2"), problem("h2")
+    results = {first: 1.0, again: 2.0}
+    assert results[first] == 1.0
+    assert first == first
+    assert first != again
+    assert first != dataclasses.replace(first)
