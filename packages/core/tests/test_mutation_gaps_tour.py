@@ -1939,3 +1939,59 @@ def test_cli_summary_folds_a_long_name_and_keeps_the_numbers_whole(width):
         folded.append(line.strip())
     assert "".join(folded) == name
     assert "…" not in console.export_text()
+
+
+def _column_texts(lines: list[str]) -> dict[str, str]:
+    """A rich table's columns read down (each header's and each column's lines joined, spaces dropped): the
+    header lines are those just above the rule, whose words (one-word headers, folded or not) mark where each
+    column starts; the rows run from the rule to the first blank line."""
+    rule = next(i for i, line in enumerate(lines) if line.strip().startswith("─"))
+    top = rule
+    while top > 0 and lines[top - 1].strip():
+        top -= 1
+    heads = lines[top:rule]
+    starts = sorted({p for line in heads for p, c in enumerate(line) if c != " " and (p == 0 or line[p - 1] == " ")})
+    rows = []
+    for line in lines[rule + 1 :]:
+        if not line.strip():
+            break
+        rows.append(line)
+    cuts = [*starts[1:], None]
+
+    def down(block: list[str], a: int, b: int | None) -> str:
+        return "".join(line[a:b].strip() for line in block).replace(" ", "")
+
+    return {down(heads, a, b): down(rows, a, b) for a, b in zip(starts, cuts, strict=True)}
+
+
+def test_cli_plugins_at_80_columns_fold_every_text_and_keep_the_install_line_whole(monkeypatch, narrow_console):
+    """A plugin with long names everywhere and many missing packages: at 80 columns every text column folds (each
+    cell is whole when read down its column, none cut to an ellipsis), the version (30 characters) stays on one
+    line, and the install command (105 characters) is printed on a line of its own, unbroken, so that it can be
+    copied."""
+    from noisygrad import plugins
+
+    name = "a_plugin_with_a_name_of_forty_characters"
+    distribution = "noisygrad-a-distribution-with-a-long-name"
+    summary = (
+        "a summary long enough to fold, with a link: https://example.org/a/path/longer/than/any/column " + "w " * 9
+    )
+    missing = ("some-rather-long-package-name", "another-long-package-name", "third")
+    bad = plugins.PluginStatus(
+        plugins.Plugin(name, "m", summary), distribution, "2.0.0rc1.dev123+g0123456789ab", missing
+    )
+    monkeypatch.setattr(cli._plugins, "available", lambda: [bad])
+    result = _run("plugins")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert f"{name}: pip install 'noisygrad[{name}]'" in lines
+    assert "…" not in result.stdout
+    assert any("2.0.0rc1.dev123+g0123456789ab" in line for line in lines)  # the version is never broken
+    columns = _column_texts(lines)
+    assert columns == {
+        "plugin": name,
+        "distribution": distribution,
+        "version": "2.0.0rc1.dev123+g0123456789ab",
+        "status": ("needs " + ", ".join(missing)).replace(" ", ""),
+        "summary": summary.replace(" ", ""),
+    }

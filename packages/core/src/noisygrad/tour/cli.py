@@ -114,11 +114,11 @@ def plugins_command() -> None:
         console.print(Text(f"no plugins installed; from the clone's root: {ALL_PLUGINS_INSTALL}"), soft_wrap=True)
         return
     table = Table(title=f"noisygrad {__version__} plugins", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("plugin", no_wrap=True)
-    table.add_column("distribution", no_wrap=True)
+    table.add_column("plugin", overflow="fold")  # long names fold onto more lines, never cut
+    table.add_column("distribution", overflow="fold")
     table.add_column("version", no_wrap=True)
     table.add_column("status", overflow="fold")
-    table.add_column("summary", ratio=1, overflow="fold")
+    table.add_column("summary", overflow="fold")
     for s in statuses:
         state = Text("ready", style="green") if s.usable else Text(f"needs {', '.join(s.missing)}", style="red")
         table.add_row(Text(s.plugin.name), Text(s.distribution), Text(s.version), state, Text(s.plugin.summary))
