@@ -44,6 +44,10 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-300)
 
 
+class _Stop(Exception):
+    """Raised by a recording stand-in once it has what a test needs (the rest of the run is not needed)."""
+
+
 # ------------------------------------------------------------------------------------------------ momentum
 
 
@@ -212,6 +216,25 @@ def test_momentum_stiff_variance_finding_holds_its_closed_forms(momentum_run) ->
     assert np.allclose(curve.predicted_x, grid, rtol=1e-14)
     predicted = [heavy_ball_stationary_covariance(H, C, 1 - b, b, 4)[0, 0] / limit[0, 0] for b in grid]
     assert np.allclose(curve.predicted, predicted, rtol=1e-10)
+
+
+def test_momentum_stiff_variance_details_scale_with_the_largest_curvature(monkeypatch: pytest.MonkeyPatch) -> None:
+    """alpha lambda_max and the closed-form ratio 1 / (1 - alpha lambda_max / (2 (1 + beta))) use the problem's
+    largest curvature (1 in the experiment, where alpha * lambda_max and alpha / lambda_max coincide): checked
+    on a problem with lambda_max = 0.5 and synthetic chain averages."""
+    hessian = np.diag([0.5, 0.1])
+    monkeypatch.setattr(mo, "_HESSIAN", hessian)
+    rng = np.random.default_rng(5)
+    runs = {}
+    for b in BETAS:
+        per_chain = rng.random((6, 2, 2)) + np.eye(2)
+        runs[b] = (per_chain.mean(0), per_chain)
+    limit = sgd_stationary_covariance(hessian, C, 1.0, 4, method="continuous")
+    stiff = mo._stiff_variance_finding(runs, limit, {})
+    p9 = heavy_ball_stationary_covariance(hessian, C, 0.1, 0.9, 4)
+    assert stiff.predicted == pytest.approx(p9[0, 0] / limit[0, 0], rel=1e-12)
+    assert stiff.details["alpha_lambda_max"] == pytest.approx(0.05, rel=1e-14)
+    assert stiff.details["closed_form_ratio"] == pytest.approx(1 / (1 - 0.05 / 3.8), rel=1e-14)
 
 
 def _correlation_and_se(per_chain: np.ndarray) -> tuple[float, float]:
@@ -710,6 +733,65 @@ def test_sharpness_vs_batch_finding_is_the_hand_written_digits_run(wide_minima_r
     assert np.allclose(c.measured, [sharp[b].mean() for b in batches], rtol=1e-12)
     assert np.allclose(c.uncertainty, [_ci(sharp[b])[1] for b in batches], rtol=1e-12)
     assert np.allclose(c.predicted, [2 / 0.35] * 4, rtol=1e-15)
+
+
+@pytest.mark.parametrize(("quick", "epochs", "replicates"), [(True, 10, 5), (False, 30, 10)])
+def test_sharpness_vs_batch_trains_the_documented_epochs_and_replicates(
+    monkeypatch: pytest.MonkeyPatch, quick: bool, epochs: int, replicates: int
+) -> None:
+    """Quick: 10 epochs of 5 replicates, else 30 of 10; counted on the smallest batch (8: 162 steps an epoch, the
+    last partial batch dropped) with recording stand-ins for the data and the network (the full run takes minutes)."""
+    splits: list = []
+    steps: list = []
+
+    def data(seed: int, reps: int, n_train: int) -> tuple[torch.Tensor, ...]:
+        splits.append((seed, reps, n_train))
+        zeros = torch.zeros(reps, n_train, 64)
+        return zeros, torch.zeros(reps, n_train, dtype=torch.long), zeros[:, :500], torch.zeros(reps, 500)
+
+    def network(params, x):  # type: ignore[no-untyped-def]
+        if x.shape[1] == 1297:  # the first evaluation after the training at batch 8
+            raise _Stop
+        steps.append(tuple(x.shape))
+        return x[..., :10] + 0.0 * sum(p.sum() for p in params)
+
+    monkeypatch.setattr(sh, "_digits_splits", data)
+    monkeypatch.setattr(sh, "_forward", network)
+    with pytest.raises(_Stop):
+        sh._sharpness_vs_batch(3, quick)
+    assert splits == [(3, replicates, 1297)]
+    assert len(steps) == epochs * 162
+    assert set(steps) == {(replicates, 8, 64)}
+
+
+def test_sharpness_vs_batch_network_is_float32_whatever_the_default_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digits network is float32 (as its details say) even under a float64 default: the initial weights are
+    float32 draws from sub-stream (4, r), the biases float32 zeros."""
+    seen: list = []
+
+    def network(params, x):  # type: ignore[no-untyped-def]
+        seen.append([p.detach().clone() for p in params])
+        raise _Stop
+
+    monkeypatch.setattr(sh, "_forward", network)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with pytest.raises(_Stop):
+            sh._sharpness_vs_batch(0, True)
+    finally:
+        torch.set_default_dtype(default)
+    (params,) = seen
+    assert [p.dtype for p in params] == [torch.float32] * 4
+    assert [tuple(p.shape) for p in params] == [(5, 64, 32), (5, 1, 32), (5, 32, 10), (5, 1, 10)]
+    for r in range(5):
+        gen = torch_stream(0, 4, r)
+        w1 = torch.randn(64, 32, generator=gen, dtype=torch.float32) / 8
+        w2 = torch.randn(32, 10, generator=gen, dtype=torch.float32) / math.sqrt(32)
+        assert torch.equal(params[0][r], w1)
+        assert torch.equal(params[2][r], w2)
+    assert not params[1].any()
+    assert not params[3].any()
 
 
 # ------------------------------------------------------------------------------------------------ line search
@@ -1213,3 +1295,34 @@ def test_line_search_floor_finding_is_the_time_average_against_the_exact_floor(l
     assert c.measured == pytest.approx(excess.mean(dim=0)[::stride].tolist(), rel=1e-12)
     assert c.predicted == pytest.approx(ls._noisy_curve(noisy, head.etas, horizon)[::stride].tolist(), rel=1e-12)
     assert all(f.passed for f in findings)
+
+
+def test_line_search_fixed_horizon_spans_eight_relaxation_times_of_the_noisy_problems_flattest_direction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fixed-step runs last max(1.5 x the slowest spread's fixed steps, ceil(8 / (lr lambda_min))): at seed 2
+    the second term binds (the noisy problem's smallest Hessian eigenvalue, not the next one, decides it)."""
+    calls: list = []
+
+    def spy(problems, chains, steps, gen, *, lrs=(), search=None):  # type: ignore[no-untyped-def]
+        calls.append((len(problems), chains, steps, gen.initial_seed(), list(lrs)))
+        if search is None:  # the fixed-step runs: recorded, then stop
+            raise _Stop
+        return torch.zeros(len(problems) * chains, 2, dtype=F64), torch.zeros(len(problems) * chains, 2, dtype=F64)
+
+    monkeypatch.setattr(ls, "_run", spy)
+    with pytest.raises(_Stop):
+        ls.line_search(seed=2)
+    theories = [ls._theory(2, s) for s in (0.0, 0.5, 0.75, 1.0)]
+    noisy = ls._problem(2, 0.75, 0.05)
+    floor_target = ls._armijo_floor(noisy, theories[2].etas)[0] / 4
+    noisy_lr = min(ls._step_for_floor(noisy, floor_target / 2), 2.0 / float((noisy.X**2).sum(axis=1).max()))
+    eigenvalues = np.linalg.eigvalsh(noisy.hessian)
+    spreads_steps = math.ceil(1.5 * max(t.fixed_steps for t in theories))
+    relaxation_steps = math.ceil(8 / (noisy_lr * eigenvalues[0]))
+    assert relaxation_steps > spreads_steps > math.ceil(8 / (noisy_lr * eigenvalues[1]))  # the smallest one binds
+    assert len(calls) == 2
+    n, chains, steps, seed, lrs = calls[1]
+    assert (n, chains, seed) == (9, 256, torch_stream(2, 2).initial_seed())
+    assert lrs[-1] == pytest.approx(noisy_lr, rel=1e-14)
+    assert steps == relaxation_steps

@@ -906,6 +906,10 @@ def test_holistic_noisy_forces_findings(monkeypatch: pytest.MonkeyPatch) -> None
     assert list(f3.curve.predicted) == hol._listed(floor)
     assert list(f3.curve.measured) == hol._listed(sgd_average.mean(1))
     assert list(f3.curve.uncertainty) == hol._listed(sgd_average.std(1, ddof=1) / math.sqrt(3))
+    # the harmonic floor's curve: the floor against s on log-log axes (it grows as s^2 over decades of s)
+    assert list(f3.curve.x) == hol._listed(levels)
+    assert (f3.curve.x_label, f3.curve.y_label) == ("force noise s (epsilon / sigma)", "SGD mean E - E* (epsilon)")
+    assert (f3.curve.log_x, f3.curve.log_y) == (True, True)
 
 
 def test_holistic_quick_and_full_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
