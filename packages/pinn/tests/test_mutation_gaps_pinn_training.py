@@ -15,6 +15,7 @@ claim is made, so there is no Monte-Carlo tolerance.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 
 import numpy as np
@@ -441,9 +442,9 @@ def test_exact_solutions_on_their_grids_and_the_pde_residuals(monkeypatch):
                 h.model.data.pde(xy, exact), torch.zeros(2, 1, dtype=torch.float64), atol=1e-9, rtol=0
             )
             # the hard boundary: the network's output is x (1 - x) y (1 - y) times its raw output
-            ones = torch.ones(2, 1, dtype=torch.float64)
-            expected = (xy[:, 0] * (1 - xy[:, 0]) * xy[:, 1] * (1 - xy[:, 1])).reshape(-1, 1)
-            torch.testing.assert_close(h.model.net._output_transform(xy, ones), expected, rtol=1e-15, atol=0)
+            raw = torch.tensor([[2.0], [-3.0]], dtype=torch.float64)
+            expected = (xy[:, 0] * (1 - xy[:, 0]) * xy[:, 1] * (1 - xy[:, 1])).reshape(-1, 1) * raw
+            torch.testing.assert_close(h.model.net._output_transform(xy, raw), expected, rtol=1e-15, atol=0)
         for quick, t_end, nx in ((True, 0.25, 128), (False, 0.99, 256)):
             b = problems.build("burgers", quick=quick)
             assert b.x_test[:, 1].max() == t_end
@@ -503,12 +504,14 @@ def test_build_seeds_the_weights_and_default_float_restores_the_precision():
 
 
 def test_solve_defaults_overrides_and_the_deepxde_recipe(capsys):
+    before = time.perf_counter()
     solved = problems.solve("poisson1d", seed=2, quick=True, iterations=3, lbfgs_iterations=2)
+    wall = time.perf_counter() - before
     assert (solved.name, solved.seed) == ("poisson1d", 2)
     adam, lbfgs = solved.result.phases
     assert (adam.iterations, lbfgs.optimizer) == (3, "lbfgs")
     assert 0 < lbfgs.iterations <= 2
-    assert solved.seconds > 0
+    assert 0 < solved.seconds <= wall  # the training's own time, within the call's
     assert capsys.readouterr().out == ""
     ref = problems.build("poisson1d", seed=2, quick=True)
     assert solved.error != ref.error()
@@ -655,8 +658,16 @@ def test_collocation_noise_finding_is_the_predicted_cosine_at_its_batch(monkeypa
 
     monkeypatch.setattr(experiments, "_flat_grad", flat_grad)
     monkeypatch.setattr(experiments, "noise_stats_from_grads", noise_stats)
+    streams = []  # the run's one generator: the training phase, then the Monte-Carlo batches, go on from it
+    real_train, real_batches = experiments.train, experiments.CollocationBatches
+    monkeypatch.setattr(experiments, "train", lambda *a, **k: streams.append(k["seed"]) or real_train(*a, **k))
+    monkeypatch.setattr(
+        experiments, "CollocationBatches", lambda *a, **k: streams.append(k["generator"]) or real_batches(*a, **k)
+    )
     with pytest.raises(ValueError, match="draws"):
         experiments.collocation_noise(draws=100_001)  # at most 100 000 draws
+    with pytest.raises(ValueError, match="batch"):
+        experiments.collocation_noise(batch=49)  # at most 48 of the 64 points
     (finding,) = experiments.collocation_noise(seed=1, batch=4, draws=50)
     d = finding.details
     assert len(grads) == 50
@@ -676,6 +687,9 @@ def test_collocation_noise_finding_is_the_predicted_cosine_at_its_batch(monkeypa
     assert finding.uncertainty > 0.0
     assert finding.tolerance == 4.0 * finding.uncertainty  # TOLERANCE_Z standard errors
     assert d["tolerance"] == "4 standard errors"
+    assert len(streams) == 2
+    assert isinstance(streams[0], torch.Generator)
+    assert streams[0] is streams[1]
 
 
 def test_accuracy_findings_read_the_solved_run(monkeypatch):
@@ -797,6 +811,7 @@ def test_inverse_experiment_findings_on_a_tiny_run(monkeypatch):
         assert (d["least_squares"], d["noise_limited_sd"]) == (problem.least_squares, problem.noise_limited_sd)
         assert d["gap_to_least_squares_in_sd"] == (run.value - problem.least_squares) / problem.noise_limited_sd
         assert d["evaluations"] == run.evaluations
+        assert d["tolerance"].startswith("4 standard errors; standard error = 1.25 x the least-squares sd")
     sd = runs[0.1, "lbfgs"][0].noise_limited_sd
     assert agreement.measured == abs(runs[0.1, "adam"][1].value - runs[0.1, "lbfgs"][1].value) / sd
     assert agreement.tolerance == 0.3
@@ -869,3 +884,37 @@ def test_a_decay_given_again_is_not_reported_as_dropped():
     assert model.lr_scheduler is not None
     with pytest.warns(ngp.PinnWarning, match="decay"):
         ngp.train(model, "adam", lr=1e-3, iterations=1, loss_weights=[1.0, 1.0], verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("column", "verify", "refused"),
+    [(None, True, False), (1, True, True), (2, True, True), (1, False, False)],
+    ids=["same", "other-points", "other-parameters", "unchecked"],
+)
+def test_sharded_gradient_verifies_the_ranks_draws_and_parameters(monkeypatch, column, verify, refused):
+    """Two ranks (a stand-in for the gather: rank 1's rows are rank 0's, its fingerprint of the drawn points
+    (column 1 of the gathered metadata) or of the parameters (column 2) changed where asked): a run refuses
+    either difference before it averages anything, unless ``verify=False``."""
+    with default_float("float64"):
+        model = tiny_poisson(0)
+        ngp.train(model, "adam", lr=1e-3, iterations=1, verbose=0)  # compiled, as train() leaves it
+        rows = tr._full_rows(model)
+        calls = []
+
+        def gather(rows_here, world):
+            assert world == 2
+            calls.append(rows_here.shape)
+            other = rows_here.clone()
+            if len(calls) == 2 and column is not None:  # the second gather is the metadata
+                other[:, column] += 1.0
+            return torch.cat([rows_here, other])
+
+        monkeypatch.setattr(dist, "gather_rows", gather)
+        sharded = dist.ShardedGradient(model, list(model.net.parameters()), dist.Layout(2, 0, 2), verify=verify)
+        sharded.begin_step()
+        if refused:
+            with pytest.raises(RuntimeError, match="drew different collocation points or hold different parameters"):
+                sharded.evaluate(rows)
+        else:
+            sharded.evaluate(rows)
+        assert [shape[1] for shape in calls] == [sum(p.numel() for p in model.net.parameters()), 3]
