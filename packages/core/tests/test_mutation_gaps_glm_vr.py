@@ -851,3 +851,21 @@ def test_compiled_steps_report_steps_examples_and_draws() -> None:
     saga.estimate(torch.zeros(2, dtype=F64), generator)
     done, examples, batches = saga._compiled_steps(_stretch(3, generator))
     assert (done, examples.tolist(), batches) == (3, [2, 2, 2], 3)
+
+
+def test_sgd_candidate_refuses_non_finite_entries_and_sums_past_the_float_range() -> None:
+    """The step's finiteness check sums the gradient and the candidate: a NaN or Inf entry fails it, and so do
+    finite entries whose sum overflows (two entries of 1e308), in the gradient or in the candidate."""
+    big = np.array([1e308, 1e308])
+    for w, grad, expected in [
+        (np.array([1.0, 2.0]), np.array([0.5, -0.5]), True),
+        (np.array([1.0, 2.0]), np.array([np.nan, 0.0]), False),
+        (np.array([1.0, 2.0]), np.array([0.0, -np.inf]), False),
+        (np.zeros(2), big, False),  # lr = 0: the candidate is 0, the gradient's sum overflows
+        (big, np.zeros(2), False),  # the candidate's sum overflows
+        (np.array([1e308, -1e308]), np.array([1e308, -1e308]), True),  # large, but the sums stay finite
+    ]:
+        candidate = np.empty(2)
+        with np.errstate(over="ignore", invalid="ignore"):  # 0 * inf is NaN (uncompiled numpy scalars warn)
+            assert glm_epochs._sgd_candidate(w, grad, 0.0, 0.0, candidate) is expected
+            np.testing.assert_array_equal(candidate, w - 0.0 * grad)  # w - lr (grad + 0 w)

@@ -392,7 +392,10 @@ def test_least_squares_steps_defaults_and_edges() -> None:
     assert (s.tolist(), k.tolist()) == ([0.0, 10.0], [2, 0])
     s, k = least_squares_armijo_steps(np.array([[10.0]]), max_step=10.0, beta=0.5, max_backtracks=0)
     assert (s.tolist(), k.tolist()) == ([0.0], [0])
-    for kwargs in ({"max_step": 0.0}, {"c": 1.0}, {"beta": 0.0}, {"max_backtracks": -1}):
+    # the default 100 backtracks: |x|^2 = 1e4 fails even at 10 * 0.9^100 = 2.7e-4 (2.7 > 1.8), so step 0 after 100
+    s, k = least_squares_armijo_steps(np.array([[100.0]]))
+    assert (s.tolist(), k.tolist()) == ([0.0], [100])
+    for kwargs in ({"max_step": 0.0}, {"c": 1.0}, {"beta": 0.0}, {"beta": 1.0}, {"beta": 1.5}, {"max_backtracks": -1}):
         with pytest.raises(ValueError, match=next(iter(kwargs))):
             least_squares_armijo_steps(X, **kwargs)  # type: ignore[arg-type]
 

@@ -128,7 +128,11 @@ def _mean_loss(X: Array, y: Array, logistic: bool, w: Array, idx: Array) -> floa
 def _sgd_candidate(
     w: Array, grad: Array, lr: float, weight_decay: float, candidate: Array
 ) -> bool:  # pragma: no cover - compiled
-    """``candidate = w - lr (grad + weight_decay w)``; whether the gradient and the candidate are finite."""
+    """``candidate = w - lr (grad + weight_decay w)``; whether the gradient and the candidate are finite.
+
+    Checked through their sums (one pass, no branch per entry): a NaN or Inf entry makes its sum non-finite, and so
+    do finite entries whose sum leaves the float range, a step that large being refused as well.
+    """
     grad_sum = 0.0
     candidate_sum = 0.0
     for j in range(w.shape[0]):
