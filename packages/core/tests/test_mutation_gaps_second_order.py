@@ -807,13 +807,15 @@ def _update_case(n: int, seed: int, k: float, first: bool, t: float = 0.7):
 @pytest.mark.parametrize("rule", ["bfgs", "ssbfgs", "ssbroyden"])
 @pytest.mark.parametrize("first", [True, False])
 @pytest.mark.parametrize(
-    ("n", "seed", "k"), [(5, 0, 0.05), (5, 1, 20.0), (3, 2, 1.0), (7, 3, 0.3), (1, 4, 2.0), (4, 19, 0.02)]
+    ("n", "seed", "k"),
+    [(5, 0, 0.05), (5, 1, 20.0), (3, 2, 1.0), (7, 3, 0.3), (1, 4, 2.0), (4, 19, 0.02), (2, 5, 0.5), (2, 6, 5.0)],
 )
 def test_inverse_hessian_update_is_the_scaled_broyden_update(
     rule: str, first: bool, n: int, seed: int, k: float
 ) -> None:
     # k scales y: b = s^T B s / s^T y above and below 1, so SSBroyden's theta is clipped from both sides and
-    # SSBFGS's tau = min(1, 1 / b) takes both values; n = 1 has a = 0 (s and H y parallel)
+    # SSBFGS's tau = min(1, 1 / b) takes both values; n = 1 has a = 0 (s and H y parallel); n = 2 is the smallest
+    # n with SSBroyden's sigma^(1 / (1 - n)) factor
     H, s, y, g, t = _update_case(n, seed, k, first)
     tau, phi = _scalings(H, s, y, g, t, rule, first)
     out = H.clone()
@@ -1363,3 +1365,47 @@ def test_energy_natural_gradient_stalls_when_no_damping_gives_a_finite_step() ->
     }
     assert report["damping"] == pytest.approx(1e-83 * 2.0**120, rel=1e-12)
     assert x.item() == 0.0
+
+
+def _bfgs_report_after(fn: Any, x0: list[float], steps: int, **settings: Any) -> tuple[dict[str, int], torch.Tensor]:
+    x = torch.tensor(x0, dtype=F64, requires_grad=True)
+    opt = ng.optim.quasi_newton.BFGS([x], **settings)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = fn(x)
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        opt.step(closure)
+    return opt.report(), x.detach()
+
+
+def test_bfgs_counts_a_step_on_the_armijo_bound_as_a_wolfe_step() -> None:
+    # f = x^2 / 2 from 1: the first step is t = 1 along -g, to 0, where f = 0 = f + c1 t g^T d with c1 = 1/2
+    # exactly (the bound is met with equality, which passes), and the curvature condition holds (g' = 0)
+    report, x = _bfgs_report_after(lambda x: 0.5 * (x * x).sum(), [1.0], 1, c1=0.5, c2=0.9, max_iter=1)
+    assert x.tolist() == [0.0]
+    assert report["wolfe_failures"] == 0
+
+
+def test_bfgs_skips_the_update_when_the_gradient_does_not_change() -> None:
+    # a linear loss: y = g' - g = 0, so s^T y = 0 is not above curvature_eps |s| |y| = 0: the update is skipped and
+    # H stays the identity, in the parameters' dtype before the step as after it
+    x = torch.zeros(2, dtype=F64, requires_grad=True)
+    opt = ng.optim.quasi_newton.BFGS([x], max_iter=1)
+    assert opt.inverse_hessian().dtype == F64
+    assert torch.equal(opt.inverse_hessian(), torch.eye(2, dtype=F64))
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = -(x * torch.tensor([1.0, 3.0], dtype=F64)).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    report = opt.report()
+    assert (report["updates"], report["skipped"]) == (0, 1)
+    assert torch.equal(opt.inverse_hessian(), torch.eye(2, dtype=F64))
+    assert bool((x.detach() > 0).all())  # it moved along -g
