@@ -697,6 +697,8 @@ def test_minibatch_layout_follows_an_initialised_group(monkeypatch: pytest.Monke
     one = DataParallelMiniBatch(obj, 8, distributed=False)
     assert (one.world, one.rank, one.shards) == (1, 0, 1)
     assert DataParallelMiniBatch(obj, 8).noise.ema == 0.9
+    twin = reference(est)  # built on a rank of the group, the twin still runs in this one process
+    assert (twin.world, twin.rank, twin.shards) == (1, 0, 2)
 
 
 def test_minibatch_shard_metadata_is_float64_on_the_gradients_device() -> None:
