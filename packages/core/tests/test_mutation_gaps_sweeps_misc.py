@@ -628,6 +628,10 @@ def test_icosahedron_geometry_and_perturbation() -> None:
     assert ico.shape == (13, 3)
     assert np.array_equal(ico[0], np.zeros(3))
     assert np.allclose(np.linalg.norm(ico[1:], axis=1), 1.1, rtol=1e-15, atol=0)
+    golden = (1 + math.sqrt(5)) / 2  # the cyclic permutations of (0, +-1, +-phi), in order (not the mirror image)
+    corners = [(0.0, a, b * golden) for a in (-1, 1) for b in (-1, 1)]
+    expected = np.array([c[k:] + c[:k] for c in corners for k in range(3)]) * 1.1 / math.sqrt(1 + golden**2)
+    np.testing.assert_allclose(ico[1:], expected, rtol=1e-15, atol=1e-15)
     d = np.linalg.norm(ico[1:, None] - ico[None, 1:], axis=-1)
     edge = 1.1 / math.sin(2 * math.pi / 5)  # the edge of an icosahedron of circumradius 1.1
     assert np.isclose(np.sort(d, axis=1)[:, 1], edge, rtol=1e-14).all()

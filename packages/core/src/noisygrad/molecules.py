@@ -191,6 +191,9 @@ def max_force(gradient: torch.Tensor | np.ndarray) -> float:
 def icosahedron(radius: float = 1.1) -> np.ndarray:
     """A centre atom and the 12 vertices of a regular icosahedron at ``radius``: shape ``(13, 3)``.
 
+    The vertices are the cyclic permutations of ``(0, +-1, +-phi)`` (``phi`` the golden ratio), scaled to ``radius``,
+    in that order: fixed coordinates, so that a perturbed start is the same for a given generator.
+
     At ``radius = 1.1`` (about the LJ13 minimum's centre-to-shell distance) it lies in the Mackay funnel.
     """
     r = check_positive("radius", radius)
