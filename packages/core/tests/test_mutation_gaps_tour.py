@@ -1995,3 +1995,33 @@ def test_cli_plugins_at_80_columns_fold_every_text_and_keep_the_install_line_who
         "status": ("needs " + ", ".join(missing)).replace(" ", ""),
         "summary": summary.replace(" ", ""),
     }
+
+
+def test_cli_list_at_80_columns_folds_long_names_and_statuses(fakes, narrow_console, monkeypatch):
+    """``noisygrad list`` with an experiment name and a missing-package status longer than the terminal: both fold
+    (whole when read down their columns), none is cut to an ellipsis."""
+    from noisygrad import plugins
+
+    name = "fake.an_experiment_whose_name_alone_is_longer_than_any_column_of_it"
+    plugin = plugins.Plugin("longplugin", "noisygrad_no_such_module_xyz", "a plugin", ("a-missing-distribution-name",))
+    found = {name: tour.Experiment(name, "noisygrad_tour_gap_fakes:empty", plugin)}
+    monkeypatch.setattr(cli, "experiments", lambda include_unusable=False: found)
+    missing = ["a-missing-distribution-whose-name-is-longer-than-its-column", "another-one"]
+    monkeypatch.setattr(plugins.Plugin, "missing", lambda self: missing)
+    result = _run("list")
+    assert result.exit_code == 0
+    assert "…" not in result.stdout
+    status = f"needs {', '.join(missing)}: {plugin.extra}"
+    assert _column_texts(result.stdout.splitlines()) == {"experiment": name, "status": status.replace(" ", "")}
+
+
+def test_cli_interrupted_note_is_one_unbroken_line_at_80_columns(monkeypatch):
+    """The note printed on Ctrl-C names every experiment not run on one line (soft wrap), however long it is, so
+    that the names stay whole for copying."""
+    from rich.console import Console
+
+    err = io.StringIO()
+    monkeypatch.setattr(cli, "errors", Console(file=err, width=80))
+    not_run = [f"plugin.experiment_number_{k}" for k in range(6)]
+    cli._say_interrupted([], not_run, None)
+    assert err.getvalue() == f"interrupted: 0 of 6 experiments finished (not run: {', '.join(not_run)})\n"

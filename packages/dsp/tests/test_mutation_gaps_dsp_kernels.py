@@ -935,3 +935,29 @@ def test_joseph_correction_cancels_the_gains_rounding(blas: bool) -> None:
             exact = _exact_joseph_update(exact, h, r, [i for i in range(3) if not np.isnan(row[i])])
         assert res["failed"] == kk.OK
         assert np.abs(res["p"][0] - exact).max() <= 4e-15
+
+
+def test_online_centred_sums_are_exact_after_a_wrap_at_either_read() -> None:
+    """With ``mem = 3`` each sample reads the memory twice (position + 2), so a wrap falls on the first read (the
+    sample ends at position 1) or on the second (it ends at 0): after either, the sums are recomputed from the
+    memory, bit-equal to a plain sum of its rows in order even after a sample 1e8 times larger passed through."""
+    taps, mem, n = 2, 3, 12
+    rng = np.random.default_rng(5)
+    u = rng.normal(size=(1, n, taps))
+    u[0, 1] *= 1e8
+    d = rng.normal(size=(1, n))
+    d[0, 1] *= 1e8
+    w = np.zeros((1, taps))
+    mem_x, mem_d = np.zeros((1, mem, taps)), np.zeros((1, mem))
+    sum_x, sum_d, pos = np.zeros((1, taps)), np.zeros(1), np.zeros(2, np.int64)
+    ends = []
+    for j in range(n):
+        y, e, hist = np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 0, taps))
+        fk.online_centred_regressors(w, u[:, j : j + 1].copy(), d[:, j : j + 1].copy(), 0.5, 0.1, mem_x, mem_d,
+                                     sum_x, sum_d, pos, y, e, hist)  # fmt: skip
+        ends.append(int(pos[0]))
+        if pos[0] in (0, 1) and j > 0:  # a wrap in this sample
+            plain_x = [mem_x[0, 0, i] + mem_x[0, 1, i] + mem_x[0, 2, i] for i in range(taps)]
+            assert sum_x[0].tolist() == plain_x
+            assert sum_d[0] == mem_d[0, 0] + mem_d[0, 1] + mem_d[0, 2]
+    assert ends[:6] == [2, 1, 0, 2, 1, 0]

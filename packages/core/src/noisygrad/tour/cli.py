@@ -176,7 +176,7 @@ def list_command(
     table = Table(
         title="noisygrad experiments", caption="run one with `noisygrad run NAME`", box=box.SIMPLE_HEAD, pad_edge=False
     )
-    table.add_column("experiment", no_wrap=True)
+    table.add_column("experiment", overflow="fold")  # a long name folds onto more lines, never cut
     table.add_column("status", overflow="fold")
     for name, exp in found.items():
         table.add_row(Text(name), _status(exp)[0])
