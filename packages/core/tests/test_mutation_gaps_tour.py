@@ -2025,3 +2025,12 @@ def test_cli_interrupted_note_is_one_unbroken_line_at_80_columns(monkeypatch):
     not_run = [f"plugin.experiment_number_{k}" for k in range(6)]
     cli._say_interrupted([], not_run, None)
     assert err.getvalue() == f"interrupted: 0 of 6 experiments finished (not run: {', '.join(not_run)})\n"
+
+
+def test_a_bound_passes_by_its_distance_from_a_nonzero_ideal():
+    """A bound whose ideal is not 0 (``at_most(1.5, ideal=1)``: predicted 1, tolerance 0.5) holds up to the bound
+    itself: the measurement is compared with the prediction moved by the tolerance, not with the tolerance alone."""
+    assert Finding.at_most("e", "c", 1.5, 1.4, ideal=1.0).passed
+    assert not Finding.at_most("e", "c", 1.5, 1.6, ideal=1.0).passed
+    assert Finding.at_least("e", "c", 0.5, 0.6, ideal=1.0).passed
+    assert not Finding.at_least("e", "c", 0.5, 0.4, ideal=1.0).passed

@@ -995,3 +995,10 @@ def test_escape_runs_every_part_with_the_quick_chain_count(monkeypatch: pytest.M
     assert calls == [
         (name, 0, 1500) for name in ("_langevin_temperatures", "_sgd_multiplicative", "_step_sizes", "_saddle_2d")
     ]
+
+
+def test_an_error_figure_wraps_its_message_at_90_characters(drawn: list[Any], tmp_path: Any) -> None:
+    message = "x" * 86 + " abcd"  # 91 characters: one too many for a line
+    figures.draw(figures.experiment_figure(TourEntry("t.e", [], 0.1, error=message)), tmp_path / "e.png")
+    ((fig, _),) = drawn
+    assert fig.axes[0].texts[0].get_text() == "x" * 86 + "\nabcd"
