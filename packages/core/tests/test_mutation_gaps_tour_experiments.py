@@ -545,6 +545,7 @@ def _check_two_wells(findings: list, seed: int, lr: float, chains: int) -> None:
         assert d["laplace_formula"].startswith("w ~ exp(-Phi(a)) / k" if k == 0 else "w ~ exp(-U(a)/T) / sqrt(k)")
         assert f"barrier top x = {ref['xb']:.4f}" in d["wells"]
         assert d["seconds"] >= 0
+        assert d["tolerance"].startswith("4 s.e. (chains' time-averaged occupations) + 0.01 for SGD's O(lr) bias")
         c = finding.curve
         assert np.allclose(c.x, 0.5 * (bins[1:] + bins[:-1]), rtol=1e-14)
         counts = ref["hist"][k]
