@@ -1258,3 +1258,12 @@ def test_problem_is_hashable_and_compares_by_identity():
     assert first == first
     assert first != again
     assert first != dataclasses.replace(first)
+
+
+def test_shard_sample_points_start_at_point_zero_by_default():
+    """Without ``first`` the rows are points 0, 1, ... of the batch: the same draws as ``first=0``, not ``first=1``."""
+    ansatz, plan, values = _tfim_case()
+    backend = TorchBackend(ansatz)
+    default = sh.sample_points(backend, plan, values, 64, 7)
+    np.testing.assert_array_equal(default[0], sh.sample_points(backend, plan, values, 64, 7, 0)[0])
+    assert not np.array_equal(default[0], sh.sample_points(backend, plan, values, 64, 7, 1)[0])
