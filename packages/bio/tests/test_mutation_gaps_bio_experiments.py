@@ -712,3 +712,24 @@ def test_running_the_module_calls_main(monkeypatch, tmp_path, capsys):
             runpy.run_module("noisygrad.bio.plots", run_name="__main__")
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("usage:")
+
+
+def test_bicoid_optimum_within_acceptance_is_false_past_two_percent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``within_acceptance`` says whether the fitted optimum is within 2% of the delta method's: with every fitted
+    optimum moved 5% (a stand-in curve on the real, shrunken simulation), each finding that carries it says no."""
+    _Recorder(monkeypatch)
+    real = ex.error_curve_around_optimum
+
+    class Off(ErrorCurve):
+        def fitted_optimum(self) -> float:
+            return 1.05 * super().fitted_optimum()
+
+    def moved(x_t, constraint="amplitude", **kwargs):  # type: ignore[no-untyped-def]
+        best, curve = real(x_t, constraint, **kwargs)
+        object.__setattr__(curve, "__class__", Off)  # a frozen dataclass: the same fields, one method changed
+        return best, curve
+
+    monkeypatch.setattr(ex, "error_curve_around_optimum", moved)
+    findings = ex.bicoid_optimum(seed=2, quick=True)
+    flags = [f.details["within_acceptance"] for f in findings if "within_acceptance" in f.details]
+    assert flags == [False] * 4
