@@ -456,8 +456,9 @@ def _run_all(
                     print("T", end="", flush=True)
                 continue
             rc = os.waitstatus_to_exitcode(status)
-            # 4: a selected test id was not found. The unmutated run found every one, so the mutant changed what
-            # the tests see: its module no longer imports, or a public list that parametrizes a test changed
+            # 4: a selected test id was not found. The unmutated run found every one, so the mutant changed what the
+            # tests see (its module no longer imports, a test module skips itself, or a public list that parametrizes
+            # a test changed). Other statuses are errors; summarize() counts every status but "survived" as killed
             outcome = {0: "survived", 1: "killed"}.get(rc, "killed" if rc in (2, 3, 4) else f"error(rc={rc})")
             results.append(_result(mutant, outcome, elapsed))
             del running[pid]

@@ -1083,15 +1083,15 @@ def test_morphogen_accepts_integer_positions_and_counts_as_float64():
 
 def test_evolution_parent_weights_are_a_stable_softmax_far_from_the_optimum() -> None:
     """Selection probabilities ``W_i / sum W`` with ``W = exp(selection * fitness)``, computed as a softmax shifted by
-    the largest log-fitness: a population 30 widths from the peak (log-fitness about -450 to -800, whose plain
-    exponentials underflow to 0) still gets finite probabilities, equal to scipy's softmax."""
+    the largest log-fitness: a population 40 to 60 widths from the peak (log-fitness -800 to -1800, where every plain
+    exponential underflows to 0 and ``0 / 0`` would be NaN) still gets finite probabilities, equal to scipy's."""
     from scipy.special import softmax
 
     rugged = RuggedLandscape(dim=2, width=1.0, depth=0.0)
     wf = WrightFisher(rugged, 4, 1.0, 0.0)
-    population = np.array([[[30.0, 0.0], [32.0, 5.0], [35.0, 20.0], [40.0, -1.0]]])
+    population = np.array([[[40.0, 0.0], [42.0, 5.0], [45.0, 20.0], [60.0, -1.0]]])
     log_fitness = rugged.value(population)
-    assert log_fitness.max() < -400  # exp underflows without the shift
+    assert log_fitness.max() < -745  # exp underflows to 0 for every individual without the shift
     weights = wf.parent_weights(population)
     np.testing.assert_allclose(weights, softmax(log_fitness, axis=-1), rtol=1e-12, atol=0)
     assert weights.sum() == pytest.approx(1.0, rel=1e-15)

@@ -260,7 +260,7 @@ def test_companions_are_the_stateful_schedule_and_callback_owners_each_once() ->
     assert companions_of(object(), [_observe]) == []  # no lr, a plain function
     assert companions_of(object(), [other.state_dict]) == [
         other
-    ]  # a bound method brings its owner (Thermostat.observe)
+    ]  # a bound method brings its owner (as a Thermostat's observe does)
     found = companions_of(WithMeter(), [meter.load_state_dict, other.state_dict, other, meter])
     assert found == [meter, other]
     assert found[0] is meter

@@ -1347,11 +1347,11 @@ def test_the_rule_names_and_loss_transforms_are_the_published_tuples() -> None:
 
 
 def test_energy_natural_gradient_stalls_when_no_damping_gives_a_finite_step() -> None:
-    """``r = 1e300 + 1e-40 x``: every Gauss-Newton step ``J r / (J^2 + mu)`` overflows until the damping passes
-    ``1e30 J^2``, where the step would be below round-off. The damping starts at ``1e-3 J^2 = 1e-83`` and is
-    multiplied by 2, 4, 8, ... on each rejection, so after ``k`` rejections it is ``1e-83 2^(k(k+1)/2)``: the
-    first above ``1e-50`` is ``k = 15``. The run then counts one stall, leaves ``x`` as it was and spends no
-    more residual evaluations."""
+    """``r = 1e300 + 1e-40 x``: every Gauss-Newton step ``J r / (J^2 + mu)`` overflows (it would need a damping of
+    about 5.6e-49), and the search gives up once the damping passes its ceiling ``1e30 J^2 = 1e-50``. The damping
+    starts at ``1e-3 J^2 = 1e-83`` and is multiplied by 2, 4, 8, ... on each rejection, so after ``k`` rejections it
+    is ``1e-83 2^(k(k+1)/2)``: the first above ``1e-50`` is ``k = 15``. The run then counts one stall, leaves ``x`` as
+    it was and spends no more residual evaluations."""
     x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     opt = EnergyNaturalGradient([x], max_iter=100)
     opt.step(lambda: 1e300 + 1e-40 * x)

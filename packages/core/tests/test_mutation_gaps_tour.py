@@ -1917,8 +1917,8 @@ def test_cli_jobs_reach_the_runner_and_p_conflicts_are_json_errors(fakes, monkey
 
 @pytest.mark.parametrize("width", [60, 80, 120])
 def test_cli_summary_folds_a_long_name_and_keeps_the_numbers_whole(width):
-    """The summary table at 60 to 120 columns: a name longer than the terminal folds onto more lines (whole when
-    joined), where it used to crop the name and every number after it to an ellipsis."""
+    """The summary table at 60 to 120 columns: a name longer than the name column folds onto more lines (whole when
+    joined), and no name or number is cut to an ellipsis."""
     from rich.console import Console
 
     name = "plugin.a_rather_long_experiment_name_that_goes_on_and_on_past_any_terminal_width"
@@ -1966,8 +1966,8 @@ def _column_texts(lines: list[str]) -> dict[str, str]:
 
 def test_cli_plugins_at_80_columns_fold_every_text_and_keep_the_install_line_whole(monkeypatch, narrow_console):
     """A plugin with long names everywhere and many missing packages: at 80 columns every text column folds (each
-    cell is whole when read down its column, none cut to an ellipsis), the version (30 characters) stays on one
-    line, and the install command (105 characters) is printed on a line of its own, unbroken, so that it can be
+    cell is whole when read down its column, none cut to an ellipsis), the version (29 characters) stays on one
+    line, and the install command (107 characters) is printed on a line of its own, unbroken, so that it can be
     copied."""
     from noisygrad import plugins
 

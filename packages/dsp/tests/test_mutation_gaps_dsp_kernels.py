@@ -961,3 +961,20 @@ def test_online_centred_sums_are_exact_after_a_wrap_at_either_read() -> None:
             assert sum_x[0].tolist() == plain_x
             assert sum_d[0] == mem_d[0, 0] + mem_d[0, 1] + mem_d[0, 2]
     assert ends[:6] == [2, 1, 0, 2, 1, 0]
+
+
+def test_online_centred_float32_normaliser_overflow_leaves_the_weights():
+    """A float32 filter accumulates its normaliser ``|u - mean|^2`` in float32: centred inputs of 1e20 overflow it
+    to Inf, so the step ``mu / (eps + Inf) e`` is 0 and the weights stay exactly 0 (a float64 work array would
+    give 2e40 and move them by about 1e-21)."""
+    f32 = np.float32
+    taps, mem = 2, 2
+    u = np.array([[[1e20, -1e20], [-1e20, 1e20], [1e20, 1e20]]], dtype=f32)
+    d = np.ones((1, 3), dtype=f32)
+    w = np.zeros((1, taps), dtype=f32)
+    mem_x, mem_d = np.zeros((1, mem, taps), dtype=f32), np.zeros((1, mem), dtype=f32)
+    sum_x, sum_d, pos = np.zeros((1, taps), dtype=f32), np.zeros(1, dtype=f32), np.zeros(2, np.int64)
+    y, e, hist = np.zeros((1, 3), dtype=f32), np.zeros((1, 3), dtype=f32), np.zeros((1, 0, taps), dtype=f32)
+    with np.errstate(over="ignore", invalid="ignore"):  # uncompiled numpy scalars warn on the overflow
+        fk.online_centred_regressors(w, u, d, f32(0.5), f32(0.1), mem_x, mem_d, sum_x, sum_d, pos, y, e, hist)
+    assert not w.any()

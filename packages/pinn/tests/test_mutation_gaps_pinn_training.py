@@ -918,3 +918,13 @@ def test_sharded_gradient_verifies_the_ranks_draws_and_parameters(monkeypatch, c
         else:
             sharded.evaluate(rows)
         assert [shape[1] for shape in calls] == [sum(p.numel() for p in model.net.parameters()), 3]
+
+
+def test_sharded_gradient_refuses_data_without_collocation_points_when_built():
+    """Sharding splits a ``dde.data.PDE``'s collocation points: other data is refused by the constructor, before any
+    step, naming what it needs."""
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(data=SimpleNamespace(num_bcs=[1]))
+    with pytest.raises(TypeError, match=r"need a dde\.data\.PDE or dde\.data\.TimePDE"):
+        dist.ShardedGradient(model, [], dist.Layout(1, 0, 1))

@@ -1043,3 +1043,24 @@ def test_an_integer_start_runs_as_the_same_floats():
         np.testing.assert_array_equal(from_ints.x, from_floats.x)
         assert from_ints.fun == from_floats.fun
     assert from_ints.x[0] == 0.5  # the quadratic pulls x[0] to its bound
+
+
+def test_gain_sequences_of_any_real_type_run_in_float64():
+    """Gains given as a list of Decimals, or as a callable yielding numpy long doubles, run the same float64 steps
+    as the float gains (each gain is read as a float), and a checkpoint's iterates stay float64 tensors."""
+    from decimal import Decimal
+
+    given = {"maxiter": 3, "seed": 0, "perturbation": 0.1}
+    floats = nq.SPSA(learning_rate=[0.1] * 3, **given).minimize(_quadratic, np.array([0.3, -0.2]))
+    decimals = nq.SPSA(learning_rate=[Decimal("0.1")] * 3, **given).minimize(_quadratic, np.array([0.3, -0.2]))
+    np.testing.assert_array_equal(decimals.x, floats.x)
+    assert decimals.x.dtype == np.float64
+
+    def long_gains():
+        while True:
+            yield np.longdouble(0.1)
+
+    long = nq.SPSA(learning_rate=long_gains, **given).minimize(_quadratic, np.array([0.3, -0.2]))
+    np.testing.assert_array_equal(long.x, floats.x)
+    assert long.x.dtype == np.float64
+    assert all(row.dtype == torch.float64 for row in long.checkpoint["tail"])

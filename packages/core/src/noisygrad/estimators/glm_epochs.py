@@ -130,8 +130,8 @@ def _sgd_candidate(
 ) -> bool:  # pragma: no cover - compiled
     """``candidate = w - lr (grad + weight_decay w)``; whether the gradient and the candidate are finite.
 
-    Checked through their sums (one pass, no branch per entry): a NaN or Inf entry makes its sum non-finite, and so
-    do finite entries whose sum leaves the float range, a step that large being refused as well.
+    Checked through their sums (one pass, no ``isfinite`` per entry): a NaN or Inf entry makes its sum non-finite,
+    and so do finite entries whose partial sum overflows, a step that large being refused as well.
     """
     grad_sum = 0.0
     candidate_sum = 0.0

@@ -50,7 +50,7 @@ from .quasi_newton import PrecisionWarning, check_dtypes
 __all__ = ["EnergyNaturalGradient", "gauss_newton_direction"]
 
 Residuals = Callable[[], torch.Tensor]
-_MAX_DAMPING = 1e30  # beyond this the step is below round-off: the run has converged (or the model is flat)
+_MAX_DAMPING = 1e30  # beyond this (relative to J^T J) a well-scaled step is below round-off: converged, or flat
 
 
 def gauss_newton_direction(J: torch.Tensor, r: torch.Tensor, damping: float) -> torch.Tensor | None:

@@ -184,7 +184,7 @@ def _gain_factory(name: str, value: Gain) -> Callable[[], Iterator[float]]:
         array = np.asarray(value, dtype=np.float64)
         return lambda: iter(array)
     if callable(value):
-        return value  # type: ignore[return-value]
+        return lambda: (float(v) for v in value())  # each gain a float, so that the iterate stays float64
     raise TypeError(f"{name} must be a number, an array or a callable returning an iterator")
 
 
