@@ -887,3 +887,28 @@ def test_a_rule_without_weight_decay_steps_a_complex_parameter_as_its_real_view(
         opt_r.step()
     assert complex_param.is_complex()
     assert torch.equal(torch.view_as_real(complex_param.detach()), real_param.detach())
+
+
+def test_a_protocol_rule_steps_a_complex_parameter_as_its_real_view() -> None:
+    """An update rule that only follows the ``Optimizer`` protocol (no ``Rule`` base, so no ``complex_as_real``
+    attribute) gets a complex parameter as its real view, as ``torch.optim`` steps rules that are not linear in the
+    gradient: it sees float64 pairs, and the parameter stays complex."""
+    seen: list[torch.dtype] = []
+
+    class Halving:
+        lr = ng.Constant(0.5)
+
+        def init(self, params: torch.Tensor) -> dict[str, Any]:
+            return {"step": 0}
+
+        def update(self, params, grad, state, *, lr=None):  # type: ignore[no-untyped-def]
+            seen.append(params.dtype)
+            return params - 0.5 * grad, {"step": state["step"] + 1}
+
+    z = torch.tensor([1.0 + 2.0j], dtype=torch.complex128, requires_grad=True)
+    opt = ng.TorchOptimizer([z], Halving())
+    z.grad = torch.tensor([2.0 - 4.0j], dtype=torch.complex128)
+    opt.step()
+    assert seen == [torch.float64]
+    assert z.dtype == torch.complex128
+    assert torch.equal(z.detach(), torch.tensor([0.0 + 4.0j], dtype=torch.complex128))
