@@ -250,6 +250,10 @@ def test_adam_then_lbfgs_runs_both_phases_on_one_generator():
     assert (adam.optimizer, lbfgs.optimizer) == ("adam", "lbfgs")
     assert adam.batch_size == 8
     assert lbfgs.batch_size is None
+    batched = ngp.adam_then_lbfgs(  # each phase its own batches (mini-batched L-BFGS does not warn about float32)
+        tiny_poisson(0), lr=1e-2, iterations=2, lbfgs_iterations=2, batch_size=8, lbfgs_batch_size=6, seed=2, verbose=0
+    )
+    assert [phase.batch_size for phase in batched.phases] == [8, 6]
     assert model.lr_scheduler is None
     # the first phase is train(..., seed=seed) at lr
     ref = tiny_poisson(0)
