@@ -645,6 +645,7 @@ def test_adam_identity_is_exactly_zero_and_says_its_steps():
     assert finding.passed
     assert finding.details["steps"] == 2
     assert finding.details["problem"] == "poisson1d"
+    assert finding.details["seconds"] >= 0.0
 
 
 def test_collocation_noise_finding_is_the_predicted_cosine_at_its_batch(monkeypatch):
@@ -672,6 +673,8 @@ def test_collocation_noise_finding_is_the_predicted_cosine_at_its_batch(monkeypa
         experiments.collocation_noise(draws=100_001)  # at most 100 000 draws
     with pytest.raises(ValueError, match="batch"):
         experiments.collocation_noise(batch=49)  # at most 48 of the 64 points
+    batch = experiments.collocation_noise.parameters[0]
+    assert (batch.name, batch.default, batch.low, batch.high) == ("batch", 16, 2, 48)  # b = 2 is the smallest
     (finding,) = experiments.collocation_noise(seed=1, batch=4, draws=50)
     d = finding.details
     assert len(grads) == 50
