@@ -395,6 +395,9 @@ def test_least_squares_steps_defaults_and_edges() -> None:
     # the default 100 backtracks: |x|^2 = 1e4 fails even at 10 * 0.9^100 = 2.7e-4 (2.7 > 1.8), so step 0 after 100
     s, k = least_squares_armijo_steps(np.array([[100.0]]))
     assert (s.tolist(), k.tolist()) == ([0.0], [100])
+    # |x|^2 = 1 from 10 halving: 10, 5, 2.5 all fail (> 1.8); the next, 1.25, would pass but is one shrink too many
+    s, k = least_squares_armijo_steps(np.array([[1.0]]), max_step=10.0, beta=0.5, max_backtracks=2)
+    assert (s.tolist(), k.tolist()) == ([0.0], [2])
     for kwargs in ({"max_step": 0.0}, {"c": 1.0}, {"beta": 0.0}, {"beta": 1.0}, {"beta": 1.5}, {"max_backtracks": -1}):
         with pytest.raises(ValueError, match=next(iter(kwargs))):
             least_squares_armijo_steps(X, **kwargs)  # type: ignore[arg-type]
@@ -1409,3 +1412,29 @@ def test_bfgs_skips_the_update_when_the_gradient_does_not_change() -> None:
     assert (report["updates"], report["skipped"]) == (0, 1)
     assert torch.equal(opt.inverse_hessian(), torch.eye(2, dtype=F64))
     assert bool((x.detach() > 0).all())  # it moved along -g
+
+
+def test_bfgs_a_step_on_the_curvature_bound_is_a_wolfe_step() -> None:
+    # f = x^2 / 2 from 1 along -g, one trial at t = lr = 0.5 with c2 = 0.5: |g' d| = 0.5 = c2 |g d| exactly (the
+    # curvature bound met with equality passes), and the Armijo bound holds: no Wolfe failure
+    report, x = _bfgs_report_after(
+        lambda x: 0.5 * (x * x).sum(), [1.0], 1, lr=0.5, c2=0.5, max_iter=1, line_search_evals=1
+    )
+    assert x.tolist() == [0.5]
+    assert report["wolfe_failures"] == 0
+
+
+def test_bfgs_state_counts_its_updates() -> None:
+    x = torch.tensor([1.0, -2.0], dtype=F64, requires_grad=True)
+    opt = ng.optim.quasi_newton.BFGS([x], max_iter=5)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = (x * x * torch.tensor([1.0, 3.0], dtype=F64)).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    updates = opt.report()["updates"]
+    assert updates >= 1
+    assert opt.state[x]["n_updates"] == updates

@@ -2034,3 +2034,16 @@ def test_a_bound_passes_by_its_distance_from_a_nonzero_ideal():
     assert not Finding.at_most("e", "c", 1.5, 1.6, ideal=1.0).passed
     assert Finding.at_least("e", "c", 0.5, 0.6, ideal=1.0).passed
     assert not Finding.at_least("e", "c", 0.5, 0.4, ideal=1.0).passed
+
+
+def test_cli_a_claim_with_a_word_longer_than_its_column_folds_whole():
+    """A claim holding one 60-character word (a path, a formula) at 80 columns: the claim column folds it onto
+    more lines, every character kept (none cropped)."""
+    from rich.console import Console
+
+    word = "q" * 60
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(cli._findings([tour.TourEntry("e", [Finding("e", f"see {word}", 1.0, 1.0, 0.0, 0.5)], 1.0)]))
+    text = console.export_text()
+    assert text.count("q") == 60
+    assert "…" not in text
