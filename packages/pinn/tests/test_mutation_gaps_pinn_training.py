@@ -430,6 +430,8 @@ def test_exact_solutions_on_their_grids_and_the_pde_residuals(monkeypatch):
     monkeypatch.setattr(problems, "burgers_reference", _grid_reference)
     with problems.default_float("float64"):
         p = problems.build("poisson1d")
+        assert (p.model.data.geom.l, p.model.data.geom.r) == (0.0, 1.0)
+        assert p.recipe == _SIZES["poisson1d"][1][5]  # build's default is the full recipe (quick=False)
         np.testing.assert_array_equal(p.x_test[:, 0], np.linspace(0.0, 1.0, 1001))
         np.testing.assert_array_equal(p.u_test, np.sin(np.pi * p.x_test))
         x = torch.linspace(0.1, 0.9, 5, dtype=torch.float64).reshape(-1, 1).requires_grad_(True)
@@ -461,6 +463,11 @@ def test_exact_solutions_on_their_grids_and_the_pde_residuals(monkeypatch):
         u = xt[:, 0:1] * xt[:, 1:2]
         residual = b.model.data.pde(xt, u)
         torch.testing.assert_close(residual, xt[:, 0:1] * (1 + xt[:, 1:2] ** 2), rtol=1e-14, atol=1e-15)
+        # u = x^2 t: u_t + u u_x - nu u_xx = x^2 + 2 x^3 t^2 - 2 nu t (the viscous term with its sign)
+        x, t = xt[:, 0:1], xt[:, 1:2]
+        residual = b.model.data.pde(xt, x * x * t)
+        expected = x * x + 2 * x**3 * t * t - 2 * problems.BURGERS_NU * t
+        torch.testing.assert_close(residual, expected, rtol=1e-14, atol=1e-15)
 
 
 def test_burgers_reference_defaults_and_its_initial_time():
@@ -611,6 +618,9 @@ def test_sharded_gradient_is_the_mean_of_the_shards_and_records_one_estimate_per
         sharded.begin_step()
         sharded.closure_for(rows)()
         assert len(sharded.estimates) == 2
+        unstarted = dist.ShardedGradient(model, params, dist.Layout(1, 0, 2))
+        unstarted.evaluate(rows)  # no begin_step: nothing is recorded
+        assert unstarted.estimates == []
         one = dist.ShardedGradient(model, params, dist.Layout(1, 0, 1))
         one.begin_step()
         one.evaluate(rows)
@@ -665,7 +675,12 @@ def test_collocation_noise_finding_is_the_predicted_cosine_at_its_batch(monkeypa
     monkeypatch.setattr(experiments, "noise_stats_from_grads", noise_stats)
     streams = []  # the run's one generator: the training phase, then the Monte-Carlo batches, go on from it
     real_train, real_batches = experiments.train, experiments.CollocationBatches
-    monkeypatch.setattr(experiments, "train", lambda *a, **k: streams.append(k["seed"]) or real_train(*a, **k))
+    budgets = []
+    monkeypatch.setattr(
+        experiments,
+        "train",
+        lambda *a, **k: streams.append(k["seed"]) or budgets.append(k["iterations"]) or real_train(*a, **k),
+    )
     monkeypatch.setattr(
         experiments, "CollocationBatches", lambda *a, **k: streams.append(k["generator"]) or real_batches(*a, **k)
     )
@@ -695,6 +710,7 @@ def test_collocation_noise_finding_is_the_predicted_cosine_at_its_batch(monkeypa
     assert finding.tolerance == 4.0 * finding.uncertainty  # TOLERANCE_Z standard errors
     assert d["tolerance"] == "4 standard errors"
     assert len(streams) == 2
+    assert budgets == [200]  # the experiment trains 200 Adam steps before it measures the gradients
     assert isinstance(streams[0], torch.Generator)
     assert streams[0] is streams[1]
 
@@ -719,6 +735,7 @@ def test_accuracy_findings_read_the_solved_run(monkeypatch):
             0.0,
         )
         assert quick.details["size"] == "quick"
+        assert quick.details["seconds"] >= 0.0
         assert quick.details["adam_iterations"] == 2
         assert quick.details["lbfgs_iterations"] <= 1
         assert quick.measured > 0
