@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -51,17 +50,6 @@ _WHY_REFUSED = {
     "capturable": "TorchOptimizer steps with Python floats and cannot be captured in a CUDA graph",
     "differentiable": "TorchOptimizer steps under no_grad, so the step cannot be differentiated",
 }
-
-
-_UNDECAYED: weakref.WeakKeyDictionary[Rule, Rule] = weakref.WeakKeyDictionary()
-
-
-def _without_weight_decay(rule: Rule) -> Rule:
-    """``rule`` with ``weight_decay=0`` (made once per rule, not at every step)."""
-    undecayed = _UNDECAYED.get(rule)
-    if undecayed is None:
-        undecayed = _UNDECAYED[rule] = rule.replace(weight_decay=0.0)
-    return undecayed
 
 
 def _l2_in_gradient(rule: Rule) -> bool:
@@ -163,7 +151,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         for name, value in flags.items():
             if name in defaults or value != _FLAG_DEFAULTS[name]:  # the twin's keys, or a flag the user set
                 defaults[name] = value
-        self._group_rules: dict[int, tuple[tuple[Any, ...], Optimizer]] = {}
+        # per group: (its watched settings, its rule, the rule a complex parameter steps with after its L2 decay)
+        self._group_rules: dict[int, tuple[tuple[Any, ...], Optimizer, Optimizer]] = {}
         self._warned_two_schedules = False
         super().__init__(params, defaults)
 
@@ -187,15 +176,17 @@ class TorchOptimizer(torch.optim.Optimizer):
                 )
         super().add_param_group(param_group)
 
-    def _group_rule(self, index: int, group: dict[str, Any]) -> Optimizer:
-        """The rule with this group's settings, checked (cached per group until one of its settings changes)."""
+    def _group_rule(self, index: int, group: dict[str, Any]) -> tuple[Optimizer, Optimizer]:
+        """The rule with this group's settings, checked, and the rule a complex parameter steps with once its L2
+        decay is added to the gradient (``weight_decay=0``; the rule itself when it adds none). Cached per group
+        until one of the group's settings changes."""
         # without a twin, torch's setting names are watched too: one set on a group after it was added is refused
         foreign = () if self._twin_defaults else sorted(_torch_setting_names())
         watched = (*_FLAG_ALLOWED, *self._twin_defaults, *self._rule_settings(self.rule), *foreign)
         key = tuple(_plain(group.get(name), f"param group {index}: {name}") for name in watched)
         cached = self._group_rules.get(index)
         if cached is not None and cached[0] == key:
-            return cached[1]
+            return cached[1], cached[2]
         for name, allowed in _FLAG_ALLOWED.items():
             if allowed is not None and group.get(name, allowed[0]) not in allowed:
                 raise ValueError(
@@ -218,8 +209,12 @@ class TorchOptimizer(torch.optim.Optimizer):
                 rule = rule.replace(**settings)
             except (TypeError, ValueError) as error:
                 raise type(error)(f"param group {index}: {error}") from error
-        self._group_rules[index] = (key, rule)
-        return rule
+        # torch.optim adds L2 decay to a complex gradient in complex arithmetic (a product, then a sum: two roundings)
+        # before it views the two as real; the real view's sum may be fused into one rounding (FMA), so the decay is
+        # added first and the complex parameter steps with this decay-free rule
+        complex_rule = rule.replace(weight_decay=0.0) if isinstance(rule, Rule) and _l2_in_gradient(rule) else rule
+        self._group_rules[index] = (key, rule, complex_rule)
+        return rule, complex_rule
 
     def _refuse_foreign_torch_settings(self, index: int, group: dict[str, Any], handled: set[str]) -> None:
         """A rule without a torch twin: a ``torch.optim`` setting it lacks (``weight_decay=0.1`` for SGLD) is
@@ -258,18 +253,18 @@ class TorchOptimizer(torch.optim.Optimizer):
         # each tensor just before its update would leave a half-applied step). noisygrad's own rules then skip
         # the per-call checks of ``update``: shapes match by construction.
         plans = [self._checked_group(index, group) for index, group in enumerate(self.param_groups)]
-        for group, (rule, lr) in zip(self.param_groups, plans, strict=True):
+        for group, (rule, complex_rule, lr) in zip(self.param_groups, plans, strict=True):
             for p in group["params"]:
                 if p.grad is not None:
-                    self._step_parameter(p, -p.grad if group["maximize"] else p.grad, rule, lr)
+                    self._step_parameter(p, -p.grad if group["maximize"] else p.grad, rule, complex_rule, lr)
             if follow_schedule:
                 group["schedule_step"] += 1
                 group["lr"] = check_rate(self.rule.lr, group["schedule_step"])
         return loss
 
-    def _checked_group(self, index: int, group: dict[str, Any]) -> tuple[Optimizer, float]:
-        """The group's rule and rate, after checking them and every parameter and gradient of the group."""
-        rule = self._group_rule(index, group)
+    def _checked_group(self, index: int, group: dict[str, Any]) -> tuple[Optimizer, Optimizer, float]:
+        """The group's rules (:meth:`_group_rule`) and rate, after checking them and every parameter and gradient."""
+        rule, complex_rule = self._group_rule(index, group)
         lr = self._checked_rate(group, index)
         for position, p in enumerate(group["params"]):
             if p.grad is None:
@@ -278,16 +273,16 @@ class TorchOptimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"TorchOptimizer does not support sparse gradients (param group {index})")
             check_finite(f"parameter {position} of param group {index}", p, hint="it was NaN/Inf before this step")
             check_finite(f"gradient of parameter {position} of param group {index}", p.grad)
-        return rule, lr
+        return rule, complex_rule, lr
 
-    def _step_parameter(self, p: torch.Tensor, grad: torch.Tensor, rule: Optimizer, lr: float) -> None:
+    def _step_parameter(
+        self, p: torch.Tensor, grad: torch.Tensor, rule: Optimizer, complex_rule: Optimizer, lr: float
+    ) -> None:
         """Update one tensor in place; a complex one as its real view, its state kept complex (torch's format)."""
         is_complex = p.is_complex() and getattr(rule, "complex_as_real", True)
-        if is_complex and isinstance(rule, Rule) and _l2_in_gradient(rule):
-            # torch.optim adds L2 decay to a complex gradient in complex arithmetic (a product, then a sum: two
-            # roundings) before it views the two as real; the real view's sum may be fused into one rounding (FMA)
+        if is_complex and complex_rule is not rule:  # its L2 decay in complex arithmetic, as torch.optim adds it
             grad = grad.add(p.detach(), alpha=rule.weight_decay)  # type: ignore[attr-defined]
-            rule = _without_weight_decay(rule)
+            rule = complex_rule
         param = torch.view_as_real(p.detach()) if is_complex else p.detach()
         grad = torch.view_as_real(grad) if is_complex else grad
         state = self.state[p]
