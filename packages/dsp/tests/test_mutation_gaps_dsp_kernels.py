@@ -892,25 +892,15 @@ def test_joseph_update_with_a_zero_row_of_the_gain() -> None:
 
 
 def _exact_joseph_update(p: np.ndarray, h: np.ndarray, r: np.ndarray, obs: list[int]) -> np.ndarray:
-    """``P - (H_o P)^T S_oo^-1 H_o P`` in exact rational arithmetic (the inputs are exact floats)."""
-    from fractions import Fraction
+    """``P - (H_o P)^T S_oo^-1 H_o P`` in exact rational arithmetic (sympy; the inputs are exact floats)."""
+    import sympy
 
-    n, mo = p.shape[0], len(obs)
-    pf = [[Fraction(float(v)) for v in row] for row in p]
-    hf = [[Fraction(float(v)) for v in h[o]] for o in obs]
-    hp = [[sum(hf[a][j] * pf[j][k] for j in range(n)) for k in range(n)] for a in range(mo)]
-    s = [[sum(hp[a][k] * hf[c][k] for k in range(n)) + Fraction(float(r[obs[a], obs[c]])) for c in range(mo)]
-         for a in range(mo)]  # fmt: skip
-    aug = [row + [Fraction(int(i == j)) for j in range(mo)] for i, row in enumerate(s)]
-    for i in range(mo):  # Gauss-Jordan: exact, so no pivoting is needed beyond a non-zero pivot
-        aug[i] = [v / aug[i][i] for v in aug[i]]
-        for j in range(mo):
-            if j != i:
-                factor = aug[j][i]
-                aug[j] = [vj - factor * vi for vj, vi in zip(aug[j], aug[i], strict=True)]
-    si_hp = [[sum(aug[a][mo + c] * hp[c][k] for c in range(mo)) for k in range(n)] for a in range(mo)]
-    return np.array([[float(pf[i][k] - sum(hp[a][i] * si_hp[a][k] for a in range(mo))) for k in range(n)]
-                     for i in range(n)])  # fmt: skip
+    def exact(a: np.ndarray) -> sympy.Matrix:
+        return sympy.Matrix(a.tolist()).applyfunc(sympy.Rational)  # a float's exact binary value
+
+    pm, ho, roo = exact(p), exact(h[obs]), exact(r[np.ix_(obs, obs)])
+    hp = ho * pm
+    return np.array((pm - hp.T * (hp * ho.T + roo).inv() * hp).tolist(), dtype=np.float64)
 
 
 @pytest.mark.parametrize("blas", [False, True])
