@@ -1424,6 +1424,21 @@ def test_bfgs_a_step_on_the_curvature_bound_is_a_wolfe_step() -> None:
     assert report["wolfe_failures"] == 0
 
 
+def test_bfgs_counts_a_decrease_that_misses_the_armijo_bound_as_a_wolfe_failure() -> None:
+    # f = x^4 / 4 from 1 along d = -g = -1 (g^T d = -1) with c1 = 0.45 and one line-search evaluation: the trial at
+    # t = lr = 1.9 misses the Armijo bound, the one interpolated trial lands near the minimiser (f_new ~ 1e-6 < f =
+    # 1/4) and is accepted as the search's best point. It meets the curvature bound (|g' d| = x'^3 ~ 1e-4 <= c2) but
+    # not Armijo's f + c1 t g^T d (about -0.18), so it is one Wolfe failure, not a Wolfe step.
+    report, x = _bfgs_report_after(
+        lambda x: 0.25 * (x**4).sum(), [1.0], 1, lr=1.9, c1=0.45, c2=0.9, max_iter=1, line_search_evals=1
+    )
+    t = 1.0 - x.item()
+    f_new = 0.25 * x.item() ** 4
+    assert 0.0 < f_new < 0.25 and f_new > 0.25 - 0.45 * t  # a decrease, above the Armijo bound
+    assert abs(x.item()) ** 3 <= 0.9  # the curvature bound holds
+    assert report["wolfe_failures"] == 1
+
+
 def test_bfgs_state_counts_its_updates() -> None:
     x = torch.tensor([1.0, -2.0], dtype=F64, requires_grad=True)
     opt = ng.optim.quasi_newton.BFGS([x], max_iter=5)
