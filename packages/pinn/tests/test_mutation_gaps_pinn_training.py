@@ -14,8 +14,10 @@ claim is made, so there is no Monte-Carlo tolerance.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
+import types
 import warnings
 
 import numpy as np
@@ -371,6 +373,9 @@ def test_fit_records_its_trace_and_uses_its_documented_defaults():
         at_budget = inv.fit(tiny(), "lbfgs", evaluations=exact_budget, lbfgs_chunk=1)
         with pytest.raises(ValueError, match="warmup"):
             inv.fit(tiny(), "adam+lbfgs", evaluations=500)  # the default warmup is 500 Adam steps
+        warm = inv.fit(tiny(), "adam+lbfgs", evaluations=501)  # ... so one more evaluation leaves L-BFGS a turn
+    assert warm.phases[0].iterations == 500
+    assert len(warm.phases) == 2
     # the run stops at the end of the first chunk whose total reaches the budget (here: equals it)
     np.testing.assert_array_equal(at_budget.trace_evaluations, pilot.trace_evaluations[:3])
     assert at_budget.evaluations == exact_budget
@@ -636,7 +641,23 @@ def test_sharded_gradient_is_the_mean_of_the_shards_and_records_one_estimate_per
         assert order.size == 26
         permuted = dist._take(rows, np.concatenate([np.arange(n_bc), n_bc + order]))
         plain = dist.ShardedGradient(model, params, dist.Layout(1, 0, 2))
+        plain.begin_step()
         assert float(shuffled_loss) == float(plain.evaluate(permuted))
+        # the loss is a mean over every point either way; the shard noise shows which points each shard got
+        (shuffled,) = ordered.estimates
+        assert shuffled.trace_cov == plain.estimates[0].trace_cov
+        assert shuffled.trace_cov != pytest.approx(estimate.trace_cov, rel=1e-6)  # the pool's own order splits apart
+    # the loss comes back in the model's dtype, not torch's default: a float32 model while the default is float64
+    model32 = tiny_poisson(0)
+    ngp.train(model32, "adam", lr=1e-3, iterations=1, verbose=0)
+    sharded32 = dist.ShardedGradient(model32, list(model32.net.parameters()), dist.Layout(1, 0, 2))
+    rows32 = tr._full_rows(model32)
+    torch.set_default_dtype(torch.float64)
+    try:
+        loss32 = sharded32.evaluate(rows32)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert loss32.dtype == torch.float32
 
 
 # ------------------------------------------------------------------------------------------------- experiments
@@ -796,6 +817,12 @@ def test_inverse_experiment_findings_on_a_tiny_run(monkeypatch):
         return real_settle(counts, values, target, tolerance)
 
     monkeypatch.setattr(ie, "evaluations_to", recorded_settle)
+    # a clock that reads 12.3456 s of wall time and 3.2199 s of CPU time over each run of the experiment
+    clock = types.SimpleNamespace(
+        perf_counter=itertools.cycle([100.0, 112.3456]).__next__,
+        process_time=itertools.cycle([50.0, 53.2199]).__next__,
+    )
+    monkeypatch.setattr(ie, "time", clock)
     size = {"levels": (0.0, 0.1), "adam": 6, "lbfgs": 5, "adam+lbfgs": 8}
     threads = torch.get_num_threads()
     findings = ie._findings(2, size, True)
@@ -822,8 +849,7 @@ def test_inverse_experiment_findings_on_a_tiny_run(monkeypatch):
     assert speed.details["lbfgs_evaluations_to_settle"] == n_lb
     assert speed.details["budgets"] == {"adam": 6, "lbfgs": 5, "adam+lbfgs": 8}
     assert speed.details["size"] == "quick"
-    assert "seconds" in speed.details
-    assert "cpu_seconds" in speed.details
+    assert (speed.details["seconds"], speed.details["cpu_seconds"]) == (12.3, 3.2)  # elapsed, to a tenth
     for finding, method in zip(exact, ("adam", "lbfgs", "adam+lbfgs"), strict=True):
         assert finding.measured == abs(runs[0.0, method][1].value - 1.0)
         assert finding.tolerance == ie.EXACT_BOUNDS[method]
@@ -850,6 +876,8 @@ def test_inverse_experiment_findings_on_a_tiny_run(monkeypatch):
     sd = runs[0.1, "lbfgs"][0].noise_limited_sd
     assert agreement.measured == abs(runs[0.1, "adam"][1].value - runs[0.1, "lbfgs"][1].value) / sd
     assert agreement.tolerance == 0.3
+    assert agreement.unit == "noise-limited sd"
+    assert agreement.details["tolerance"].startswith("a bound on Adam's own optimisation error at its budget")
     assert agreement.details["level"] == 0.1
     ad10, lb10, both10 = (runs[0.1, m][1] for m in ("adam", "lbfgs", "adam+lbfgs"))
     d = agreement.details
