@@ -456,6 +456,7 @@ def test_exact_solutions_on_their_grids_and_the_pde_residuals(monkeypatch):
             raw = torch.tensor([[2.0], [-3.0]], dtype=torch.float64)
             expected = (xy[:, 0] * (1 - xy[:, 0]) * xy[:, 1] * (1 - xy[:, 1])).reshape(-1, 1) * raw
             torch.testing.assert_close(h.model.net._output_transform(xy, raw), expected, rtol=1e-15, atol=0)
+            assert (h.model.data.geom.xmin.tolist(), h.model.data.geom.xmax.tolist()) == ([0.0, 0.0], [1.0, 1.0])
         for quick, t_end, nx in ((True, 0.25, 128), (False, 0.99, 256)):
             b = problems.build("burgers", quick=quick)
             assert b.x_test[:, 1].max() == t_end
@@ -463,6 +464,10 @@ def test_exact_solutions_on_their_grids_and_the_pde_residuals(monkeypatch):
             np.testing.assert_array_equal(b.x_test[:nx, 0], np.linspace(-1.0, 1.0, nx))  # x runs fastest
             np.testing.assert_array_equal(b.u_test[:, 0], 100.0 * b.x_test[:, 1] + b.x_test[:, 0])  # u(x, t) rows
             assert (b.model.data.geom.timedomain.t0, b.model.data.geom.timedomain.t1) == (0.0, t_end)
+            assert (b.model.data.geom.geometry.l, b.model.data.geom.geometry.r) == (-1.0, 1.0)
+            # the initial condition u(x, 0) = -sin(pi x), read at x = 0.3 and -0.5
+            initial = b.model.data.bcs[1].func(np.array([[0.3, 0.0], [-0.5, 0.0]]), 0, 2, None)
+            np.testing.assert_allclose(np.asarray(initial)[:, 0], -np.sin(np.pi * np.array([0.3, -0.5])), rtol=1e-15)
         # u = x t: u_t + u u_x - nu u_xx = x + x t^2
         xt = torch.tensor([[0.3, 0.2], [-0.5, 0.1]], dtype=torch.float64, requires_grad=True)
         u = xt[:, 0:1] * xt[:, 1:2]
@@ -487,6 +492,9 @@ def test_burgers_reference_defaults_and_its_initial_time():
     np.testing.assert_array_equal(out[1:], same_nodes)
     assert not np.array_equal(problems.burgers_reference(x, [0.3], nodes=3002), same_nodes)
     assert not np.array_equal(problems.burgers_reference(x, [0.3], nu=0.02), same_nodes)
+    # float32 times are read in float64 too: nu t is not rounded to float32 (0.25 and 0.5 are exact in both)
+    t32 = np.array([0.25, 0.5], dtype=np.float32)
+    np.testing.assert_array_equal(problems.burgers_reference(x, t32), problems.burgers_reference(x, [0.25, 0.5]))
 
 
 def test_problem_error_is_the_relative_l2_error_of_the_net():
@@ -538,6 +546,39 @@ def test_solve_defaults_overrides_and_the_deepxde_recipe(capsys):
     assert f64.result.phases[1].iterations == 2  # float64: the whole L-BFGS budget
     with pytest.raises(ValueError, match="lbfgs_iterations"):  # checked before any training
         problems.solve("poisson1d", quick=True, method="deepxde", iterations=1, lbfgs_iterations=0)
+
+
+def test_solve_with_deepxdes_own_recipe_is_deepxde_by_hand(monkeypatch):
+    """``method="deepxde"``: compile("adam", lr), train, compile("L-BFGS") with ``maxiter``, train; seed 0 by
+    default. (DeepXDE's torch L-BFGS checks ``maxiter`` only between steps of 1000 iterations: here its first
+    step runs to its own convergence test, about 160 iterations, whatever the budget below 1000.)"""
+    dde = deepxde()
+    compiled = []
+    real_compile = dde.Model.compile
+
+    def recorded_compile(self, optimizer, *args, **kwargs):
+        compiled.append((optimizer, kwargs.get("lr"), dde.optimizers.LBFGS_options["maxiter"]))
+        return real_compile(self, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(dde.Model, "compile", recorded_compile)
+    theirs = problems.solve("poisson1d", quick=True, method="deepxde", iterations=3, lbfgs_iterations=2, lr=5e-3)
+    assert compiled == [("adam", 5e-3, 15000), ("L-BFGS", None, 2)]  # the recipe's lr and L-BFGS budget
+    monkeypatch.undo()
+    assert theirs.seed == 0
+    assert dde.optimizers.LBFGS_options["maxiter"] == 15000  # DeepXDE's default put back
+    with problems.default_float("float32"):
+        ref = problems.build("poisson1d", seed=0, quick=True)
+        with quiet():
+            ref.model.compile("adam", lr=5e-3)
+            ref.model.train(iterations=3, verbose=0)
+            dde.optimizers.set_LBFGS_options(maxiter=2)
+            try:
+                ref.model.compile("L-BFGS")
+                ref.model.train(verbose=0)
+            finally:
+                dde.optimizers.set_LBFGS_options()
+    assert theirs.error == ref.error()
+    assert theirs.result.iteration == ref.model.train_state.iteration > 3 + 2  # the L-BFGS step ran past 2
 
 
 # ------------------------------------------------------------------------------------------------- distributed

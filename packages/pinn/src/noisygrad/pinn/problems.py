@@ -223,7 +223,9 @@ def solve(
     Args:
         method: ``"noisygrad"`` (:func:`noisygrad.pinn.adam_then_lbfgs`) or ``"deepxde"`` (DeepXDE's own
             ``compile("adam")``, ``train``, ``compile("L-BFGS")``, ``train`` with the same budgets, for
-            comparison).
+            comparison). DeepXDE's torch L-BFGS checks its ``maxiter`` only between steps of 1000 iterations, so
+            there a budget below 1000 (or between multiples of 1000) can run up to the next multiple; the
+            returned train state counts the iterations that ran.
         precision: DeepXDE's default float for the run. The recipes are DeepXDE's and run in its default
             float32, where L-BFGS ends at its own convergence test after a few hundred to a few thousand
             iterations; the float32 warning of :func:`~noisygrad.pinn.train` is silenced here for that reason.
