@@ -458,6 +458,18 @@ def test_backend_aer_sampler_with_idle_classical_bits_and_no_parameters():
     )
 
 
+def test_backend_aer_sampler_reads_every_qubit_of_a_wider_register():
+    qc = QuantumCircuit(3, 1)  # three qubits after an idle classical bit: outcome 0b011 and 0b111 read whole
+    qc.x(0)
+    qc.x(1)
+    plan = MeasurementPlan(SparsePauliOp.from_list([("ZZZ", 1.0)]), 3)
+    counts = AerBackend(qc, sampler=True).counts(np.zeros((1, 0)), plan, 8, np.random.default_rng(0))
+    np.testing.assert_array_equal(counts[0, 0], np.eye(8, dtype=np.int64)[3] * 8)
+    qc.x(2)
+    counts = AerBackend(qc, sampler=True).counts(np.zeros((1, 0)), plan, 8, np.random.default_rng(0))
+    np.testing.assert_array_equal(counts[0, 0], np.eye(8, dtype=np.int64)[7] * 8)
+
+
 def test_backend_aer_sampler_seeds_aer_from_the_callers_generator():
     """One Aer call per distinct shot count, each seeded with ``rng.integers(2**31 - 1)``: Aer's own counts."""
     from qiskit import transpile
