@@ -1292,7 +1292,8 @@ def test_cli_list_and_describe_exactly(fakes, wide, monkeypatch):
     assert described[floating + 1 : floating + 3] == ["-p n=TEXT default 2; a string", "a text"]
     undocumented = described.index("fake.undocumented ready")
     assert described[undocumented + 1] == "-p rate=FLOAT default 0.5; a number"
-    assert "pq.x needs no-such-distribution-xyz: pip install 'noisygrad[pq]'" in described
+    unusable = described.index("pq.x needs no-such-distribution-xyz: pip install 'noisygrad[pq]'")
+    assert described[unusable + 1] == "fake.gone ready"  # what cannot run shows its status only, not its parameters
     gone = described.index("fake.gone ready")
     assert described[gone + 1].startswith("cannot be loaded: ModuleNotFoundError: No module named")
     assert described[-1] == "run one with: noisygrad run NAME [-p NAME=VALUE ...]"
@@ -1328,6 +1329,7 @@ def test_cli_plugins_table(monkeypatch, wide):
     failed = _run("plugins")
     assert failed.exit_code == 2
     assert "error: two distributions claim aa" in failed.stderr
+    assert failed.stdout == ""  # no JSON error object: `plugins` has no --json
     monkeypatch.setattr(cli, "experiments", lambda include_unusable=False: clash())
     assert _run("list").exit_code == 2
     broken = _run("run", "x", "--json")

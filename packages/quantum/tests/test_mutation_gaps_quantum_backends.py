@@ -21,6 +21,7 @@ import dataclasses
 import math
 import os
 import pickle
+import threading
 import time
 import warnings
 import zlib
@@ -663,6 +664,8 @@ def test_shard_draw_key_and_point_generator_are_the_documented_streams():
     assert rng.random() == twin.random()  # the caller's stream advanced by exactly that draw
     keys = [sh.draw_key(np.random.default_rng(s)) for s in range(200)]
     assert max(keys) > 2**62  # the whole range [0, 2**63) is used (P(all below 2**62) = 2**-200)
+    # the very draws of integers(0, 2**63) (a draw over [1, 2**63) differs in about a quarter of these seeds)
+    assert keys == [int(np.random.default_rng(s).integers(0, 2**63, dtype=np.int64)) for s in range(200)]
     stream = sh.point_generator(key, 3)
     reference = np.random.Generator(np.random.PCG64(np.random.SeedSequence(key, spawn_key=(3,))))
     np.testing.assert_array_equal(stream.random(5), reference.random(5))
@@ -754,10 +757,11 @@ def test_shard_evaluate_shard_with_a_read_only_shard_and_the_worker_cache(monkey
 
 
 def test_shard_start_worker_sets_one_thread_per_library(monkeypatch):
-    for variable in sh._THREAD_VARIABLES:
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    for variable in names:
         monkeypatch.setenv(variable, "7")
     sh._start_worker()
-    assert [os.environ[v] for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")] == ["1"] * 3
+    assert [os.environ[v] for v in names] == ["1"] * 3
 
 
 def test_shard_check_executor_names_the_problem(monkeypatch):
@@ -820,6 +824,22 @@ def test_shard_point_sharding_settings_tokens_and_pickles(monkeypatch):
     assert process._pool is None
     process.close()  # a second close is a no-op
     sh.PointSharding("serial").close()
+
+
+def test_shard_close_waits_for_the_running_shard_and_cancels_the_pending_ones():
+    started = threading.Event()
+
+    def slow() -> str:
+        started.set()
+        time.sleep(0.2)
+        return "done"
+
+    pool = cf.ThreadPoolExecutor(1)
+    running, pending = pool.submit(slow), pool.submit(slow)
+    assert started.wait(5)
+    sh._shut(pool)
+    assert running.result(timeout=0) == "done"  # close() returned after the running shard finished
+    assert pending.cancelled()  # what had not started is dropped
 
 
 def test_shard_sharded_sample_equals_serial_and_counts_batches():

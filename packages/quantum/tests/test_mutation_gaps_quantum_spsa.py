@@ -1064,3 +1064,28 @@ def test_gain_sequences_of_any_real_type_run_in_float64():
     np.testing.assert_array_equal(long.x, floats.x)
     assert long.x.dtype == np.float64
     assert all(row.dtype == torch.float64 for row in long.checkpoint["tail"])
+
+
+def test_a_run_that_diverges_after_a_resume_returns_the_best_iterate_from_before_it():
+    """The checkpoint carries the best iterate: a resumed run that then diverges returns it, as the uninterrupted
+    run does (here the start, the only point whose value estimate was not on the way up)."""
+
+    def quartic(x: np.ndarray) -> float:
+        return float(np.sum(np.asarray(x) ** 4))
+
+    gains = {"seed": 0, "learning_rate": 1.0, "perturbation": 0.1}  # a gain far too large for x^4
+    start = np.array([1.0, -0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the runaway iterates overflow on their way out
+        whole = nq.SPSA(maxiter=10, **gains).minimize(quartic, start)
+        part = nq.SPSA(maxiter=1, **gains).minimize(quartic, start)
+        rest = nq.SPSA(maxiter=10, **gains).minimize(quartic, resume=part.checkpoint)
+    assert not whole.success
+    assert not rest.success
+    np.testing.assert_array_equal(whole.x, start)
+    np.testing.assert_array_equal(rest.x, whole.x)
+
+
+def test_a_fresh_spsa_result_counts_nothing():
+    fresh = nq.SPSAResult()
+    assert (fresh.nfev_total, fresh.rejected, fresh.success, fresh.message, fresh.fun_stderr) == (0, 0, True, "", None)
