@@ -18,6 +18,7 @@ own with ``-k``.
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -558,8 +559,12 @@ def _check_two_wells(findings: list, seed: int, lr: float, chains: int) -> None:
     assert findings[1].claim.startswith("the same SGD with isotropic noise")
 
 
-def test_sharpness_two_wells_are_the_hand_written_chains_at_a_small_size() -> None:
+def test_sharpness_two_wells_are_the_hand_written_chains_at_a_small_size(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     _check_two_wells(sh._two_wells(4, False, lr=0.25, chains=40), 4, 0.25, 40)
+    # the chains' wall time: a clock that reads 100 s, then 101.234 s
+    monkeypatch.setattr(sh, "time", types.SimpleNamespace(perf_counter=iter([100.0, 101.234]).__next__))
+    timed = sh._two_wells(4, False, lr=0.25, chains=40)
+    assert [f.details["seconds"] for f in timed] == [1.23, 1.23]
 
 
 def _splits_by_hand(seed: int, replicates: int) -> list[tuple[np.ndarray, ...]]:
@@ -710,6 +715,7 @@ def test_sharpness_vs_batch_finding_is_the_hand_written_digits_run(wide_minima_r
     assert d["epochs"] == 10
     assert d["replicates"] == 5
     assert d["lr"] == "0.35 at every batch size (not scaled); GD stability bound 2/lr = 5.714"
+    assert d["power_iteration"] == "rtol 1e-3 on |Hv - lambda v| / lambda, at most 300 Hessian-vector products"
     assert d["train/test"] == "1297/500, a fresh random split per replicate"
     assert d["network"] == "64-32-10 tanh, mean squared error on one-hot labels, float32"
     assert _rel(d["ratio_largest_over_smallest"], math.exp(mean)) < 1e-9
@@ -881,6 +887,14 @@ def test_line_search_transition_and_exact_crossing_steps() -> None:
     assert ls._crossing_steps(p, etas, target) == pytest.approx(1024.5, rel=1e-9)
     assert ls._crossing_steps(p, etas, target, limit=1024) == math.inf  # more steps than the limit
     assert ls._crossing_steps(p, np.full(256, 3.0), 0.5 * p.start) == math.inf  # diverges in mean square
+    # the default limit is 2**17 steps: a target that steps 1000x shorter reach at t = 200000 counts as never
+    slow = etas / 1000
+    values, vectors = np.linalg.eigh(_transition_by_hand(p.X, slow))
+    e0 = -p.w_star
+    weights = (vectors.T @ (0.5 * p.hessian).reshape(-1)) * (vectors.T @ np.outer(e0, e0).reshape(-1))
+    late = float(weights @ values**200_000)  # E f_t - f* at t = 200000, from the eigen-decomposition
+    assert ls._crossing_steps(p, slow, late, limit=1 << 18) == pytest.approx(200_000, rel=1e-9)
+    assert ls._crossing_steps(p, slow, late) == math.inf
     assert ls._crossing_steps(p, etas, 2 * p.start) == pytest.approx(
         math.log(p.start / (2 * p.start)) / math.log(p.start / curve[1]), rel=1e-9, abs=1e-12
     )
@@ -1174,6 +1188,18 @@ def test_line_search_experiment_runs_the_documented_problems_streams_and_horizon
     assert (g.max_step, g.c, g.beta, g.reset, g.growth) == (10.0, 0.1, 0.9, "grow", 2.0)
     assert [p.X.tolist() for p in grow["problems"]] == [theories[0].problem.X.tolist(), theories[2].problem.X.tolist()]
     assert grow["steps"] == math.ceil(6 * max(theories[0].search_steps, theories[2].search_steps))
+
+
+def test_line_search_floor_curve_has_one_point_per_stride_up_to_the_last_step(line_search_run) -> None:  # type: ignore[no-untyped-def]
+    # 162 recorded steps (horizon 161, stride 2): points 0, 2, ..., 160, as many as the excess curve's
+    _, calls = line_search_run
+    noisy, head = ls._problem(0, 0.75, 0.05), ls._theory(0, 0.75)
+    excess, cost = _split(calls[0]["out"], 4)
+    floor = ls._armijo_floor(noisy, head.etas)[0]
+    cross = ls._crossing(*_split(calls[1]["out"], 8), floor / 4, ls._bootstrap(0, 256, 200))
+    finding = ls._floor_finding(noisy, head, (excess[:, :162], cost[:, :162]), 10, cross, calls[1]["lrs"][-1])
+    assert list(finding.curve.x) == list(range(0, 161, 2))
+    assert len(finding.curve.measured) == 81
 
 
 def test_line_search_ratio_findings_are_the_crossings_of_the_recorded_runs(line_search_run) -> None:  # type: ignore[no-untyped-def]
