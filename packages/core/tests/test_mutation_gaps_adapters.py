@@ -209,7 +209,7 @@ def test_bounds_as_pairs_and_as_scipy_bounds() -> None:
             sm.box_from_bounds(bad, x0)
     with pytest.raises(ValueError, match="one \\(low, high\\) pair per parameter"):
         sm.box_from_bounds([(0.0, 1.0), (0.0, 1.0), (0.0, 1.0, 2.0)], x0)
-    with pytest.raises(TypeError, match="bounds must be .* pairs, got list"):  # names what it got
+    with pytest.raises(TypeError, match=r"bounds must be .* pairs, got list"):  # names what it got
         sm.box_from_bounds([1.0, 2.0, 3.0], x0)
     with pytest.raises(ValueError, match="must broadcast"):
         sm.box_from_bounds(so.Bounds([0.0, 0.0], [1.0, 1.0]), x0)
@@ -548,6 +548,19 @@ def test_complex_parameters_with_weight_decay_match_torch_adam_bit_for_bit(dtype
         assert torch.equal(opt_a.state[ours[0]][key], value), key
     assert opt_a.rule is rule  # the user's rule, with its decay
     assert rule.weight_decay == 0.1
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_complex_parameters_with_weight_decay_match_torch_sgd_bit_for_bit(dtype) -> None:
+    """SGD's L2 decay (a rule without AdamW's decoupling flag) is added to the complex gradient as torch adds it."""
+    ours, theirs = _tensors(dtype=dtype), _tensors(dtype=dtype)
+    settings = {"momentum": 0.5, "weight_decay": 0.1, "nesterov": True}
+    opt_a = ng.TorchOptimizer(ours, ng.SGD(0.05, **settings))
+    opt_b = torch.optim.SGD(theirs, lr=0.05, **settings)
+    _run(opt_a, ours, 6)
+    _run(opt_b, theirs, 6)
+    assert torch.equal(ours[0], theirs[0])
+    assert torch.equal(opt_a.state[ours[0]]["momentum_buffer"], opt_b.state[theirs[0]]["momentum_buffer"])
 
 
 def test_a_schedule_rule_writes_its_lr_and_warns_once_under_a_torch_scheduler() -> None:

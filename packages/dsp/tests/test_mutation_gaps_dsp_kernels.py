@@ -722,6 +722,25 @@ def test_filter_sequence_reports_an_indefinite_step(sqrt_form: bool) -> None:
     assert res["failed"] == 1
 
 
+@pytest.mark.parametrize("r_diagonal", [0.0, -0.01])
+def test_sqrt_update_refuses_a_measurement_noise_that_is_not_positive_definite(r_diagonal: float) -> None:
+    # S = H P H^T + R stays positive definite, but Potter's whitening needs R_oo = L_R L_R^T: R = 0 or a negative
+    # diagonal fails the step (a negative status), where the covariance form would go on
+    x, p, zs, fs, qs, hs, rs, bs, us = _model(2, 2, 3, 1, 81, missing=False)
+    p = p * 100.0
+    rs = np.stack([np.eye(2) * r_diagonal] * 3)
+    res = _run_sequence(x, p, zs, fs, qs, hs, rs, bs, us, 1.0, sqrt_form=True, blas=False, update_first=True)
+    assert res["failed"] == 0
+
+
+def test_sqrt_update_with_a_selection_matrix_matches_textbook() -> None:
+    # H picks components (entries exactly 0 and 1, as position-only measurements do): the same update as a dense H
+    x, p, zs, fs, qs, hs, rs, bs, us = _model(3, 2, 5, 2, 82)
+    hs = np.stack([np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])])
+    res = _run_sequence(x, p, zs, fs, qs, hs, rs, bs, us, 1.0, sqrt_form=True, blas=False, update_first=False)
+    _check_sequence(res, x, p, zs, fs, qs, hs, rs, bs, us, 1.0, False, True)
+
+
 def test_batch_predict_and_update_match_textbook() -> None:
     n, m, nb = 3, 3, 3
     x, p, zs, fs, qs, hs, rs, bs, us = _model(n, m, 1, nb, 90)
