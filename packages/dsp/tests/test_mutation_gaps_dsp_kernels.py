@@ -249,6 +249,45 @@ def _rls_ref(w, p, u, d, lam):  # type: ignore[no-untyped-def]
     return w, p, np.array(ys), np.array(es), np.array(hs)
 
 
+def _rls_float32_by_hand(w, p, u, d, lam):  # type: ignore[no-untyped-def]
+    """The kernel's recursion in its own order of operations, each one rounded to float32 (numpy float32 scalars)."""
+    f32 = np.float32
+    w, p = w.copy(), p.copy()
+    lam, inv_lam, taps = f32(lam), f32(1) / f32(lam), len(w)
+    for uk, dk in zip(u, d, strict=True):
+        pi = np.zeros(taps, f32)
+        for j in range(taps):
+            for i in range(taps):
+                pi[i] = pi[i] + p[j, i] * uk[j]
+        den, acc = lam, f32(0)
+        for i in range(taps):
+            den = den + uk[i] * pi[i]
+            acc = acc + w[i] * uk[i]
+        g = (dk - acc) * (f32(1) / den)
+        w = w + pi * g
+        p = (p - np.outer(pi, pi) * (f32(1) / den)) * inv_lam
+    return w, p
+
+
+@pytest.mark.parametrize("kernel", ["rls_regressors", "rls_regressors_parallel"])
+def test_rls_in_float32_is_a_float32_recursion(kernel: str) -> None:
+    # every intermediate in float32, as the arrays are: bit for bit the by-hand float32 recursion (a float64
+    # intermediate, such as pi = P u, would round differently in the last bits within a few steps)
+    rng = np.random.default_rng(9)
+    f32, taps, n, lam = np.float32, 4, 40, 0.99
+    w = rng.normal(size=(1, taps)).astype(f32)
+    a = rng.normal(size=(taps, taps))
+    p = (a @ a.T + np.eye(taps)).astype(f32)[None]
+    u = rng.normal(size=(1, n, taps)).astype(f32)
+    d = rng.normal(size=(1, n)).astype(f32)
+    expected_w, expected_p = _rls_float32_by_hand(w[0], p[0], u[0], d[0], lam)
+    y, e, hist = np.zeros((1, n), f32), np.zeros((1, n), f32), np.zeros((1, 0, taps), f32)
+    getattr(k, kernel)(w, p, u, d, f32(lam), f32(1) / f32(lam), y, e, hist)
+    assert w.dtype == p.dtype == np.float32
+    np.testing.assert_array_equal(w[0], expected_w)
+    np.testing.assert_array_equal(p[0], expected_p)
+
+
 @pytest.mark.parametrize("kernel", ["rls_regressors", "rls_regressors_parallel"])
 def test_rls_matches_reference(kernel: str) -> None:
     channels, n, taps, lam = 2, 7, 3, 0.97

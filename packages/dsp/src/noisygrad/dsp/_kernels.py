@@ -395,7 +395,7 @@ def _rls_channel(w, p, u, d, lam, inv_lam, y, e, hist, b):  # pragma: no cover -
         err = d[b, k] - acc
         y[b, k] = acc
         e[b, k] = err
-        inv_den = 1 / den
+        inv_den = (lam / lam) / den  # 1 / den in the dtype: a literal 1 would promote float32 to float64
         g = err * inv_den
         for i in range(taps):
             wb[i] += pi[i] * g
