@@ -150,17 +150,17 @@ def test_glm_params_gradient_and_bad_input() -> None:
         glm.kernels.gradient(np.array([1.0, math.nan]))
     # the data: shapes with no example or no feature, 2-D targets, non-float, mixed dtypes, wrong types
     for X, y, match in [
-        (torch.zeros(0, 2, dtype=F64), torch.zeros(0, dtype=F64), r"X must have shape \(N, d\)"),
-        (torch.zeros(4, 0, dtype=F64), Y4, r"X must have shape \(N, d\)"),
-        (X4, torch.zeros(0, dtype=F64), r"y must have shape \(N,\)"),
-        (X4, Y4[:, None], r"y must have shape \(N,\)"),
-        (X4[None], Y4, r"X must have shape \(N, d\)"),
+        (torch.zeros(0, 2, dtype=F64), torch.zeros(0, dtype=F64), r"^X must have shape \(N, d\)"),
+        (torch.zeros(4, 0, dtype=F64), Y4, r"^X must have shape \(N, d\)"),
+        (X4, torch.zeros(0, dtype=F64), r"^y must have shape \(N,\)"),
+        (X4, Y4[:, None], r"^y must have shape \(N,\)"),
+        (X4[None], Y4, r"^X must have shape \(N, d\)"),
     ]:
         with pytest.raises(ValueError, match=match):
             GLM(X, y, loss="squared")
     with pytest.raises(TypeError, match="floating-point"):
         GLM(X4, Y4.to(torch.int64), loss="squared")
-    with pytest.raises(TypeError, match=r"y must be a torch\.Tensor or a numpy array"):
+    with pytest.raises(TypeError, match=r"^y must be a torch\.Tensor or a numpy array"):
         GLM(X4, [1.0, -1.0, -1.0, 1.0])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"one target per row of X \(4\), got 3"):
         GLM(X4, Y4[:3])
