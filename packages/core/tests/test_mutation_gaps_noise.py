@@ -59,3 +59,31 @@ def test_noise_scale_meter_averages_numerators_and_denominators_as_documented(em
     assert meter.trace_cov == pytest.approx(trace, rel=1e-14)
     assert meter.grad_norm_sq == pytest.approx(norm, rel=1e-14)
     assert meter.noise_scale == pytest.approx(trace / norm, rel=1e-14)
+
+
+def test_effective_dim_of_small_and_of_no_noise() -> None:
+    # four examples 0.01 apart around (0.1, 0): tr(S) = 4/3 1e-4, tr(S^2) = 2 (2/3 1e-4)^2: two equal directions,
+    # effective dimension 2 even though tr(S^2) is far below 1; identical examples have no noise: dimension 0
+    g = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]], dtype=torch.float64) * 0.01
+    small = noise_stats_from_grads(g + torch.tensor([0.1, 0.0], dtype=torch.float64))
+    assert small.trace_cov_sq < 1e-8
+    assert small.effective_dim == pytest.approx(2.0, rel=1e-12)
+    assert noise_stats_from_grads(torch.ones(5, 3, dtype=torch.float64)).effective_dim == 0.0
+
+
+def test_cosine_formula_reliability_is_without_replacement_by_default() -> None:
+    # 38 of 40 examples: without replacement |g_b|^2 barely varies (relative variance 0.013), with it 0.20
+    stats = noise_stats_from_grads(
+        torch.randn(40, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 0.3
+    )
+    assert stats.cosine_formula_reliable(38)
+    assert not stats.cosine_formula_reliable(38, replace=True)
+
+
+def test_monte_carlo_cosine_with_replacement_draws_from_the_generator_only() -> None:
+    grads = torch.randn(30, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.5
+    runs = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)  # the global generator is not the run's
+        runs.append(monte_carlo_cosine(grads, 5, draws=20, replace=True, generator=torch.Generator().manual_seed(7)))
+    assert runs[0] == runs[1]

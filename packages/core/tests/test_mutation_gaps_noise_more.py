@@ -441,6 +441,8 @@ def test_momentum_gap_heavy_ball_refuses_a_flat_direction_and_argument_edges() -
     # the per-example covariance must be one: an indefinite noise_cov made a negative "variance"
     with pytest.raises(ValueError, match=r"^noise_cov must be positive semi-definite"):
         heavy_ball_stationary_covariance(A, np.diag([1.0, -0.5]), 0.1, 0.5)
+    with pytest.raises(ValueError, match=r"^hessian must be symmetric"):  # named as the argument it is
+        heavy_ball_stationary_covariance(np.array([[1.0, 0.5], [0.0, 1.0]]), C, 0.1, 0.5)
 
 
 # ------------------------------------------------------------------------------------- momentum: Adam

@@ -553,6 +553,20 @@ def test_energy_natural_gradient_gradient_tolerance_is_on_the_gradient_of_the_lo
         assert opt.report()["n_iter"] < 90
 
 
+def test_energy_natural_gradient_stops_after_a_step_on_the_gradient_of_the_loss() -> None:
+    # r = x - (1, 3) from 0: after the first accepted step, g1 = max |J^T r| there and the gradient of |r|^2 is
+    # 2 J^T r, so a tolerance of 2.4 g1 stops after that one iteration and one of 1.6 g1 goes on
+    target = torch.tensor([1.0, 3.0], dtype=F64)
+    one = torch.zeros(2, dtype=F64, requires_grad=True)
+    EnergyNaturalGradient([one], max_iter=1).step(lambda: one - target)
+    g1 = float((one.detach() - target).abs().max())  # J = I
+    for factor, iterations in ((2.4, 1), (1.6, 2)):
+        x = torch.zeros(2, dtype=F64, requires_grad=True)
+        opt = EnergyNaturalGradient([x], max_iter=2, tolerance_grad=factor * g1)
+        opt.step(lambda: x - target)  # noqa: B023 - called here, before x is rebound
+        assert opt.report()["n_iter"] == iterations
+
+
 def test_a_small_step_stops_at_its_exact_bound() -> None:
     # r = x + 7 from x = 1, damping 3 (scale 1): d = -(1 + 3)^-1 * 8 = -2, and |d| = 2 = tol * (|x| + tol) with tol = 1:
     # a small step (the bound is inclusive): one iteration, counted as a stall; the loss falls 64 -> 36, predicted
