@@ -1089,3 +1089,5 @@ def test_a_run_that_diverges_after_a_resume_returns_the_best_iterate_from_before
 def test_a_fresh_spsa_result_counts_nothing():
     fresh = nq.SPSAResult()
     assert (fresh.nfev_total, fresh.rejected, fresh.success, fresh.message, fresh.fun_stderr) == (0, 0, True, "", None)
+    assert fresh.learning_rate.shape == fresh.perturbation.shape == (0,)  # no iteration, no gains
+    assert fresh.checkpoint == {}
