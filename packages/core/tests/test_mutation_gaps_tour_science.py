@@ -800,6 +800,16 @@ def test_holistic_chains_run_sgd_with_per_level_noise() -> None:
     assert final[0] == pytest.approx([final_energy + 44.0] * 2, rel=1e-9)
     assert average[0] == pytest.approx([np.mean(energies[-1000:]) + 44.0] * 2, rel=1e-9)
     assert final[1, 0] != final[1, 1]
+    # level 0.05: the gradient is -F + sigma z with z ~ N(0, I) drawn for every chain at once from the generator
+    gen, sigma = torch.Generator().manual_seed(0), torch.tensor([0.0, 0.0, 0.05, 0.05], dtype=F64)[:, None]
+    xs = torch.tensor(np.tile(start, (4, 1)), dtype=F64)
+    for _ in range(2500):
+        forces = lennard_jones_forces(xs.numpy().reshape(-1, 13, 3))[1]
+        xs = xs - 1e-3 * (
+            -torch.from_numpy(forces.reshape(xs.shape)) + sigma * torch.randn(xs.shape, generator=gen, dtype=F64)
+        )
+    noisy = lennard_jones_forces(xs.numpy().reshape(-1, 13, 3))[0][2:] + 44.0
+    assert final[1] == pytest.approx(noisy, rel=1e-9)
 
 
 def test_holistic_noisy_forces_findings(monkeypatch: pytest.MonkeyPatch) -> None:
