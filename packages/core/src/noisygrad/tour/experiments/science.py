@@ -231,7 +231,7 @@ def spsa_variance(seed: int = 0, quick: bool = True, *, draws: int) -> list[Find
     x = torch.randn(d, generator=gen, dtype=_F64)
     g = A @ x + b
     spsa = SPSA(NoisyBlackBox(fn), c=c, gamma=0.0)
-    errors = torch.tensor([float((spsa.estimate(x, gen).grad - g).pow(2).sum()) for _ in range(draws)])
+    errors = torch.tensor([float((spsa.estimate(x, gen).grad - g).pow(2).sum()) for _ in range(draws)], dtype=_F64)
     predicted = (d - 1) * float(g @ g) + d * sigma**2 / (2 * c**2)
     se = float(errors.std()) / math.sqrt(draws)  # the draws are i.i.d.: the s.e. of their mean
     return [
