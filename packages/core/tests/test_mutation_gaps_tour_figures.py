@@ -369,6 +369,7 @@ def test_draw_an_error_figure(drawn: list[Any], tmp_path: Any) -> None:
     assert fig._suptitle.get_color() == figures.FAIL_COLOR
     (ax,) = fig.axes
     assert not ax.axison
+    assert ax.get_subplotspec().get_geometry() == (1, 1, 0, 0)  # the whole figure: the message at its centre
     (text,) = ax.texts
     assert text.get_text() == figures._wrap("boom " * 30, 90)
     assert "\n" in text.get_text()
