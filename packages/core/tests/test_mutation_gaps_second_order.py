@@ -825,8 +825,11 @@ def _update_case(n: int, seed: int, k: float, first: bool, t: float = 0.7):
 @pytest.mark.parametrize("first", [True, False])
 @pytest.mark.parametrize(
     ("n", "seed", "k"),
-    [(5, 0, 0.05), (5, 1, 20.0), (3, 2, 1.0), (7, 3, 0.3), (1, 4, 2.0), (4, 19, 0.02), (2, 5, 0.5), (2, 6, 5.0)],
-)
+    [
+        (5, 0, 0.05), (5, 1, 20.0), (3, 2, 1.0), (7, 3, 0.3), (1, 4, 2.0), (4, 19, 0.02), (2, 5, 0.5), (2, 6, 5.0),
+        (1, 7, 0.3),  # n = 1 with b = 5.8 > 1: SSBroyden's tau = min(1/b, 1) with no sigma^(1/(1-n)) factor
+    ],
+)  # fmt: skip
 def test_inverse_hessian_update_is_the_scaled_broyden_update(
     rule: str, first: bool, n: int, seed: int, k: float
 ) -> None:
