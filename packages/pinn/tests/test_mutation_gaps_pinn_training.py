@@ -704,9 +704,14 @@ def test_sharded_gradient_is_the_mean_of_the_shards_and_records_one_estimate_per
 # ------------------------------------------------------------------------------------------------- experiments
 
 
-def test_adam_identity_is_exactly_zero_and_says_its_steps():
+def test_adam_identity_is_exactly_zero_and_says_its_steps(monkeypatch):
     assert experiments.adam_identity.parameters[0].default == 200
     assert experiments.adam_identity.parameters[0].full == 2000
+    # one step is the smallest run; the wall time is kept to a hundredth (a clock reading 1.2345 s)
+    monkeypatch.setattr(experiments, "time", types.SimpleNamespace(perf_counter=iter([100.0, 101.2345]).__next__))
+    (single,) = experiments.adam_identity(seed=1, steps=1)
+    assert (single.measured, single.details["steps"], single.details["seconds"]) == (0.0, 1, 1.23)
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="steps"):
         experiments.adam_identity(steps=100_001)  # at most 100 000 steps
     (finding,) = experiments.adam_identity(seed=1, steps=2)
@@ -752,6 +757,8 @@ def test_collocation_noise_finding_is_the_predicted_cosine_at_its_batch(monkeypa
         experiments.collocation_noise(batch=49)  # at most 48 of the 64 points
     batch = experiments.collocation_noise.parameters[0]
     assert (batch.name, batch.default, batch.low, batch.high) == ("batch", 16, 2, 48)  # b = 2 is the smallest
+    draws = experiments.collocation_noise.parameters[1]
+    assert (draws.name, draws.default, draws.full, draws.low, draws.high) == ("draws", 300, 3000, 50, 100_000)
     (finding,) = experiments.collocation_noise(seed=1, batch=4, draws=50)
     d = finding.details
     assert len(grads) == 50
