@@ -1039,3 +1039,17 @@ def test_sharded_gradient_refuses_data_without_collocation_points_when_built():
     model = SimpleNamespace(data=SimpleNamespace(num_bcs=[1]))
     with pytest.raises(TypeError, match=r"need a dde\.data\.PDE or dde\.data\.TimePDE"):
         dist.ShardedGradient(model, [], dist.Layout(1, 0, 1))
+
+
+def test_train_defaults_seen_from_outside():
+    """The noise estimate's default 8 groups; the float32 L-BFGS warning names the caller's line; a frozen Plateau."""
+    by_default = ngp.train(tiny_poisson(0), "adam", lr=1e-3, iterations=2, noise_every=2, verbose=0)
+    eight = ngp.train(tiny_poisson(0), "adam", lr=1e-3, iterations=2, noise_every=2, noise_groups=8, verbose=0)
+    nine = ngp.train(tiny_poisson(0), "adam", lr=1e-3, iterations=2, noise_every=2, noise_groups=9, verbose=0)
+    assert by_default.noise[0][1].trace_cov == eight.noise[0][1].trace_cov != nine.noise[0][1].trace_cov
+    with pytest.warns(ngp.PinnWarning, match="float32") as caught:
+        ngp.train(tiny_poisson(0), "lbfgs", iterations=1, verbose=0)
+    assert caught[0].filename == __file__
+    plateau = tr.Plateau()
+    with pytest.raises(AttributeError):
+        plateau.window = 3  # type: ignore[misc]
