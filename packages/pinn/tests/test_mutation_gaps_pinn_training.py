@@ -725,9 +725,11 @@ def test_adam_identity_is_exactly_zero_and_says_its_steps(monkeypatch):
     assert finding.details["seconds"] >= 0.0
 
 
-def test_collocation_noise_finding_is_the_predicted_cosine_at_its_batch(monkeypatch):
+def test_collocation_noise_finding_is_the_predicted_cosine_at_its_batch(monkeypatch, capsys):
     """The finding against the gradients the run computed (recorded on their way, not replaced)."""
-    grads, stats = [], []
+    grads, stats, built = [], [], []
+    real_build = experiments.problems.build
+    monkeypatch.setattr(experiments.problems, "build", lambda name, **k: built.append(k) or real_build(name, **k))
     real_flat, real_stats = experiments._flat_grad, experiments.noise_stats_from_grads
 
     def flat_grad(*args):
@@ -760,6 +762,8 @@ def test_collocation_noise_finding_is_the_predicted_cosine_at_its_batch(monkeypa
     draws = experiments.collocation_noise.parameters[1]
     assert (draws.name, draws.default, draws.full, draws.low, draws.high) == ("draws", 300, 3000, 50, 100_000)
     (finding,) = experiments.collocation_noise(seed=1, batch=4, draws=50)
+    assert built == [{"seed": 1}]  # the problem's network and points from the run's seed
+    assert capsys.readouterr().out == ""  # the training phase is quiet
     d = finding.details
     assert len(grads) == 50
 
