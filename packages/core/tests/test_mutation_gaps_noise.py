@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -87,3 +89,31 @@ def test_monte_carlo_cosine_with_replacement_draws_from_the_generator_only() -> 
         torch.manual_seed(global_seed)  # the global generator is not the run's
         runs.append(monte_carlo_cosine(grads, 5, draws=20, replace=True, generator=torch.Generator().manual_seed(7)))
     assert runs[0] == runs[1]
+
+
+def test_monte_carlo_cosine_without_replacement_draws_from_the_generator_only() -> None:
+    # 15 of 30 examples: k (k - 1) = 210 > 4 N, the random-keys branch of the uniform subsets
+    grads = torch.randn(30, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64) + 0.5
+    runs = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        runs.append(monte_carlo_cosine(grads, 15, draws=20, generator=torch.Generator().manual_seed(7)))
+    assert runs[0] == runs[1]
+
+
+def test_zero_gradients_give_no_relative_variance_and_an_infinite_noise_scale() -> None:
+    zero = noise_stats_from_grads(torch.zeros(6, 3, dtype=torch.float64))
+    assert zero.norm_sq_relative_variance(2) == 0.0  # E|g_b|^2 = 0: nothing to be relative to
+    meter = NoiseScaleMeter(2, 4)
+    meter.update(torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
+    assert meter.grad_norm_sq == 0.0
+    assert meter.noise_scale == math.inf
+
+
+def test_norm_sq_relative_variance_of_one_example_is_exact() -> None:
+    # b = 1 with replacement: g_b is one example z_i drawn uniformly, so v = Var_i |z_i|^2 / (mean_i |z_i|^2)^2
+    # exactly; the third-moment term 4 E[(g.xi)|xi|^2] is not small here (the examples are skewed)
+    z = torch.randn(7, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64) ** 2 + 0.2
+    sq = (z * z).sum(1)
+    exact = float(sq.var(unbiased=False) / sq.mean() ** 2)
+    assert noise_stats_from_grads(z).norm_sq_relative_variance(1, replace=True) == pytest.approx(exact, rel=1e-12)
