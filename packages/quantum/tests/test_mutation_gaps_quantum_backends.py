@@ -827,19 +827,23 @@ def test_shard_point_sharding_settings_tokens_and_pickles(monkeypatch):
 
 
 def test_shard_close_waits_for_the_running_shard_and_cancels_the_pending_ones():
+    futures: list[cf.Future] = []
     started = threading.Event()
 
-    def slow() -> str:
+    def running_shard() -> str:  # holds the one worker until close() has cancelled the pending shard, then 0.2 s more
         started.set()
+        deadline = time.monotonic() + 10
+        while not (len(futures) == 2 and futures[1].cancelled()) and time.monotonic() < deadline:
+            time.sleep(0.005)
         time.sleep(0.2)
         return "done"
 
     pool = cf.ThreadPoolExecutor(1)
-    running, pending = pool.submit(slow), pool.submit(slow)
+    futures += [pool.submit(running_shard), pool.submit(running_shard)]
     assert started.wait(5)
     sh._shut(pool)
-    assert running.result(timeout=0) == "done"  # close() returned after the running shard finished
-    assert pending.cancelled()  # what had not started is dropped
+    assert futures[0].result(timeout=0) == "done"  # close() returned after the running shard finished
+    assert futures[1].cancelled()  # what had not started is dropped
 
 
 def test_shard_sharded_sample_equals_serial_and_counts_batches():
