@@ -400,36 +400,23 @@ def test_variance_reduction_budget_follows_the_rate() -> None:
             "a budget of 2x the rate's steps; runs needed 0.54-0.85x of them on seeds 0-9 and 15-29 "
             "(deterministic given the seed: no Monte-Carlo error)"
         )
-    # the SVRG run, re-run step by step: it stops at the first tenth step within 1e-10
-    svrg = findings[0].details["steps"]
+    # each run re-run step by step (batches of 64): it stops at the first tenth step within 1e-10, and its final gap
+    # is the gap there, to the two optima's round-off (a batch of 65 instead of 64 ends elsewhere)
     objective = sci.FiniteSum(
         lambda w, X, y: torch.nn.functional.softplus(-y * (X @ w)).mean() + 0.5 * lam * (w @ w), (X, y)
     )
-    gaps = []
-    minimize(
-        SVRG(objective, 64),
-        SGD(1.0),
-        torch.zeros(d, dtype=F64),
-        steps=svrg,
-        seed=substream_seed(0, 1),
-        callbacks=[lambda info: gaps.append(objective.value(info.x) - f_star) and False],
-    )
-    stops = [k + 1 for k, g in enumerate(gaps) if (k + 1) % 10 == 0 and g <= 1e-10 + 1e-13]
-    assert stops[0] == svrg
-    # the gap there, to the two optima's round-off (a batch of 65 instead of 64 ends elsewhere)
-    assert findings[0].details["final_gap"] == pytest.approx(max(gaps[svrg - 1], 0.0), rel=1e-3)
-    # the SAGA run likewise: batches of 64 at step 0.8
-    saga, saga_gaps = findings[1].details["steps"], []
-    minimize(
-        SAGA(objective, 64),
-        SGD(0.8),
-        torch.zeros(d, dtype=F64),
-        steps=saga,
-        seed=substream_seed(0, 1),
-        callbacks=[lambda info: saga_gaps.append(objective.value(info.x) - f_star) and False],
-    )
-    assert next(k + 1 for k, g in enumerate(saga_gaps) if (k + 1) % 10 == 0 and g <= 1e-10 + 1e-13) == saga
-    assert findings[1].details["final_gap"] == pytest.approx(max(saga_gaps[saga - 1], 0.0), rel=1e-3)
+    for finding, estimator, lr in zip(findings, (SVRG(objective, 64), SAGA(objective, 64)), (1.0, 0.8), strict=True):
+        steps, gaps = finding.details["steps"], []
+        minimize(
+            estimator,
+            SGD(lr),
+            torch.zeros(d, dtype=F64),
+            steps=steps,
+            seed=substream_seed(0, 1),
+            callbacks=[lambda info, gaps=gaps: gaps.append(objective.value(info.x) - f_star) and False],
+        )
+        assert next(k + 1 for k, g in enumerate(gaps) if (k + 1) % 10 == 0 and g <= 1e-10 + 1e-13) == steps
+        assert finding.details["final_gap"] == pytest.approx(max(gaps[steps - 1], 0.0), rel=1e-3)
     sgd = minimize(MiniBatch(objective, 64), SGD(0.8), torch.zeros(d, dtype=F64), steps=800, seed=substream_seed(0, 1))
     assert findings[0].details["sgd_same_step_floor"] == pytest.approx(sgd.fun - f_star, rel=1e-6)
 
