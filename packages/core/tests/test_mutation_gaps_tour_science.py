@@ -401,7 +401,8 @@ def test_variance_reduction_budget_follows_the_rate() -> None:
             "(deterministic given the seed: no Monte-Carlo error)"
         )
     # each run re-run step by step (batches of 64): it stops at the first tenth step within 1e-10, and its final gap
-    # is the gap there, to the two optima's round-off (a batch of 65 instead of 64 ends elsewhere)
+    # is the gap there: two optima a few 1e-17 apart move a 1e-10 gap by ~1e-6 of itself, 1e-5 leaves a margin
+    # (a batch of 65 instead of 64 ends elsewhere)
     objective = sci.FiniteSum(
         lambda w, X, y: torch.nn.functional.softplus(-y * (X @ w)).mean() + 0.5 * lam * (w @ w), (X, y)
     )
@@ -416,7 +417,7 @@ def test_variance_reduction_budget_follows_the_rate() -> None:
             callbacks=[lambda info, gaps=gaps: gaps.append(objective.value(info.x) - f_star) and False],
         )
         assert next(k + 1 for k, g in enumerate(gaps) if (k + 1) % 10 == 0 and g <= 1e-10 + 1e-13) == steps
-        assert finding.details["final_gap"] == pytest.approx(max(gaps[steps - 1], 0.0), rel=1e-3)
+        assert finding.details["final_gap"] == pytest.approx(max(gaps[steps - 1], 0.0), rel=1e-5)
     sgd = minimize(MiniBatch(objective, 64), SGD(0.8), torch.zeros(d, dtype=F64), steps=800, seed=substream_seed(0, 1))
     assert findings[0].details["sgd_same_step_floor"] == pytest.approx(sgd.fun - f_star, rel=1e-6)
 
