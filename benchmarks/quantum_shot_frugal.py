@@ -76,10 +76,20 @@ def run_qiskit_spsa(case: Problem, seed: int, shots: int, maxiter: int) -> list[
 
 
 def run_adaptive(
-    case: Problem, seed: int, maxiter: int, snr: float, inner: str, calibration_shots: int = 100
+    case: Problem,
+    seed: int,
+    maxiter: int,
+    snr: float,
+    inner: str,
+    calibration_shots: int = 100,
+    stability: float | None = None,
+    target_step: float = 2 * math.pi / 10,
 ) -> list[tuple[float, float]]:
+    """``vqe`` with ``AdaptiveShots`` around parameter shift (``inner="ps"``, Adam) or SPSA (``"spsa"``, Spall's gain
+    ``a / (stability + k + 1)^0.602`` calibrated so that the first step is ``target_step``)."""
     factory: Callable[..., Any] = ParameterShift if inner == "ps" else functools.partial(ng.SPSA, c=0.2, gamma=0.101)
     gradient = functools.partial(AdaptiveShots, inner=factory, snr=snr, min_shots=10, max_shots=10**6)
+    gains: dict[str, Any] = {} if inner == "ps" else {"stability": stability, "target_step": target_step}
     result = vqe(
         case.hamiltonian,
         case.ansatz,
@@ -90,6 +100,7 @@ def run_adaptive(
         initial_point=case.initial_point(seed),
         final_shots=10,
         average_last=1,
+        **gains,
     )
     return [(float(h["shots"]), h["exact"] - case.exact_energy) for h in result.history]
 
@@ -174,7 +185,15 @@ def run_problem(case: Problem, args: argparse.Namespace) -> dict[str, Any]:
         else:
             runner = {
                 "adaptive-ps": lambda s: run_adaptive(case, s, args.maxiter, args.snr, "ps"),
-                "adaptive-spsa": lambda s: run_adaptive(case, s, args.maxiter, args.snr, "spsa"),
+                "adaptive-spsa": lambda s: run_adaptive(
+                    case,
+                    s,
+                    args.maxiter,
+                    args.snr if args.spsa_snr is None else args.spsa_snr,
+                    "spsa",
+                    stability=args.spsa_stability,
+                    target_step=args.spsa_target_step,
+                ),
                 "rosalin": lambda s: run_rosalin(case, s, args.maxiter),
             }[method]
             row["methods"][method] = {"hits": [first_hit(runner(s), goal) for s in range(args.seeds)]}
@@ -223,6 +242,13 @@ def main() -> None:
     parser.add_argument("--maxiter", type=int, default=300)
     parser.add_argument("--fixed-shots", type=int, nargs="*", default=[100, 1000])
     parser.add_argument("--snr", type=float, default=1.0)
+    parser.add_argument("--spsa-snr", type=float, default=None, help="adaptive-spsa's snr (default: --snr)")
+    parser.add_argument(
+        "--spsa-stability", type=float, default=None, help="adaptive-spsa's Spall A (default: vqe's, 0)"
+    )
+    parser.add_argument(
+        "--spsa-target-step", type=float, default=2 * math.pi / 10, help="adaptive-spsa's calibrated first step"
+    )
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
