@@ -175,3 +175,39 @@ def test_spsa_default_smoothing_spends_far_fewer_shots():
     assert runs[None].error < 0.05 * abs(runs[None].reference_energy)
     assert runs[0.8].error < 0.05 * abs(runs[0.8].reference_energy)
     assert runs[None].shots * 10 < runs[0.8].shots
+
+
+def _shots_to_chemical_accuracy(case, seed, smoothing):
+    """``benchmarks/quantum_shot_frugal.py``'s adaptive-spsa run at ``snr=0.5`` with vqe's default (Spall) gains, 300
+    steps: its cumulative shots (calibration included) at the first iterate within 1.6 mHa, ``inf`` if none."""
+    inner = functools.partial(ng.SPSA, c=0.2, gamma=0.101)
+    gradient = functools.partial(
+        nq.AdaptiveShots, inner=inner, snr=0.5, min_shots=10, max_shots=10**6, smoothing=smoothing
+    )
+    result = nq.vqe(
+        case.hamiltonian,
+        case.ansatz,
+        gradient=gradient,
+        maxiter=300,
+        seed=seed,
+        shots=100,
+        initial_point=case.initial_point(seed),
+        final_shots=10,
+        average_last=1,
+    )
+    hits = [h["shots"] for h in result.history if h["exact"] - case.exact_energy <= nq.CHEMICAL_ACCURACY]
+    return hits[0] if hits else float("inf")
+
+
+def test_adaptive_spsa_reaches_chemical_accuracy_on_h2_within_a_budget():
+    """H2 of the benchmark family, seeds 0, 1 and 3: with SPSA's default smoothing the adaptive SPSA reaches 1.6 mHa
+    within 2e5 shots (measured: 4.9e4, 3.3e4, 6.4e4); with the former 0.8 seeds 0 and 1 did not (never in 300
+    steps, and after 1.9e7 shots). Over seeds 0..9: 7/10 reached (median 9.6e4), against 5/10 with 0.8, each after
+    2.9e6-1.9e7 shots (README, "Side by side")."""
+    from noisygrad.quantum.problems import problem
+
+    case = problem("h2")
+    for seed in (0, 1, 3):
+        assert _shots_to_chemical_accuracy(case, seed, None) < 2e5
+    for seed in (0, 1):
+        assert _shots_to_chemical_accuracy(case, seed, 0.8) > 2e5
