@@ -1303,3 +1303,18 @@ def test_shard_sample_points_start_at_point_zero_by_default():
     default = sh.sample_points(backend, plan, values, 64, 7)
     np.testing.assert_array_equal(default[0], sh.sample_points(backend, plan, values, 64, 7, 0)[0])
     assert not np.array_equal(default[0], sh.sample_points(backend, plan, values, 64, 7, 1)[0])
+
+
+def test_shard_is_frozen_and_sampled_on_one_torch_thread(monkeypatch):
+    """A shard is an immutable task; it is sampled with one torch thread in whichever process runs it."""
+    ansatz, plan, values = _tfim_case()
+    shard = sh.Shard("tok-t", ansatz, "torch", "CPU", plan, values, 32, "shots", None, 99, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        shard.shots = 1
+    threads = []
+    real_sample = sh.sample_points
+    monkeypatch.setattr(
+        sh, "sample_points", lambda *args: threads.append(torch.get_num_threads()) or real_sample(*args)
+    )
+    sh.evaluate_shard(shard, TorchBackend(ansatz))
+    assert threads == [1]
