@@ -1091,3 +1091,18 @@ def test_a_fresh_spsa_result_counts_nothing():
     assert (fresh.nfev_total, fresh.rejected, fresh.success, fresh.message, fresh.fun_stderr) == (0, 0, True, "", None)
     assert fresh.learning_rate.shape == fresh.perturbation.shape == (0,)  # no iteration, no gains
     assert fresh.checkpoint == {}
+
+
+@pytest.mark.parametrize("grouped", [None, 0])
+def test_estimate_stddev_without_a_group_size_evaluates_one_point_at_a_time(grouped):
+    """``max_evals_grouped`` of None or 0 means no grouping: ``loss`` gets each of the ``avg`` points alone, as a
+    1-D array, and the result is the standard deviation (ddof 0, as qiskit-algorithms' own) of the values it returned."""
+    points, values = [], [1.0, 2.0, 4.0, 7.0]
+
+    def loss(x):
+        points.append(np.shape(x))
+        return values[len(points) - 1]
+
+    std = nq.SPSA.estimate_stddev(loss, np.ones(3), avg=4, max_evals_grouped=grouped)
+    assert points == [(3,)] * 4
+    assert std == pytest.approx(np.std(values), rel=1e-15)
