@@ -69,16 +69,21 @@ def test_shards_of_the_full_set_follow_the_seeds_order_and_shards_of_a_batch_spl
 
 @pytest.mark.filterwarnings("ignore:L-BFGS in float32:noisygrad.pinn.PinnWarning")
 def test_adam_then_lbfgs_runs_2000_adam_iterations_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    budgets = []
+    budgets, calls = [], []
     real_train = tr.train
 
     def one_step(model, optimizer, *, iterations, **kwargs):
         budgets.append(iterations)
+        calls.append(kwargs)
         return real_train(model, optimizer, iterations=1, **kwargs)
 
     monkeypatch.setattr(tr, "train", one_step)
     tr.adam_then_lbfgs(tiny_poisson(0), verbose=0)
     assert budgets == [2000, tr.DEFAULT_LBFGS_ITERATIONS]
+    assert tr.DEFAULT_LBFGS_ITERATIONS == 15000
+    assert calls[0]["lr"] == 1e-3
+    assert calls[0]["seed"] is calls[1]["seed"]  # the second phase goes on with the first one's generator
+    assert calls[0]["seed"].initial_seed() == tr.torch_stream(0).initial_seed()  # seed 0 by default
 
 
 def test_a_layout_is_frozen() -> None:
@@ -104,3 +109,67 @@ def test_sharded_gradient_gathers_its_fingerprints_in_float64(monkeypatch: pytes
         sharded.begin_step()
         sharded.evaluate(tr._full_rows(model))
     assert dtypes == [torch.float32, torch.float64]
+
+
+def test_a_fresh_result_keeps_its_state_out_of_its_repr() -> None:
+    assert "state=" not in repr(tr.TrainResult("adam"))
+
+
+def test_train_takes_adam_and_deepxdes_compile_arguments_by_default() -> None:
+    result = ngp.train(tiny_poisson(0), iterations=1, loss="MSE", metrics=[], verbose=0)
+    assert result.optimizer == "adam"
+    with pytest.raises(TypeError, match=r"^train\(\) got unexpected keyword arguments \['bogus'\]"):
+        ngp.train(tiny_poisson(0), iterations=1, bogus=1)
+
+
+def test_plateau_compares_the_last_two_windows_only() -> None:
+    """Window 2: the last two losses (1, 1) against the two before (10, 10) fell by 90%: no plateau, whatever came
+    earlier."""
+    assert not tr.Plateau(window=2, rel_tol=0.01)([1.0, 1.0, 10.0, 10.0, 1.0, 1.0])
+
+
+def test_one_process_shards_print_the_progress_table_at_verbose_1(capsys: pytest.CaptureFixture[str]) -> None:
+    ngp.train(tiny_poisson(0), "adam", lr=1e-3, iterations=2, shards=2, verbose=1)
+    assert "Training model" in capsys.readouterr().out
+
+
+def test_mini_batch_lbfgs_takes_one_iteration_per_fresh_batch() -> None:
+    with default_float("float64"):
+        result = ngp.train(tiny_poisson(0), "lbfgs", iterations=3, batch_size=8, verbose=0)
+    assert result.iterations == result.batch_draws == 3
+
+
+def test_full_set_lbfgs_caps_the_evaluations_of_a_short_last_chunk() -> None:
+    """Chunks of 30 iterations, then what is left of 53 (26 here: the first chunk ended after 27 iterations): the last
+    chunk may evaluate at most ``max(m * 5 // 4, 25)`` times for its ``m`` iterations, an integer."""
+    with default_float("float64"):
+        model = tiny_poisson(0)
+        ngp.train(model, "lbfgs", iterations=53, lbfgs_chunk=30, verbose=0)
+    group = model.opt.param_groups[0]
+    assert group["max_iter"] < 30
+    assert group["max_eval"] == max(group["max_iter"] * 5 // 4, 25)
+    assert isinstance(group["max_eval"], int)
+
+
+def test_the_progress_table_shows_every_display_every_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    """1000 by default: 1001 Adam steps print the steps 0, 1000 and 1001."""
+    ngp.train(tiny_poisson(0), "adam", lr=1e-3, iterations=1001)
+    steps = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line[:1].isdigit()]
+    assert steps == ["0", "1000", "1001"]
+
+
+def test_train_warns_about_a_resampler_of_fixed_points_at_the_callers_line() -> None:
+    from noisygrad.pinn._deepxde import deepxde
+
+    resampler = deepxde().callbacks.PDEPointResampler(period=10)
+    with pytest.warns(ngp.PinnWarning, match="PDEPointResampler redraws the same points") as record:
+        ngp.train(tiny_poisson(0), "adam", lr=1e-3, iterations=1, callbacks=[resampler], verbose=0)
+    assert record[0].filename == __file__
+
+
+def test_the_training_time_is_within_the_calls_own() -> None:
+    import time
+
+    before = time.perf_counter()
+    result = ngp.train(tiny_poisson(0), "adam", lr=1e-3, iterations=2, verbose=0)
+    assert 0.0 < result.seconds <= time.perf_counter() - before

@@ -1096,7 +1096,8 @@ def test_a_fresh_spsa_result_counts_nothing():
 @pytest.mark.parametrize("grouped", [None, 0])
 def test_estimate_stddev_without_a_group_size_evaluates_one_point_at_a_time(grouped):
     """``max_evals_grouped`` of None or 0 means no grouping: ``loss`` gets each of the ``avg`` points alone, as a
-    1-D array, and the result is the standard deviation (ddof 0, as qiskit-algorithms' own) of the values it returned."""
+    1-D array, and the result is the standard deviation (ddof 0, as qiskit-algorithms' own) of the values it
+    returned."""
     points, values = [], [1.0, 2.0, 4.0, 7.0]
 
     def loss(x):
