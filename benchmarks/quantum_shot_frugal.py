@@ -10,7 +10,8 @@ many did). Methods:
 
 * ``qiskit-spsa``: ``qiskit_algorithms.optimizers.SPSA`` (its defaults, calibrated), driving
   :func:`~noisygrad.quantum.shot_estimator` with a fixed number of shots per group, for each of ``--fixed-shots``;
-  the table takes its best fixed count per problem (the lowest median), as the acceptance asks.
+  the table takes its best fixed count per problem (the lowest median; among counts tied at an infinite median, the
+  one with the most seeds at the target), as the acceptance asks.
 * ``adaptive-ps``: :func:`~noisygrad.quantum.vqe` with :class:`~noisygrad.quantum.AdaptiveShots` around parameter
   shift (Adam, lr 0.1): shots per iteration chosen to hold the gradient's signal-to-noise at ``--snr``.
 * ``adaptive-spsa``: the same around the core's SPSA (Spall's calibrated gains).
@@ -18,7 +19,8 @@ many did). Methods:
   step 0.07) on ``default.qubit``, with the circuit and Hamiltonian converted gate for gate and term for term.
 
     .venv/bin/python benchmarks/quantum_shot_frugal.py [--problems h2 tfim_4 ...] [--seeds 3] [--maxiter 300]
-        [--fixed-shots 100 1000] [--snr 1.0] [--methods ...] [--json out.json]
+        [--fixed-shots 100 1000] [--snr 1.0] [--spsa-snr 1.0] [--spsa-stability 300] [--spsa-target-step 0.2]
+        [--methods ...] [--json out.json]
 
 Prints one row per problem and method: median shots to target (and how many seeds reached it), the ratio of
 qiskit's best fixed count to each method, and the medians over each half.

@@ -9,6 +9,7 @@ ratios, units, names and rounding. No statistical claim is made, so there is no 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 
 import numpy as np
@@ -73,10 +74,14 @@ def test_inverse_experiment_runs_on_one_thread_with_seed_0_and_the_quick_size_by
 
     monkeypatch.setattr(ie, "_findings", recorded)
     before = torch.get_num_threads()
-    ie.inverse_noisy_data()
-    ie.inverse_noisy_data(seed=3, quick=False)
+    torch.set_num_threads(2)  # the test session runs on one thread: start from another count
+    try:
+        ie.inverse_noisy_data()
+        ie.inverse_noisy_data(seed=3, quick=False)
+        assert torch.get_num_threads() == 2  # the caller's count is put back
+    finally:
+        torch.set_num_threads(before)
     assert calls == [(0, ie.QUICK, True, 1), (3, ie.FULL, False, 1)]
-    assert torch.get_num_threads() == before
 
 
 def test_adam_identity_needs_at_least_one_step() -> None:
@@ -95,3 +100,11 @@ def test_accuracy_finding_has_its_unit_and_the_wall_time_to_a_tenth(monkeypatch:
     (finding,) = experiments.poisson1d(seed=0, quick=True)
     assert finding.unit == "relative L2"
     assert finding.details["seconds"] == 1.2
+
+
+@pytest.mark.parametrize("experiment", [experiments.adam_identity, experiments.collocation_noise])
+def test_an_experiments_signature_shows_seed_0_and_the_quick_size(experiment) -> None:
+    """``help()`` and ``inspect`` show the defaults the tour's wrapper runs with."""
+    parameters = inspect.signature(experiment).parameters
+    assert parameters["seed"].default == 0
+    assert parameters["quick"].default is True

@@ -2,8 +2,8 @@
 
 Real DeepXDE problems at their quick sizes, with budgets of one or two steps where a run is needed. The checks are
 exact: network shapes, the Burgers boundary and initial values, documented defaults, bit-for-bit reproducibility
-from the seed, the Cole-Hopf reference's maximum principle and odd symmetry (to a few ulps of float64). No
-statistical claim is made, so there is no Monte-Carlo tolerance.
+from the seed, the Cole-Hopf reference against the integral on a wide grid (to 1e-12). No statistical claim is
+made, so there is no Monte-Carlo tolerance.
 """
 
 from __future__ import annotations
@@ -41,14 +41,23 @@ def test_burgers_boundary_is_zero_and_its_initial_value_minus_sin_pi_x() -> None
     np.testing.assert_allclose(initial.error(points, inputs, ones, 2, 4).numpy(), expected, rtol=0, atol=1e-7)
 
 
-def test_burgers_reference_stays_finite_at_a_small_viscosity() -> None:
-    """At nu = 3e-4 the Cole-Hopf weights span about e^2000 across x: normalised per point they stay finite, the
-    solution keeps the maximum principle (|u| <= max |u(x, 0)| = 1) and its odd symmetry in x."""
-    x = np.linspace(-1.0, 1.0, 101)
-    u = problems.burgers_reference(x, np.array([0.5]), nu=3e-4)
-    assert np.isfinite(u).all()
-    assert np.abs(u).max() <= 1.0 + 1e-12
-    np.testing.assert_allclose(u[0], -u[0, ::-1], rtol=0, atol=1e-12)
+def _cole_hopf_on_a_wide_grid(x: np.ndarray, t: float, nu: float) -> np.ndarray:
+    """The Cole-Hopf integral by the trapezoid rule on z in [-100, 100] (step 0.001): wide enough for any nu >= 1e-4
+    here, where the weights beyond |z| = 33 are below e^-40 of the largest."""
+    z = np.linspace(-100.0, 100.0, 200_001)[None, :]
+    y = x[:, None] - 2.0 * np.sqrt(nu * t) * z
+    log_w = -(z**2) - np.cos(np.pi * y) / (2.0 * np.pi * nu)
+    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+    return -(np.sin(np.pi * y) * w).sum(1) / w.sum(1)
+
+
+@pytest.mark.parametrize("nu", [problems.BURGERS_NU, 3e-4])
+def test_burgers_reference_is_accurate_at_a_small_viscosity_too(nu: float) -> None:
+    """At nu = 3e-4 the weights span about e^1000 across x and peak beyond |z| = 15: normalised per point, over a range
+    that grows as nu falls, the solution agrees with the integral on a wide grid to 1e-12 (measured 1e-14)."""
+    x = np.linspace(-1.0, 1.0, 21)
+    u = problems.burgers_reference(x, np.array([0.5]), nu=nu)
+    np.testing.assert_allclose(u[0], _cole_hopf_on_a_wide_grid(x, 0.5, nu), rtol=0, atol=1e-12)
 
 
 def test_a_problem_built_by_hand_has_its_own_empty_recipe() -> None:

@@ -1316,5 +1316,11 @@ def test_shard_is_frozen_and_sampled_on_one_torch_thread(monkeypatch):
     monkeypatch.setattr(
         sh, "sample_points", lambda *args: threads.append(torch.get_num_threads()) or real_sample(*args)
     )
-    sh.evaluate_shard(shard, TorchBackend(ansatz))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the test session runs on one thread: start from another count
+    try:
+        sh.evaluate_shard(shard, TorchBackend(ansatz))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     assert threads == [1]
