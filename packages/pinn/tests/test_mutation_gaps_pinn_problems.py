@@ -60,6 +60,12 @@ def test_burgers_reference_is_accurate_at_a_small_viscosity_too(nu: float) -> No
     np.testing.assert_allclose(u[0], _cole_hopf_on_a_wide_grid(x, 0.5, nu), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("nu", [0.0, -1e-3, float("nan")])
+def test_burgers_reference_refuses_a_viscosity_that_is_not_positive(nu: float) -> None:
+    with pytest.raises(ValueError, match=r"^nu must be"):
+        problems.burgers_reference(np.zeros(3), np.array([0.5]), nu=nu)
+
+
 def test_a_problem_built_by_hand_has_its_own_empty_recipe() -> None:
     x, u = np.zeros((2, 1)), np.zeros((2, 1))
     first, second = problems.Problem("p", None, x, u), problems.Problem("q", None, x, u)

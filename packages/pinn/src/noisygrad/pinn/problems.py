@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from noisygrad.checks import check_positive_int
+from noisygrad.checks import check_positive, check_positive_int
 
 from ._deepxde import deepxde, quiet
 from .optimizers import PinnWarning
@@ -49,6 +49,7 @@ def burgers_reference(x: np.ndarray, t: np.ndarray, *, nu: float = BURGERS_NU, n
     is spectrally accurate for this smooth, rapidly decaying integrand. Returns an array of shape
     ``(len(t), len(x))``.
     """
+    nu = check_positive("nu", nu)
     x = np.asarray(x, dtype=np.float64).reshape(1, -1, 1)
     half = max(15.0, math.sqrt(1.0 / (math.pi * nu) + 40.0))
     z = np.linspace(-half, half, nodes).reshape(1, 1, -1)
