@@ -9,6 +9,7 @@ made, so there is no Monte-Carlo tolerance.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ import torch
 import noisygrad.pinn as ngp
 from noisygrad.pinn import distributed as dist
 from noisygrad.pinn import training as tr
+from noisygrad.pinn._deepxde import deepxde
 from noisygrad.pinn.problems import default_float
 
 from .conftest import params_of, same, tiny_poisson
@@ -160,8 +162,6 @@ def test_the_progress_table_shows_every_display_every_steps(capsys: pytest.Captu
 
 
 def test_train_warns_about_a_resampler_of_fixed_points_in_the_callers_file() -> None:
-    from noisygrad.pinn._deepxde import deepxde
-
     resampler = deepxde().callbacks.PDEPointResampler(period=10)
     with pytest.warns(ngp.PinnWarning, match="PDEPointResampler redraws the same points") as record:
         ngp.train(tiny_poisson(0), "adam", lr=1e-3, iterations=1, callbacks=[resampler], verbose=0)
@@ -170,8 +170,6 @@ def test_train_warns_about_a_resampler_of_fixed_points_in_the_callers_file() -> 
 
 
 def test_the_training_time_is_within_the_calls_own() -> None:
-    import time
-
     before = time.perf_counter()
     result = ngp.train(tiny_poisson(0), "adam", lr=1e-3, iterations=2, verbose=0)
     assert 0.0 < result.seconds <= time.perf_counter() - before
@@ -179,8 +177,6 @@ def test_the_training_time_is_within_the_calls_own() -> None:
 
 def test_train_at_verbose_0_silences_the_callbacks_too(capsys: pytest.CaptureFixture[str]) -> None:
     """DeepXDE's EarlyStopping prints when it stops; at ``verbose=0`` nothing reaches stdout."""
-    from noisygrad.pinn._deepxde import deepxde
-
     stop = deepxde().callbacks.EarlyStopping(min_delta=1e9, patience=0)
     ngp.train(tiny_poisson(0), "adam", lr=1e-3, iterations=3, callbacks=[stop], verbose=0)
     assert capsys.readouterr().out == ""

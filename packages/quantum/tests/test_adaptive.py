@@ -200,14 +200,16 @@ def _shots_to_chemical_accuracy(case, seed, smoothing):
 
 
 def test_adaptive_spsa_reaches_chemical_accuracy_on_h2_within_a_budget():
-    """H2 of the benchmark family, seeds 0, 1 and 3: with SPSA's default smoothing the adaptive SPSA reaches 1.6 mHa
-    within 2e5 shots (measured: 4.9e4, 3.3e4, 6.4e4); with the former 0.8 seeds 0 and 1 did not (never in 300
-    steps, and after 1.9e7 shots). Over seeds 0..9: 7/10 reached (median 9.6e4), against 5/10 with 0.8, each after
-    2.9e6-1.9e7 shots (README, "Side by side")."""
+    """H2 of the benchmark family, seeds 0..9 (every seed run, none chosen): with SPSA's default smoothing 6 of the 10
+    reach 1.6 mHa within 2e5 shots (measured: 1.4e4-1.3e5; seed 4 at 2.6e5, seeds 2, 6 and 9 not in 300 steps),
+    asserted: at least 5. With the former 0.8 none does (the first to get there, seed 6, after 2.9e6 shots; 5/10 in
+    300 steps, README "Side by side"). The runs are deterministic given the seed."""
     from noisygrad.quantum.problems import problem
 
     case = problem("h2")
-    for seed in (0, 1, 3):
-        assert _shots_to_chemical_accuracy(case, seed, None) < 2e5
-    for seed in (0, 1):
-        assert _shots_to_chemical_accuracy(case, seed, 0.8) > 2e5
+    within = {
+        smoothing: sum(_shots_to_chemical_accuracy(case, seed, smoothing) < 2e5 for seed in range(10))
+        for smoothing in (None, 0.8)
+    }
+    assert within[None] >= 5
+    assert within[0.8] == 0
