@@ -15,6 +15,12 @@ many did). Methods:
 * ``adaptive-ps``: :func:`~noisygrad.quantum.vqe` with :class:`~noisygrad.quantum.AdaptiveShots` around parameter
   shift (Adam, lr 0.1): shots per iteration chosen to hold the gradient's signal-to-noise at ``--snr``.
 * ``adaptive-spsa``: the same around the core's SPSA (Spall's calibrated gains).
+* ``sequential``: :class:`~noisygrad.quantum.sequential.SequentialMinimizer` (sequential minimal optimization with
+  NFT's recycled value, two estimates per coordinate step) with ``--sequential-shots`` shots per group, one setting
+  for every problem; at most ``maxiter`` sweeps (``maxiter * P`` steps) and qiskit's SPSA budget at 100 shots
+  (``maxiter * 2 * 100 * G`` shots).
+* ``qiskit-nft``: qiskit-algorithms' ``NFT`` (the same idea with shifts of pi/2 and a re-measured point every 32
+  steps) on :func:`~noisygrad.quantum.shot_estimator`, best of ``--fixed-shots`` as for SPSA, same caps.
 * ``rosalin``: PennyLane's ``ShotAdaptiveOptimizer`` (weighted random term sampling, ``min_shots=10``, its default
   step 0.07) on ``default.qubit``, with the circuit and Hamiltonian converted gate for gate and term for term.
 
@@ -29,6 +35,7 @@ qiskit's best fixed count to each method, and the medians over each half.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
@@ -43,8 +50,9 @@ import torch
 import noisygrad as ng
 from noisygrad.quantum import CHEMICAL_ACCURACY, AdaptiveShots, EnergyObjective, ParameterShift, shot_estimator, vqe
 from noisygrad.quantum.problems import Problem, family, problem
+from noisygrad.quantum.sequential import SequentialMinimizer
 
-METHODS = ("qiskit-spsa", "adaptive-ps", "adaptive-spsa", "rosalin")
+METHODS = ("qiskit-spsa", "adaptive-ps", "adaptive-spsa", "rosalin", "sequential", "qiskit-nft")
 
 
 def target(case: Problem) -> float:
@@ -105,6 +113,56 @@ def run_adaptive(
         **gains,
     )
     return [(float(h["shots"]), h["exact"] - case.exact_energy) for h in result.history]
+
+
+def _caps(case: Problem, maxiter: int) -> tuple[int, int]:
+    """The sequential methods' caps: ``maxiter`` sweeps, and qiskit SPSA's budget at 100 shots per group."""
+    groups = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact").plan.num_groups
+    return maxiter * case.ansatz.num_parameters, maxiter * 2 * 100 * groups
+
+
+def run_sequential(case: Problem, seed: int, shots: int, maxiter: int) -> list[tuple[float, float]]:
+    """:class:`SequentialMinimizer` with ``shots`` per group, stopped at the first hit (the metric)."""
+    exact = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact")
+    minimizer = SequentialMinimizer(
+        EnergyObjective(case.hamiltonian, case.ansatz, shots=shots), case.initial_point(seed), seed=seed
+    )
+    trace: list[tuple[float, float]] = []
+    goal = target(case)
+
+    def record(x: np.ndarray, entry: dict[str, float]) -> bool:
+        trace.append((entry["shots"], float(exact.exact(x)[0]) - case.exact_energy))
+        return trace[-1][1] <= goal
+
+    max_steps, max_shots = _caps(case, maxiter)
+    minimizer.run(max_steps=max_steps, max_shots=max_shots, callback=record)
+    return trace
+
+
+def run_qiskit_nft(case: Problem, seed: int, shots: int, maxiter: int) -> list[tuple[float, float]]:
+    """qiskit-algorithms' ``NFT`` on the shot estimator, stopped at the first hit or the caps."""
+    from qiskit_algorithms.optimizers import NFT
+
+    exact = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact")
+    estimator = shot_estimator(shots=shots, seed=seed)
+    trace: list[tuple[float, float]] = []
+    goal = target(case)
+    max_steps, max_shots = _caps(case, maxiter)
+
+    class Stop(Exception):
+        pass
+
+    def fun(x: np.ndarray) -> float:
+        return float(estimator.run([(case.ansatz, case.hamiltonian, x)]).result()[0].data.evs)
+
+    def record(x: np.ndarray) -> None:
+        trace.append((float(estimator.shots_used), float(exact.exact(x)[0]) - case.exact_energy))
+        if trace[-1][1] <= goal or estimator.shots_used >= max_shots:
+            raise Stop
+
+    with contextlib.suppress(Stop):
+        NFT(maxiter=max_steps, maxfev=None, callback=record).minimize(fun, case.initial_point(seed))
+    return trace
 
 
 def _pennylane_parts(case: Problem) -> tuple[Callable[[Any], None], Any]:
@@ -177,10 +235,11 @@ def run_problem(case: Problem, args: argparse.Namespace) -> dict[str, Any]:
     row: dict[str, Any] = {"problem": case.name, "split": case.split, "target": goal, "methods": {}}
     for method in args.methods:
         start = time.perf_counter()
-        if method == "qiskit-spsa":
+        if method in ("qiskit-spsa", "qiskit-nft"):
+            fixed = run_qiskit_spsa if method == "qiskit-spsa" else run_qiskit_nft
             per_count = {}
             for shots in args.fixed_shots:
-                hits = [first_hit(run_qiskit_spsa(case, s, shots, args.maxiter), goal) for s in range(args.seeds)]
+                hits = [first_hit(fixed(case, s, shots, args.maxiter), goal) for s in range(args.seeds)]
                 per_count[shots] = hits
             # the lowest median; among counts that tie (both never got there in half the seeds), the most hits
             best = min(
@@ -201,6 +260,7 @@ def run_problem(case: Problem, args: argparse.Namespace) -> dict[str, Any]:
                     target_step=args.spsa_target_step,
                 ),
                 "rosalin": lambda s: run_rosalin(case, s, args.maxiter),
+                "sequential": lambda s: run_sequential(case, s, args.sequential_shots, args.maxiter),
             }[method]
             row["methods"][method] = {"hits": [first_hit(runner(s), goal) for s in range(args.seeds)]}
         row["methods"][method]["seconds"] = time.perf_counter() - start
@@ -255,12 +315,15 @@ def main() -> None:
     parser.add_argument(
         "--spsa-target-step", type=float, default=2 * math.pi / 10, help="adaptive-spsa's calibrated first step"
     )
+    parser.add_argument("--sequential-shots", type=int, default=2, help="sequential's shots per group")
+    parser.add_argument("--split", choices=("tuning", "held_out"), default=None, help="only this half of the family")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     cases = [problem(name) for name in args.problems] if args.problems else family()
+    cases = [case for case in cases if args.split in (None, case.split)]
     rows = []
     for case in cases:
         print(f"{case.name} ({case.split}, target {target(case):.3g}):", flush=True)

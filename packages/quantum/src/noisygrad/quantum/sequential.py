@@ -1,0 +1,225 @@
+"""Sequential minimal optimization (Nakanishi, Fujii and Todo 2020; "Rotosolve"): one parameter at a time, to its
+exact minimum along that axis, from two energy estimates per step.
+
+When a parameter ``theta_i`` enters the circuit once, in a rotation ``exp(-i theta_i P / 2)`` with ``P`` a Pauli
+string, the energy along that axis is a sinusoid ``A cos(x) + B sin(x) + C`` (``x`` the shift of ``theta_i``).
+Three estimates at ``x = 0, +2 pi / 3, -2 pi / 3`` (equally spaced: each coefficient then has the smallest
+variance, ``2 Var / 3`` for ``A`` and ``B``) give the three coefficients, and the minimum lies at
+``x* = atan2(B, A) + pi`` with value ``C - sqrt(A**2 + B**2)``. The estimate at ``x = 0`` is not measured: it is
+the value the previous step predicted for its minimum (NFT's recycling), so a step costs two estimates.
+
+That recycled value is biased low by the noise (the fitted amplitude ``sqrt(A**2 + B**2)`` is biased up by about
+``Var / (3 sqrt(A**2 + B**2))``), and the bias is what makes the method work with very few shots: the current
+point looks lower than it is, so a step moves only as far as the new estimates outweigh that bias, a damping that
+grows with the noise and vanishes without it. ``reset_interval`` re-measures the current point every that many
+steps (qiskit-algorithms' ``NFT`` default is 32; here the default is never: measured on the benchmark family,
+the bias helps at low shot counts, see the package README).
+
+Measured with the objective's own shots (and its :class:`~noisygrad.quantum.allocation.ShotAllocator`, if it has
+one, which then spreads each estimate's shots over the measurement groups by their measured noise). Every shot goes
+through the objective and is counted there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterExpression
+
+from noisygrad.checks import check_positive_int
+
+from .objective import EnergyObjective
+from .sampling import check_seed
+
+SHIFT = 2 * math.pi / 3
+# Gates ``exp(-i theta P / 2)`` (up to a global phase) with P a Pauli string: one frequency in each parameter.
+SINGLE_FREQUENCY_GATES = frozenset({"rx", "ry", "rz", "p", "u1", "rxx", "ryy", "rzz", "rzx", "u", "u3"})
+_FIXED_GATES = frozenset(
+    {"x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "sxdg", "cx", "cy", "cz", "swap", "ecr", "id", "barrier"}
+)
+
+
+def check_single_frequency(ansatz: QuantumCircuit) -> None:
+    """Raise a ``ValueError`` naming the parameter unless every parameter of ``ansatz`` enters once, in a gate of
+    :data:`SINGLE_FREQUENCY_GATES`, as ``+-theta + constant`` (then the energy along its axis is one sinusoid)."""
+    circuit = ansatz
+    for _ in range(8):  # library circuits (efficient_su2, n_local) unfold into standard gates
+        if all(inst.operation.name in SINGLE_FREQUENCY_GATES | _FIXED_GATES for inst in circuit.data):
+            break
+        circuit = circuit.decompose()
+    seen: dict[Any, str] = {}
+    for inst in circuit.data:
+        for value in inst.operation.params:
+            if not isinstance(value, ParameterExpression):
+                continue
+            for parameter in value.parameters:
+                where = f"{inst.operation.name} gate"
+                if inst.operation.name not in SINGLE_FREQUENCY_GATES:
+                    raise ValueError(
+                        f"ansatz parameter {parameter.name!r} enters a {where}: sequential minimization needs each "
+                        f"parameter in one of {sorted(SINGLE_FREQUENCY_GATES)}"
+                    )
+                if parameter in seen:
+                    raise ValueError(
+                        f"ansatz parameter {parameter.name!r} enters more than one gate ({seen[parameter]} and "
+                        f"{where}): the energy along its axis is then not one sinusoid"
+                    )
+                slope = value.gradient(parameter)
+                if isinstance(slope, ParameterExpression) or abs(abs(complex(slope)) - 1.0) > 1e-12:
+                    raise ValueError(
+                        f"ansatz parameter {parameter.name!r} enters its {where} as {value}: sequential "
+                        "minimization needs +-theta + constant (period 2 pi)"
+                    )
+                seen[parameter] = where
+
+
+@dataclass
+class SequentialResult:
+    """What :meth:`SequentialMinimizer.run` returns.
+
+    ``x`` the final parameters; ``energy_estimate`` the value the last step predicted for them (biased low by the
+    noise, see the module); ``steps`` the coordinate steps taken; ``evaluations`` and ``shots`` the objective's
+    running totals; ``history`` one entry per step: ``step``, ``coordinate``, ``shots`` (cumulative),
+    ``energy_estimate`` and ``amplitude`` (the fitted ``sqrt(A**2 + B**2)``).
+    """
+
+    x: np.ndarray
+    energy_estimate: float
+    steps: int
+    evaluations: int
+    shots: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class SequentialMinimizer:
+    """Minimizes an :class:`~noisygrad.quantum.EnergyObjective` one parameter at a time (see the module).
+
+    Args:
+        objective: the energy to minimize; its ansatz must pass :func:`check_single_frequency`. Its ``shots``
+            (or its ``allocation``) decide each estimate's shots.
+        initial_point: the starting parameters (copied, never changed).
+        seed: an int >= 0, a ``numpy.random.Generator`` (used as is) or ``None``: every shot is drawn from it.
+        reset_interval: re-measure the current point every this many steps (``0``: never, the default).
+
+    :meth:`step` takes one coordinate step (coordinates in order, cycling); :meth:`run` takes many.
+    :meth:`state_dict` and :meth:`load_state_dict` continue a run bit for bit.
+    """
+
+    def __init__(
+        self,
+        objective: EnergyObjective,
+        initial_point: object,
+        *,
+        seed: int | np.random.Generator | None = None,
+        reset_interval: int = 0,
+    ) -> None:
+        if not isinstance(objective, EnergyObjective):
+            raise TypeError(f"objective must be an EnergyObjective, got {type(objective).__name__}")
+        check_single_frequency(objective.ansatz)
+        self.objective = objective
+        self.x = objective.points(initial_point, "initial_point")[0].copy()
+        self.reset_interval = check_positive_int("reset_interval", reset_interval, allow_zero=True)
+        self.rng = check_seed(seed)
+        self.steps = 0
+        self.energy_estimate: float | None = None  # the current point's value, measured or recycled
+        self.history: list[dict[str, float]] = []
+
+    def _measure_current(self) -> None:
+        self.energy_estimate = float(self.objective.sample(self.x[None, :], self.rng)[0])
+
+    def step(self) -> None:
+        """One coordinate step: two estimates, the sinusoid through them and the current value, its minimum."""
+        if self.energy_estimate is None or (self.reset_interval and self.steps % self.reset_interval == 0):
+            self._measure_current()
+        assert self.energy_estimate is not None
+        i = self.steps % self.x.size
+        points = np.repeat(self.x[None, :], 2, axis=0)
+        points[0, i] += SHIFT
+        points[1, i] -= SHIFT
+        plus, minus = self.objective.sample(points, self.rng)
+        if not (math.isfinite(plus) and math.isfinite(minus)):
+            raise FloatingPointError(f"the energy estimates at step {self.steps} are not finite: {plus}, {minus}")
+        now = self.energy_estimate
+        mean = (now + plus + minus) / 3
+        cos_part = (2 * now - plus - minus) / 3
+        sin_part = (plus - minus) / math.sqrt(3)
+        amplitude = math.hypot(cos_part, sin_part)
+        shift = math.atan2(sin_part, cos_part) + math.pi
+        self.x[i] = math.remainder(self.x[i] + shift, 2 * math.pi)  # the energy has period 2 pi in each parameter
+        self.energy_estimate = mean - amplitude
+        self.steps += 1
+        self.history.append(
+            {
+                "step": self.steps,
+                "coordinate": i,
+                "shots": self.objective.shots_used,
+                "energy_estimate": self.energy_estimate,
+                "amplitude": amplitude,
+            }
+        )
+
+    def run(
+        self,
+        *,
+        max_steps: int | None = None,
+        max_shots: int | None = None,
+        callback: Callable[[np.ndarray, dict[str, float]], bool | None] | None = None,
+    ) -> SequentialResult:
+        """Steps until ``max_steps`` more steps are taken, the objective has used ``max_shots`` shots, or
+        ``callback(x, history_entry)`` returns ``True`` (it gets a copy of the parameters after each step)."""
+        if max_steps is None and max_shots is None and callback is None:
+            raise ValueError("run needs max_steps, max_shots or a callback that returns True to stop")
+        limit = None if max_steps is None else self.steps + check_positive_int("max_steps", max_steps)
+        budget = None if max_shots is None else check_positive_int("max_shots", max_shots)
+        while (limit is None or self.steps < limit) and (budget is None or self.objective.shots_used < budget):
+            self.step()
+            if callback is not None and callback(self.x.copy(), self.history[-1]):
+                break
+        return self.result()
+
+    def result(self) -> SequentialResult:
+        energy = math.nan if self.energy_estimate is None else self.energy_estimate
+        return SequentialResult(
+            x=self.x.copy(),
+            energy_estimate=energy,
+            steps=self.steps,
+            evaluations=self.objective.evaluations,
+            shots=self.objective.shots_used,
+            history=[dict(h) for h in self.history],
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a continuation needs: parameters, recycled value, step count, the shot stream, the
+        objective's counters and its allocator's running noise estimates."""
+        allocation = self.objective.allocation
+        return {
+            "x": self.x.tolist(),
+            "energy_estimate": self.energy_estimate,
+            "steps": self.steps,
+            "rng": self.rng.bit_generator.state,
+            "evaluations": self.objective.evaluations,
+            "shots_used": self.objective.shots_used,
+            "allocation": None if allocation is None else allocation.state_dict(),
+            "history": [dict(h) for h in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        x = np.asarray(state["x"], dtype=float)
+        if x.shape != self.x.shape:
+            raise ValueError(f"state holds {x.size} parameters, this objective has {self.x.size}")
+        if (state["allocation"] is None) != (self.objective.allocation is None):
+            raise ValueError("state and objective differ in whether shots are allocated across groups")
+        self.x = x.copy()
+        self.energy_estimate = state["energy_estimate"]
+        self.steps = int(state["steps"])
+        self.rng.bit_generator.state = state["rng"]
+        self.objective.evaluations = int(state["evaluations"])
+        self.objective.shots_used = int(state["shots_used"])
+        if self.objective.allocation is not None:
+            self.objective.allocation.load_state_dict(state["allocation"])
+        self.history = [dict(h) for h in state["history"]]

@@ -1,0 +1,195 @@
+"""Sequential minimal optimization: the sinusoid fit against exact energies, the recycled value's noise bias against
+its closed form, shots counted, bit-identical continuation, refused inputs, and shots to chemical accuracy."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter
+
+from noisygrad.quantum import CHEMICAL_ACCURACY, EnergyObjective, ShotAllocator
+from noisygrad.quantum.problems import family, problem
+from noisygrad.quantum.sequential import SequentialMinimizer, check_single_frequency
+
+
+def test_every_ansatz_of_the_family_has_one_frequency_per_parameter():
+    for case in family():
+        check_single_frequency(case.ansatz)
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda qc, t: (qc.ry(t, 0), qc.rz(t, 1)), "more than one gate"),
+        (lambda qc, t: qc.ry(2 * t, 0), "as 2"),
+        (lambda qc, t: qc.crx(t, 0, 1), r"as \(-?0\.5\)\*theta"),  # crx unfolds into rotations by theta / 2
+    ],
+)
+def test_an_ansatz_with_more_than_one_frequency_is_refused_naming_the_parameter(build, match):
+    theta = Parameter("theta")
+    circuit = QuantumCircuit(2)
+    build(circuit, theta)
+    with pytest.raises(ValueError, match=f"^ansatz parameter 'theta' .*{match}"):
+        check_single_frequency(circuit)
+
+
+def test_a_shifted_or_negated_parameter_is_one_sinusoid():
+    theta, phi = Parameter("theta"), Parameter("phi")
+    circuit = QuantumCircuit(2)
+    circuit.ry(-theta + 0.3, 0)
+    circuit.rzz(phi + math.pi, 0, 1)
+    check_single_frequency(circuit)
+
+
+def test_one_noise_free_step_lands_on_the_exact_minimum_along_its_axis(hamiltonian, ansatz, theta):
+    objective = EnergyObjective(hamiltonian, ansatz, noise="exact")
+    minimizer = SequentialMinimizer(objective, theta, seed=0)
+    minimizer.step()
+    grid = np.linspace(-math.pi, math.pi, 4001)
+    scan = np.repeat(theta[None, :], grid.size, axis=0)
+    scan[:, 0] = grid
+    energies = objective.exact(scan)
+    assert minimizer.energy_estimate == pytest.approx(energies.min(), abs=1e-5)  # the grid's spacing, squared
+    assert minimizer.energy_estimate == pytest.approx(objective.exact(minimizer.x)[0], abs=1e-12)
+    assert minimizer.x[0] == pytest.approx(grid[np.argmin(energies)], abs=2 * (grid[1] - grid[0]))
+    np.testing.assert_array_equal(minimizer.x[1:], theta[1:])  # one coordinate moves
+
+
+def test_noise_free_sweeps_reach_the_ground_state_of_h2():
+    case = problem("h2")
+    objective = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact")
+    minimizer = SequentialMinimizer(objective, case.initial_point(0))
+    result = minimizer.run(max_steps=40 * case.ansatz.num_parameters)
+    # coordinate descent converges linearly in the valley near the minimum: 3.2e-6 Ha above it after 40 sweeps
+    assert float(objective.exact(result.x)[0]) - case.exact_energy < 1e-5
+    energies = [h["energy_estimate"] for h in result.history]
+    assert all(later <= earlier + 1e-12 for earlier, later in itertools.pairwise(energies))  # no step goes up
+    assert result.energy_estimate == pytest.approx(float(objective.exact(result.x)[0]), abs=1e-12)
+
+
+def test_the_recycled_value_is_biased_low_by_the_closed_form(hamiltonian, ansatz, theta):
+    """With noise, the recycled minimum ``C - R_hat`` is low by about ``Var / (3 R)`` (``Var`` one estimate's
+    variance): ``R_hat`` is the length of ``(A, B)`` measured with noise of variance ``2 Var / 3`` per component.
+    At 200 shots per group the bias is 0.1% of R's scale, so the second-order terms are small. 4000 repeats: the
+    tolerance is 4 Monte-Carlo standard errors of the mean plus 5% of the bias for the first-order formula."""
+    exact = EnergyObjective(hamiltonian, ansatz, noise="exact")
+    objective = EnergyObjective(hamiltonian, ansatz, shots=200)
+    grid = np.linspace(-math.pi, math.pi, 20001)
+    scan = np.repeat(theta[None, :], grid.size, axis=0)
+    scan[:, 0] = grid
+    along = exact.exact(scan)
+    amplitude, minimum = (along.max() - along.min()) / 2, along.min()
+    points = np.repeat(theta[None, :], 3, axis=0)
+    points[1, 0] += 2 * math.pi / 3
+    points[2, 0] -= 2 * math.pi / 3
+    variance = float(np.mean(objective.variance(points))) / 200
+    recycled = []
+    rng = np.random.default_rng(1)
+    for _ in range(4000):
+        minimizer = SequentialMinimizer(objective, theta, seed=rng, reset_interval=1)
+        minimizer.step()
+        recycled.append(minimizer.energy_estimate)
+    bias = float(np.mean(recycled)) - minimum
+    stderr = float(np.std(recycled)) / math.sqrt(len(recycled))
+    assert bias == pytest.approx(-variance / (3 * amplitude), abs=4 * stderr + 0.05 * variance / (3 * amplitude))
+    assert bias < -4 * stderr  # the bias is there, not lost in the noise
+
+
+@pytest.mark.parametrize("reset_interval", [0, 3])
+def test_every_shot_is_counted(hamiltonian, ansatz, theta, reset_interval):
+    objective = EnergyObjective(hamiltonian, ansatz, shots=7)
+    result = SequentialMinimizer(objective, theta, seed=0, reset_interval=reset_interval).run(max_steps=10)
+    measured_points = 2 * 10 + (1 if reset_interval == 0 else math.ceil(10 / reset_interval))
+    assert result.shots == objective.shots_used == measured_points * 7 * objective.plan.num_groups
+    assert result.evaluations == measured_points
+    assert [h["shots"] for h in result.history][-1] == result.shots
+    assert [h["coordinate"] for h in result.history] == [k % 8 for k in range(10)]
+
+
+@pytest.mark.parametrize("allocated", [False, True])
+def test_a_saved_run_continues_bit_for_bit(hamiltonian, ansatz, theta, allocated):
+    def make():
+        allocation = ShotAllocator(2, total=40, min_shots=4, pilot_shots=8) if allocated else None
+        return EnergyObjective(hamiltonian, ansatz, shots=10, allocation=allocation)
+
+    whole = SequentialMinimizer(make(), theta, seed=3, reset_interval=4).run(max_steps=30)
+    first = SequentialMinimizer(make(), theta, seed=3, reset_interval=4)
+    first.run(max_steps=13)
+    state = first.state_dict()
+    second = SequentialMinimizer(make(), np.zeros(8), seed=99, reset_interval=4)
+    second.load_state_dict(state)
+    rest = second.run(max_steps=17)
+    np.testing.assert_array_equal(rest.x, whole.x)
+    assert rest.history == whole.history
+    assert (rest.shots, rest.evaluations, rest.energy_estimate) == (
+        whole.shots,
+        whole.evaluations,
+        whole.energy_estimate,
+    )
+
+
+def test_bad_inputs_are_refused_before_any_shot(hamiltonian, ansatz, theta):
+    objective = EnergyObjective(hamiltonian, ansatz, shots=10)
+    with pytest.raises(TypeError, match=r"^objective must be an EnergyObjective"):
+        SequentialMinimizer(lambda x: 0.0, theta)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^initial_point must have 8 entries"):
+        SequentialMinimizer(objective, theta[:5])
+    with pytest.raises(ValueError, match=r"^initial_point contain NaN or Inf"):
+        SequentialMinimizer(objective, np.full(8, np.nan))
+    with pytest.raises(ValueError, match=r"^reset_interval must be"):
+        SequentialMinimizer(objective, theta, reset_interval=-1)
+    minimizer = SequentialMinimizer(objective, theta, seed=0)
+    with pytest.raises(ValueError, match=r"^run needs max_steps, max_shots or a callback"):
+        minimizer.run()
+    with pytest.raises(ValueError, match=r"^max_steps must be"):
+        minimizer.run(max_steps=0)
+    with pytest.raises(ValueError, match=r"^state holds 3 parameters"):
+        minimizer.load_state_dict({**minimizer.state_dict(), "x": [0.0, 0.0, 0.0]})
+    assert objective.shots_used == 0
+
+
+def test_the_caller_s_point_is_not_changed(hamiltonian, ansatz, theta):
+    start = theta.copy()
+    SequentialMinimizer(EnergyObjective(hamiltonian, ansatz, shots=10), start, seed=0).run(max_steps=16)
+    np.testing.assert_array_equal(start, theta)
+
+
+def _shots_to_chemical_accuracy(name: str, seed: int, shots: int, max_shots: int) -> float:
+    case = problem(name)
+    exact = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact")
+    minimizer = SequentialMinimizer(
+        EnergyObjective(case.hamiltonian, case.ansatz, shots=shots), case.initial_point(seed), seed=seed
+    )
+    hit = [math.inf]
+
+    def record(x: np.ndarray, entry: dict[str, float]) -> bool:
+        if float(exact.exact(x)[0]) - case.exact_energy <= CHEMICAL_ACCURACY:
+            hit[0] = entry["shots"]
+            return True
+        return False
+
+    minimizer.run(max_shots=max_shots, callback=record)
+    return hit[0]
+
+
+def test_heh_plus_reaches_chemical_accuracy_on_a_few_thousand_shots():
+    """HeH+ (held out when the default of 2 shots per group was chosen), seeds 0-9, deterministic given the seed.
+    Measured: median 2.6e3 shots, every seed within 1.8e4; qiskit-algorithms' SPSA at its best fixed count needs
+    7.6e4 (README). Asserted with margin: a median below 7.6e4 / 10 and every seed within 5e4."""
+    hits = [_shots_to_chemical_accuracy("heh+", seed, shots=2, max_shots=5 * 10**4) for seed in range(10)]
+    assert all(math.isfinite(h) for h in hits)
+    assert float(np.median(hits)) < 7.6e3
+
+
+@pytest.mark.slow
+def test_h2_reaches_chemical_accuracy_with_fewer_shots_than_a_third_of_spsa_s():
+    """H2, seeds 0-9, 2 shots per group. Measured: median 1.0e4, 10/10 within 1.8e5 shots; qiskit-algorithms' SPSA at
+    its best fixed count (100 shots) needs 5.5e4 (README). Asserted: at least 9 of 10 within 2e5 and the median
+    below 5.5e4 / 3."""
+    hits = [_shots_to_chemical_accuracy("h2", seed, shots=2, max_shots=2 * 10**5) for seed in range(10)]
+    assert sum(math.isfinite(h) for h in hits) >= 9
+    assert float(np.median(hits)) < 5.5e4 / 3
