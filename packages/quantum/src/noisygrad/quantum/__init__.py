@@ -30,7 +30,7 @@ from .hamiltonians import (  # noqa: E402
 from .measurement import MeasurementPlan  # noqa: E402
 from .objective import EnergyObjective  # noqa: E402
 from .qnspsa import QNSPSA  # noqa: E402
-from .sequential import SequentialMinimizer, SequentialResult  # noqa: E402
+from .sequential import SequentialMinimizer, SequentialOptimizer, SequentialResult  # noqa: E402
 from .spsa import SPSA, SPSAResult  # noqa: E402
 from .stopping import ShotAwareStopping  # noqa: E402
 from .vqe import GRADIENTS, VQEResult, vqe  # noqa: E402
@@ -48,6 +48,7 @@ __all__ = [
     "ParameterShift",
     "SPSAResult",
     "SequentialMinimizer",
+    "SequentialOptimizer",
     "SequentialResult",
     "ShotAllocator",
     "ShotAwareStopping",

@@ -17,19 +17,21 @@ the bias helps at low shot counts, see the package README).
 
 Measured with the objective's own shots (and its :class:`~noisygrad.quantum.allocation.ShotAllocator`, if it has
 one, which then spreads each estimate's shots over the measurement groups by their measured noise). Every shot goes
-through the objective and is counted there.
+through the objective and is counted there. :class:`SequentialOptimizer` is the same method as a
+``qiskit_algorithms`` optimizer, a drop-in for its ``NFT``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterExpression
+from qiskit_algorithms.optimizers import Optimizer, OptimizerResult, OptimizerSupportLevel
 
 from noisygrad.checks import check_positive_int
 
@@ -76,6 +78,16 @@ def check_single_frequency(ansatz: QuantumCircuit) -> None:
                         "minimization needs +-theta + constant (period 2 pi)"
                     )
                 seen[parameter] = where
+
+
+def fit_sinusoid(now: float, plus: float, minus: float) -> tuple[float, float, float]:
+    """The sinusoid ``A cos(x) + B sin(x) + C`` through the values at ``x = 0, +2 pi / 3, -2 pi / 3``: the shift
+    ``x*`` to its minimum, the minimum ``C - R`` and the amplitude ``R = sqrt(A**2 + B**2)``."""
+    mean = (now + plus + minus) / 3
+    cos_part = (2 * now - plus - minus) / 3
+    sin_part = (plus - minus) / math.sqrt(3)
+    amplitude = math.hypot(cos_part, sin_part)
+    return math.atan2(sin_part, cos_part) + math.pi, mean - amplitude, amplitude
 
 
 @dataclass
@@ -144,14 +156,8 @@ class SequentialMinimizer:
         plus, minus = self.objective.sample(points, self.rng)
         if not (math.isfinite(plus) and math.isfinite(minus)):
             raise FloatingPointError(f"the energy estimates at step {self.steps} are not finite: {plus}, {minus}")
-        now = self.energy_estimate
-        mean = (now + plus + minus) / 3
-        cos_part = (2 * now - plus - minus) / 3
-        sin_part = (plus - minus) / math.sqrt(3)
-        amplitude = math.hypot(cos_part, sin_part)
-        shift = math.atan2(sin_part, cos_part) + math.pi
+        shift, self.energy_estimate, amplitude = fit_sinusoid(self.energy_estimate, float(plus), float(minus))
         self.x[i] = math.remainder(self.x[i] + shift, 2 * math.pi)  # the energy has period 2 pi in each parameter
-        self.energy_estimate = mean - amplitude
         self.steps += 1
         self.history.append(
             {
@@ -223,3 +229,106 @@ class SequentialMinimizer:
         if self.objective.allocation is not None:
             self.objective.allocation.load_state_dict(state["allocation"])
         self.history = [dict(h) for h in state["history"]]
+
+
+class SequentialOptimizer(Optimizer):  # type: ignore[misc]
+    """The same method as a ``qiskit_algorithms`` optimizer, for ``VQE(estimator, ansatz, optimizer=...)``: the
+    arguments of qiskit-algorithms' ``NFT`` (which fits with shifts of pi/2 and re-measures every 32 steps), with
+    shifts of 2 pi / 3 and, by default, no re-measuring (see the module).
+
+    Args:
+        maxiter: coordinate steps (``None``: no limit but ``maxfev``).
+        maxfev: evaluations of ``fun`` (``None``: no limit but ``maxiter``); each step costs two, and one more
+            for the first and every re-measured point.
+        disp: accepted for qiskit's signature; nothing is printed.
+        reset_interval: re-measure the current point every this many steps (``0``: never).
+        callback: ``callback(x)`` after each step, as qiskit's ``NFT`` calls it.
+
+    ``fun`` must be the energy of an ansatz whose parameters each enter one rotation by ``+-theta + constant``
+    (:func:`check_single_frequency` checks a circuit). The two points of a step go to ``fun`` in one call when
+    ``set_max_evals_grouped(2)`` (or more) was called (``qiskit_algorithms.VQE`` then measures both at once).
+    """
+
+    def __init__(
+        self,
+        maxiter: int | None = None,
+        maxfev: int | None = 1024,
+        disp: bool = False,
+        reset_interval: int = 0,
+        callback: Callable[[np.ndarray], None] | None = None,
+    ) -> None:
+        super().__init__()
+        if maxiter is None and maxfev is None:
+            raise ValueError("maxiter and maxfev cannot both be None: the run would never end")
+        self.maxiter = None if maxiter is None else check_positive_int("maxiter", maxiter)
+        self.maxfev = None if maxfev is None else check_positive_int("maxfev", maxfev)
+        self.disp = bool(disp)
+        self.reset_interval = check_positive_int("reset_interval", reset_interval, allow_zero=True)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+        self.callback = callback
+
+    def get_support_level(self) -> dict[str, OptimizerSupportLevel]:
+        """Gradients and bounds are ignored (as by qiskit's ``NFT``); an initial point is required."""
+        return {
+            "gradient": OptimizerSupportLevel.ignored,
+            "bounds": OptimizerSupportLevel.ignored,
+            "initial_point": OptimizerSupportLevel.required,
+        }
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {
+            "maxiter": self.maxiter,
+            "maxfev": self.maxfev,
+            "disp": self.disp,
+            "reset_interval": self.reset_interval,
+            "callback": self.callback,
+        }
+
+    def minimize(
+        self,
+        fun: Callable[[np.ndarray], Any],
+        x0: Sequence[float] | np.ndarray,
+        jac: Callable[[np.ndarray], np.ndarray] | None = None,
+        bounds: Sequence[tuple[float | None, float | None]] | None = None,
+    ) -> OptimizerResult:
+        """Minimize ``fun`` from ``x0`` (copied); ``result.fun`` is the last recycled value (biased low by the
+        noise, see the module), ``nfev`` the evaluations, ``nit`` the steps."""
+        if not callable(fun):
+            raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+        x = np.array(x0, dtype=float).reshape(-1)
+        if x.size == 0 or not np.all(np.isfinite(x)):
+            raise ValueError(f"x0 must be a non-empty array of finite numbers, got {x0!r}")
+        grouped = (self._max_evals_grouped or 1) >= 2
+        nfev = 0
+
+        def evaluate(points: np.ndarray) -> np.ndarray:
+            nonlocal nfev
+            nfev += len(points)
+            if grouped:
+                values = np.asarray(fun(points), dtype=float).reshape(-1)
+            else:
+                values = np.array([float(np.asarray(fun(p), dtype=float).reshape(-1)[0]) for p in points])
+            if values.shape != (len(points),) or not np.all(np.isfinite(values)):
+                raise FloatingPointError(f"fun returned {values!r} for {len(points)} points: not finite values")
+            return values
+
+        now: float | None = None
+        steps = 0
+        while (self.maxiter is None or steps < self.maxiter) and (self.maxfev is None or nfev < self.maxfev):
+            if now is None or (self.reset_interval and steps % self.reset_interval == 0):
+                now = float(evaluate(x[None, :])[0])
+            i = steps % x.size
+            points = np.repeat(x[None, :], 2, axis=0)
+            points[0, i] += SHIFT
+            points[1, i] -= SHIFT
+            plus, minus = evaluate(points)
+            shift, now, _ = fit_sinusoid(now, float(plus), float(minus))
+            x[i] = math.remainder(x[i] + shift, 2 * math.pi)
+            steps += 1
+            if self.callback is not None:
+                self.callback(x.copy())
+        result = OptimizerResult()
+        result.x, result.fun, result.nfev, result.nit = x, now, nfev, steps
+        return result
