@@ -53,8 +53,8 @@ def test_one_noise_free_step_lands_on_the_exact_minimum_along_its_axis(hamiltoni
     scan = np.repeat(theta[None, :], grid.size, axis=0)
     scan[:, 0] = grid
     energies = objective.exact(scan)
-    assert minimizer.energy_estimate == pytest.approx(energies.min(), abs=1e-5)  # the grid's spacing, squared
-    assert minimizer.energy_estimate == pytest.approx(objective.exact(minimizer.x)[0], abs=1e-12)
+    assert minimizer.anchor == pytest.approx(energies.min(), abs=1e-5)  # the grid's spacing, squared
+    assert minimizer.anchor == pytest.approx(objective.exact(minimizer.x)[0], abs=1e-12)
     assert minimizer.x[0] == pytest.approx(grid[np.argmin(energies)], abs=2 * (grid[1] - grid[0]))
     np.testing.assert_array_equal(minimizer.x[1:], theta[1:])  # one coordinate moves
 
@@ -66,9 +66,9 @@ def test_noise_free_sweeps_reach_the_ground_state_of_h2():
     result = minimizer.run(max_steps=40 * case.ansatz.num_parameters)
     # coordinate descent converges linearly in the valley near the minimum: 3.2e-6 Ha above it after 40 sweeps
     assert float(objective.exact(result.x)[0]) - case.exact_energy < 1e-5
-    energies = [h["energy_estimate"] for h in result.history]
+    energies = [h["anchor"] for h in result.history]
     assert all(later <= earlier + 1e-12 for earlier, later in itertools.pairwise(energies))  # no step goes up
-    assert result.energy_estimate == pytest.approx(float(objective.exact(result.x)[0]), abs=1e-12)
+    assert result.anchor == pytest.approx(float(objective.exact(result.x)[0]), abs=1e-12)
 
 
 def test_the_recycled_value_is_biased_low_by_the_closed_form(hamiltonian, ansatz, theta):
@@ -92,11 +92,34 @@ def test_the_recycled_value_is_biased_low_by_the_closed_form(hamiltonian, ansatz
     for _ in range(4000):
         minimizer = SequentialMinimizer(objective, theta, seed=rng, reset_interval=1)
         minimizer.step()
-        recycled.append(minimizer.energy_estimate)
+        recycled.append(minimizer.anchor)
     bias = float(np.mean(recycled)) - minimum
     stderr = float(np.std(recycled)) / math.sqrt(len(recycled))
     assert bias == pytest.approx(-variance / (3 * amplitude), abs=4 * stderr + 0.05 * variance / (3 * amplitude))
     assert bias < -4 * stderr  # the bias is there, not lost in the noise
+
+
+def test_without_re_measuring_the_anchor_drifts_below_the_energy_like_the_square_root_of_the_steps():
+    """The module's account of why few shots work: the anchor's lag behind the true energy at the current point
+    grows like sqrt(k). H2 at 2 shots per group, seeds 0-9: the mean lag after 400, 800 and 1600 steps measured
+    5.6, 7.8 and 11.1 Ha (ratios 1.40 and 1.42 per doubling, each seed's within 1.35-1.57; a linear drift would
+    double). Asserted: ratios within 1.25-1.6, and the lag far above the noise of one estimate (about 0.5 Ha)."""
+    case = problem("h2")
+    exact = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact")
+    lags = []
+    for seed in range(10):
+        minimizer = SequentialMinimizer(
+            EnergyObjective(case.hamiltonian, case.ansatz, shots=2), case.initial_point(seed), seed=seed
+        )
+        lag = []
+        for steps in (400, 400, 800):
+            minimizer.run(max_steps=steps)
+            lag.append(float(exact.exact(minimizer.x)[0]) - minimizer.anchor)
+        lags.append(lag)
+    mean = np.mean(lags, axis=0)
+    assert 1.25 < mean[1] / mean[0] < 1.6
+    assert 1.25 < mean[2] / mean[1] < 1.6
+    assert mean[0] > 3.0
 
 
 @pytest.mark.parametrize("reset_interval", [0, 3])
@@ -125,10 +148,10 @@ def test_a_saved_run_continues_bit_for_bit(hamiltonian, ansatz, theta, allocated
     rest = second.run(max_steps=17)
     np.testing.assert_array_equal(rest.x, whole.x)
     assert rest.history == whole.history
-    assert (rest.shots, rest.evaluations, rest.energy_estimate) == (
+    assert (rest.shots, rest.evaluations, rest.anchor) == (
         whole.shots,
         whole.evaluations,
-        whole.energy_estimate,
+        whole.anchor,
     )
 
 
@@ -226,7 +249,7 @@ def test_the_qiskit_optimizer_runs_qiskit_algorithms_vqe_to_the_ground_state(ham
     )
     ground = float(np.linalg.eigvalsh(hamiltonian.to_matrix()).min())
     assert result.eigenvalue.real - ground < CHEMICAL_ACCURACY / 10  # measured 7.3e-5 from this random start
-    assert result.cost_function_evals == 1 + 2 * 40 * 8  # the first point and two per step
+    assert result.cost_function_evals == 1 + 2 * 40 * 8 + 1  # the first point, two per step, the final point
     assert result.optimizer_result.nit == 40 * 8
 
 
@@ -241,15 +264,16 @@ def test_the_qiskit_optimizer_sends_a_step_s_two_points_in_one_call_when_grouped
     optimizer = SequentialOptimizer(maxiter=5, maxfev=None, reset_interval=2)
     optimizer.set_max_evals_grouped(2)
     result = optimizer.minimize(counted, theta)
-    assert calls == [(1, 8), (2, 8), (2, 8), (1, 8), (2, 8), (2, 8), (1, 8), (2, 8)]
-    assert result.nfev == 3 + 2 * 5
+    assert calls == [(1, 8), (2, 8), (2, 8), (1, 8), (2, 8), (2, 8), (1, 8), (2, 8), (1, 8)]
+    assert result.nfev == 3 + 2 * 5 + 1
+    assert result.fun == pytest.approx(fun(result.x), abs=1e-12)
     grouped = SequentialOptimizer(maxiter=5, maxfev=None, reset_interval=2)
     np.testing.assert_allclose(grouped.minimize(fun, theta).x, result.x, atol=1e-12)
 
 
 def test_the_qiskit_optimizer_stops_at_maxfev_and_refuses_bad_settings(hamiltonian, ansatz, theta):
     fun = _exact_energy(hamiltonian, ansatz)
-    assert SequentialOptimizer(maxfev=11).minimize(fun, theta).nfev == 11  # 1 + 2 * 5 steps
+    assert SequentialOptimizer(maxfev=11).minimize(fun, theta).nfev == 12  # 1 + 2 * 5 steps, and the final point
     with pytest.raises(ValueError, match=r"^maxiter and maxfev cannot both be None"):
         SequentialOptimizer(maxiter=None, maxfev=None)
     with pytest.raises(ValueError, match=r"^maxiter must be"):
