@@ -200,7 +200,8 @@ def _shots_to_chemical_accuracy(name: str, seed: int, shots: int, max_shots: int
 
 
 def test_heh_plus_reaches_chemical_accuracy_on_a_few_thousand_shots():
-    """HeH+ (held out when the default of 2 shots per group was chosen), seeds 0-9, deterministic given the seed.
+    """HeH+ (a held-out problem of the family, though it was among those looked at when 2 shots per group was
+    picked), seeds 0-9, deterministic given the seed.
     Measured: median 2.6e3 shots, every seed within 1.8e4; qiskit-algorithms' SPSA at its best fixed count needs
     7.6e4 (README). Asserted with margin: a median below 7.6e4 / 10 and every seed within 5e4."""
     hits = [_shots_to_chemical_accuracy("heh+", seed, shots=2, max_shots=5 * 10**4) for seed in range(10)]
