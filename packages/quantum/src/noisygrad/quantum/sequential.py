@@ -47,17 +47,18 @@ from .sampling import check_seed
 SHIFT = 2 * math.pi / 3
 # Gates ``exp(-i theta P / 2)`` (up to a global phase) with P a Pauli string: one frequency in each parameter.
 SINGLE_FREQUENCY_GATES = frozenset({"rx", "ry", "rz", "p", "u1", "rxx", "ryy", "rzz", "rzx", "u", "u3"})
-_FIXED_GATES = frozenset(
-    {"x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "sxdg", "cx", "cy", "cz", "swap", "ecr", "id", "barrier"}
-)
+
+
+def _parameterized(instruction: Any) -> bool:
+    return any(isinstance(value, ParameterExpression) for value in instruction.operation.params)
 
 
 def check_single_frequency(ansatz: QuantumCircuit) -> None:
     """Raise a ``ValueError`` naming the parameter unless every parameter of ``ansatz`` enters once, in a gate of
     :data:`SINGLE_FREQUENCY_GATES`, as ``+-theta + constant`` (then the energy along its axis is one sinusoid)."""
     circuit = ansatz
-    for _ in range(8):  # library circuits (efficient_su2, n_local) unfold into standard gates
-        if all(inst.operation.name in SINGLE_FREQUENCY_GATES | _FIXED_GATES for inst in circuit.data):
+    for _ in range(8):  # library blocks (EfficientSU2, controlled rotations) unfold until their parameters show
+        if all(inst.operation.name in SINGLE_FREQUENCY_GATES for inst in circuit.data if _parameterized(inst)):
             break
         circuit = circuit.decompose()
     seen: dict[Any, str] = {}
