@@ -131,6 +131,7 @@ def test_every_shot_is_counted(hamiltonian, ansatz, theta, reset_interval):
     assert result.evaluations == measured_points
     assert [h["shots"] for h in result.history][-1] == result.shots
     assert [h["coordinate"] for h in result.history] == [k % 8 for k in range(10)]
+    assert [h["step"] for h in result.history] == list(range(1, 11))
 
 
 @pytest.mark.parametrize("allocated", [False, True])
@@ -287,3 +288,48 @@ def test_the_qiskit_optimizer_stops_at_maxfev_and_refuses_bad_settings(hamiltoni
         SequentialOptimizer().minimize(lambda x: math.nan, theta)
     settings = SequentialOptimizer(maxiter=7, reset_interval=3).settings
     assert SequentialOptimizer(**settings).settings == settings
+
+
+@pytest.mark.parametrize("gate", ["rx", "ry", "rz", "p", "u1", "u", "u3", "rxx", "ryy", "rzz", "rzx"])
+def test_a_refusal_names_the_gate_as_written(gate):
+    """Known single-frequency gates are read as they stand, not unfolded first: the error names the caller's gate."""
+    from qiskit.circuit.library import U1Gate, U3Gate
+
+    theta = Parameter("theta")
+    circuit = QuantumCircuit(2)
+    if gate == "u1":
+        circuit.append(U1Gate(3 * theta), [0])
+    elif gate == "u3":
+        circuit.append(U3Gate(3 * theta, 0.1, 0.2), [0])
+    elif gate == "u":
+        circuit.u(3 * theta, 0.1, 0.2, 0)
+    else:
+        qubits = (0,) if gate in ("rx", "ry", "rz", "p") else (0, 1)
+        getattr(circuit, gate)(3 * theta, *qubits)
+    with pytest.raises(ValueError, match=rf"^ansatz parameter 'theta' enters its {gate} gate as 3\*theta"):
+        check_single_frequency(circuit)
+
+
+def _nested(depth: int) -> QuantumCircuit:
+    circuit = QuantumCircuit(1)
+    circuit.ry(Parameter("theta"), 0)
+    for level in range(depth):
+        outer = QuantumCircuit(1)
+        outer.append(circuit.to_gate(label=f"block{level}"), [0])
+        circuit = outer
+    return circuit
+
+
+def test_blocks_are_unfolded_up_to_eight_levels():
+    check_single_frequency(_nested(8))
+    with pytest.raises(ValueError, match=r"^ansatz parameter 'theta' enters a .* gate: sequential minimization needs"):
+        check_single_frequency(_nested(9))
+
+
+def test_the_defaults_are_qiskit_nft_s_but_for_the_reset():
+    from qiskit_algorithms.optimizers import NFT
+
+    ours, theirs = SequentialOptimizer().settings, NFT().settings
+    assert {k: ours[k] for k in ("maxiter", "maxfev", "disp")} == {k: theirs[k] for k in ("maxiter", "maxfev", "disp")}
+    assert (ours["reset_interval"], theirs["reset_interval"]) == (0, 32)
+    assert ours["callback"] is None
