@@ -115,13 +115,16 @@ def run_adaptive(
     return [(float(h["shots"]), h["exact"] - case.exact_energy) for h in result.history]
 
 
-def _caps(case: Problem, maxiter: int) -> tuple[int, int]:
-    """The sequential methods' caps: ``maxiter`` sweeps, and qiskit SPSA's budget at 100 shots per group."""
+def _caps(case: Problem, maxiter: int, sweeps: int | None = None) -> tuple[int, int]:
+    """The sequential methods' caps: ``sweeps`` sweeps (default ``maxiter``), and qiskit SPSA's budget at 100 shots
+    per group (``maxiter`` iterations of two estimates)."""
     groups = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact").plan.num_groups
-    return maxiter * case.ansatz.num_parameters, maxiter * 2 * 100 * groups
+    return (maxiter if sweeps is None else sweeps) * case.ansatz.num_parameters, maxiter * 2 * 100 * groups
 
 
-def run_sequential(case: Problem, seed: int, shots: int, maxiter: int) -> list[tuple[float, float]]:
+def run_sequential(
+    case: Problem, seed: int, shots: int, maxiter: int, sweeps: int | None = None
+) -> list[tuple[float, float]]:
     """:class:`SequentialMinimizer` with ``shots`` per group, stopped at the first hit (the metric)."""
     exact = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact")
     minimizer = SequentialMinimizer(
@@ -145,7 +148,7 @@ def run_sequential(case: Problem, seed: int, shots: int, maxiter: int) -> list[t
         sweep.clear()
         return bool(errors.min() <= goal)
 
-    max_steps, max_shots = _caps(case, maxiter)
+    max_steps, max_shots = _caps(case, maxiter, sweeps)
     minimizer.run(max_steps=max_steps, max_shots=max_shots, callback=record)
     flush()  # the steps of a sweep cut short by the shot cap
     return trace
@@ -272,7 +275,9 @@ def run_problem(case: Problem, args: argparse.Namespace) -> dict[str, Any]:
                     target_step=args.spsa_target_step,
                 ),
                 "rosalin": lambda s: run_rosalin(case, s, args.maxiter),
-                "sequential": lambda s: run_sequential(case, s, args.sequential_shots, args.maxiter),
+                "sequential": lambda s: run_sequential(
+                    case, s, args.sequential_shots, args.maxiter, args.sequential_sweeps
+                ),
             }[method]
             row["methods"][method] = {"hits": [first_hit(runner(s), goal) for s in range(args.seeds)]}
         row["methods"][method]["seconds"] = time.perf_counter() - start
@@ -304,7 +309,7 @@ def report(rows: list[dict[str, Any]], methods: list[str]) -> None:
             cells = []
             for m in methods:
                 med = float(np.median(row["methods"][m]["hits"]))
-                ratio = _ratio(base, med)
+                ratio = math.nan if math.isnan(base) else _ratio(base, med)
                 if not math.isnan(ratio):  # neither reached the target: no ratio
                     ratios[m].append(ratio)
                 cells.append(f"{med:10.3g} ({ratio:4.2g}x)")
@@ -328,6 +333,9 @@ def main() -> None:
         "--spsa-target-step", type=float, default=2 * math.pi / 10, help="adaptive-spsa's calibrated first step"
     )
     parser.add_argument("--sequential-shots", type=int, default=2, help="sequential's shots per group")
+    parser.add_argument(
+        "--sequential-sweeps", type=int, default=None, help="sequential's sweep cap (default: --maxiter)"
+    )
     parser.add_argument("--split", choices=("tuning", "held_out"), default=None, help="only this half of the family")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     parser.add_argument("--json", default=None)
