@@ -17,8 +17,8 @@ many did). Methods:
 * ``adaptive-spsa``: the same around the core's SPSA (Spall's calibrated gains).
 * ``sequential``: :class:`~noisygrad.quantum.sequential.SequentialMinimizer` (sequential minimal optimization with
   NFT's recycled value, two estimates per coordinate step) with ``--sequential-shots`` shots per group, one setting
-  for every problem; at most ``maxiter`` sweeps (``maxiter * P`` steps) and qiskit's SPSA budget at 100 shots
-  (``maxiter * 2 * 100 * G`` shots).
+  for every problem; at most ``maxiter`` sweeps (``maxiter * P`` steps; ``--sequential-sweeps`` sets another
+  count) and qiskit's SPSA budget at 100 shots (``maxiter * 2 * 100 * G`` shots).
 * ``qiskit-nft``: qiskit-algorithms' ``NFT`` (the same idea with shifts of pi/2 and a re-measured point every 32
   steps) on :func:`~noisygrad.quantum.shot_estimator`, best of ``--fixed-shots`` as for SPSA, same caps.
 * ``rosalin``: PennyLane's ``ShotAdaptiveOptimizer`` (weighted random term sampling, ``min_shots=10``, its default
@@ -26,7 +26,7 @@ many did). Methods:
 
     .venv/bin/python benchmarks/quantum_shot_frugal.py [--problems h2 tfim_4 ...] [--seeds 3] [--maxiter 300]
         [--fixed-shots 100 1000] [--snr 1.0] [--spsa-snr 1.0] [--spsa-stability 300] [--spsa-target-step 0.2]
-        [--methods ...] [--json out.json]
+        [--sequential-shots 2] [--sequential-sweeps N] [--split tuning|held_out] [--methods ...] [--json out.json]
 
 Prints one row per problem and method: median shots to target (and how many seeds reached it), the ratio of
 qiskit's best fixed count to each method, and the medians over each half.
