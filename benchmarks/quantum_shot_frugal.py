@@ -26,7 +26,8 @@ many did). Methods:
 
     .venv/bin/python benchmarks/quantum_shot_frugal.py [--problems h2 tfim_4 ...] [--seeds 3] [--maxiter 300]
         [--fixed-shots 100 1000] [--snr 1.0] [--spsa-snr 1.0] [--spsa-stability 300] [--spsa-target-step 0.2]
-        [--sequential-shots 2] [--sequential-sweeps N] [--split tuning|held_out] [--methods ...] [--json out.json]
+        [--sequential-shots 2] [--sequential-sweeps N] [--sequential-reset 0] [--split tuning|held_out]
+        [--methods ...] [--json out.json]
 
 Prints one row per problem and method: median shots to target (and how many seeds reached it), the ratio of
 qiskit's best fixed count to each method, and the medians over each half.
@@ -123,12 +124,15 @@ def _caps(case: Problem, maxiter: int, sweeps: int | None = None) -> tuple[int, 
 
 
 def run_sequential(
-    case: Problem, seed: int, shots: int, maxiter: int, sweeps: int | None = None
+    case: Problem, seed: int, shots: int, maxiter: int, sweeps: int | None = None, reset_interval: int = 0
 ) -> list[tuple[float, float]]:
     """:class:`SequentialMinimizer` with ``shots`` per group, stopped at the first hit (the metric)."""
     exact = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact")
     minimizer = SequentialMinimizer(
-        EnergyObjective(case.hamiltonian, case.ansatz, shots=shots), case.initial_point(seed), seed=seed
+        EnergyObjective(case.hamiltonian, case.ansatz, shots=shots),
+        case.initial_point(seed),
+        seed=seed,
+        reset_interval=reset_interval,
     )
     trace: list[tuple[float, float]] = []
     goal = target(case)
@@ -276,7 +280,7 @@ def run_problem(case: Problem, args: argparse.Namespace) -> dict[str, Any]:
                 ),
                 "rosalin": lambda s: run_rosalin(case, s, args.maxiter),
                 "sequential": lambda s: run_sequential(
-                    case, s, args.sequential_shots, args.maxiter, args.sequential_sweeps
+                    case, s, args.sequential_shots, args.maxiter, args.sequential_sweeps, args.sequential_reset
                 ),
             }[method]
             row["methods"][method] = {"hits": [first_hit(runner(s), goal) for s in range(args.seeds)]}
@@ -335,6 +339,9 @@ def main() -> None:
     parser.add_argument("--sequential-shots", type=int, default=2, help="sequential's shots per group")
     parser.add_argument(
         "--sequential-sweeps", type=int, default=None, help="sequential's sweep cap (default: --maxiter)"
+    )
+    parser.add_argument(
+        "--sequential-reset", type=int, default=0, help="sequential's reset_interval (default 0: never)"
     )
     parser.add_argument("--split", choices=("tuning", "held_out"), default=None, help="only this half of the family")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
