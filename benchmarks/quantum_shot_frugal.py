@@ -142,13 +142,15 @@ def run_sequential(
         """Keeps each step's point; the exact energies of a sweep's points are computed in one call at its end
         (the first hit's shots are the same as with one call per step, a sweep at most later)."""
         sweep.append((entry["shots"], x))
-        return len(sweep) == case.ansatz.num_parameters and flush()
+        if len(sweep) < case.ansatz.num_parameters:
+            return False
+        return flush()
 
     def flush() -> bool:
         if not sweep:
             return False
         errors = exact.exact(np.stack([point for _, point in sweep])) - case.exact_energy
-        trace.extend((shots, float(error)) for (shots, _), error in zip(sweep, errors, strict=True))
+        trace.extend((spent, float(error)) for (spent, _), error in zip(sweep, errors, strict=True))
         sweep.clear()
         return bool(errors.min() <= goal)
 
@@ -156,6 +158,10 @@ def run_sequential(
     minimizer.run(max_steps=max_steps, max_shots=max_shots, callback=record)
     flush()  # the steps of a sweep cut short by the shot cap
     return trace
+
+
+class _Stop(Exception):
+    """Ends a qiskit NFT run from its callback (it has no termination checker)."""
 
 
 def run_qiskit_nft(case: Problem, seed: int, shots: int, maxiter: int) -> list[tuple[float, float]]:
@@ -168,18 +174,15 @@ def run_qiskit_nft(case: Problem, seed: int, shots: int, maxiter: int) -> list[t
     goal = target(case)
     max_steps, max_shots = _caps(case, maxiter)
 
-    class Stop(Exception):
-        pass
-
     def fun(x: np.ndarray) -> float:
         return float(estimator.run([(case.ansatz, case.hamiltonian, x)]).result()[0].data.evs)
 
     def record(x: np.ndarray) -> None:
         trace.append((float(estimator.shots_used), float(exact.exact(x)[0]) - case.exact_energy))
         if trace[-1][1] <= goal or estimator.shots_used >= max_shots:
-            raise Stop
+            raise _Stop
 
-    with contextlib.suppress(Stop):
+    with contextlib.suppress(_Stop):
         NFT(maxiter=max_steps, maxfev=None, callback=record).minimize(fun, case.initial_point(seed))
     return trace
 
