@@ -383,6 +383,13 @@ def test_a_refused_state_changes_nothing_and_the_caller_s_generator_is_left_alon
     assert target.rng is not callers
 
 
+def test_run_stops_once_the_objective_has_used_max_shots(hamiltonian, ansatz, theta):
+    objective = EnergyObjective(hamiltonian, ansatz, shots=10)  # 2 groups: 20 shots an estimate
+    result = SequentialMinimizer(objective, theta, seed=0).run(max_shots=100)
+    assert (result.steps, result.shots) == (2, 100)  # the first point (20), then two steps of 40
+    assert SequentialMinimizer(objective, theta, seed=0).run(max_shots=101).steps == 1  # the total is already 100
+
+
 def test_run_refuses_a_callback_that_cannot_be_called_before_any_shot(hamiltonian, ansatz, theta):
     objective = EnergyObjective(hamiltonian, ansatz, shots=10)
     with pytest.raises(TypeError, match=r"^callback must be callable or None, got int"):

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
 
@@ -141,7 +141,7 @@ class SequentialResult:
     steps: int
     evaluations: int
     shots: int
-    history: list[dict[str, float]] = field(default_factory=list)  # step and coordinate are whole numbers
+    history: list[dict[str, float]]  # step and coordinate are whole numbers
 
 
 class SequentialMinimizer:
@@ -366,9 +366,9 @@ class SequentialOptimizer(Optimizer):  # type: ignore[misc]
             nonlocal nfev
             nfev += len(points)
             if grouped:
-                values = np.asarray(fun(points), dtype=float).reshape(-1)
+                values = np.asarray(fun(points), dtype=float).ravel()
             else:
-                values = np.array([float(np.asarray(fun(p), dtype=float).reshape(-1)[0]) for p in points])
+                values = np.array([float(np.asarray(fun(p), dtype=float).ravel()[0]) for p in points])
             if values.shape != (len(points),):
                 raise ValueError(f"fun returned {values.shape[0]} values for {len(points)} points")
             return check_finite(values, f"fun's values at {len(points)} points")
