@@ -49,7 +49,15 @@ import numpy as np
 import torch
 
 import noisygrad as ng
-from noisygrad.quantum import CHEMICAL_ACCURACY, AdaptiveShots, EnergyObjective, ParameterShift, shot_estimator, vqe
+from noisygrad.quantum import (
+    CHEMICAL_ACCURACY,
+    AdaptiveShots,
+    EnergyObjective,
+    MeasurementPlan,
+    ParameterShift,
+    shot_estimator,
+    vqe,
+)
 from noisygrad.quantum.problems import Problem, family, problem
 from noisygrad.quantum.sequential import SequentialMinimizer
 
@@ -119,7 +127,7 @@ def run_adaptive(
 def _caps(case: Problem, maxiter: int, sweeps: int | None = None) -> tuple[int, int]:
     """The sequential methods' caps: ``sweeps`` sweeps (default ``maxiter``), and qiskit SPSA's budget at 100 shots
     per group (``maxiter`` iterations of two estimates)."""
-    groups = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact").plan.num_groups
+    groups = MeasurementPlan(case.hamiltonian).num_groups
     return (maxiter if sweeps is None else sweeps) * case.ansatz.num_parameters, maxiter * 2 * 100 * groups
 
 

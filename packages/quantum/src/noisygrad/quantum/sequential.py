@@ -45,7 +45,6 @@ from qiskit_algorithms.optimizers import Optimizer, OptimizerResult, OptimizerSu
 
 from noisygrad.checks import check_positive_int
 
-from .allocation import ShotAllocator
 from .objective import EnergyObjective
 from .sampling import check_seed
 
@@ -87,16 +86,17 @@ def check_single_frequency(ansatz: QuantumCircuit) -> None:
                         f"{where}): the energy along its axis is then not one sinusoid"
                     )
                 slope = value.gradient(parameter)
-                if (
-                    isinstance(slope, ParameterExpression)
-                    or abs(complex(slope).imag) > 0
-                    or abs(abs(complex(slope).real) - 1.0) > 1e-12
-                ):
+                if isinstance(slope, ParameterExpression) or not _is_unit(complex(slope)):
                     raise ValueError(
                         f"ansatz parameter {parameter.name!r} enters its {where} as {value}: sequential "
                         "minimization needs +-theta + constant (period 2 pi)"
                     )
                 seen[parameter] = where
+
+
+def _is_unit(slope: complex) -> bool:
+    """Whether a parameter's slope is +-1 (real): then its gate has period 2 pi in it."""
+    return slope.imag == 0 and abs(abs(slope.real) - 1.0) <= 1e-12
 
 
 def fit_sinusoid(now: float, plus: float, minus: float) -> tuple[float, float, float]:
@@ -119,7 +119,16 @@ def shifted_points(x: np.ndarray, i: int) -> np.ndarray:
     return points
 
 
-def check_finite(values: np.ndarray, what: str) -> np.ndarray:
+def step_to_minimum(x: np.ndarray, i: int, now: float, plus: float, minus: float) -> tuple[float, float]:
+    """Move ``x[i]`` (in place, wrapped to ``[-pi, pi]``: the energy has period 2 pi in it) to the minimum of the
+    sinusoid through ``now`` and the values at ``x[i] +- 2 pi / 3``; return that minimum (the next anchor) and the
+    amplitude. The one step both :class:`SequentialMinimizer` and :class:`SequentialOptimizer` take."""
+    shift, minimum, amplitude = fit_sinusoid(now, plus, minus)
+    x[i] = math.remainder(x[i] + shift, 2 * math.pi)
+    return minimum, amplitude
+
+
+def _finite(values: np.ndarray, what: str) -> np.ndarray:
     if not np.all(np.isfinite(values)):
         raise FloatingPointError(f"{what} are not finite: {values}")
     return values
@@ -181,7 +190,7 @@ class SequentialMinimizer:
 
     def _measure_current(self) -> None:
         measured = self.objective.sample(self.x[None, :], self.rng)
-        self.anchor = float(check_finite(measured, f"the energy estimate of the current point at step {self.steps}")[0])
+        self.anchor = float(_finite(measured, f"the energy estimate of the current point at step {self.steps}")[0])
 
     def step(self) -> None:
         """One coordinate step: two estimates, the sinusoid through them and the current value, its minimum."""
@@ -190,9 +199,8 @@ class SequentialMinimizer:
         assert self.anchor is not None
         i = self.steps % self.x.size
         measured = self.objective.sample(shifted_points(self.x, i), self.rng)
-        plus, minus = check_finite(measured, f"the energy estimates at step {self.steps}")
-        shift, self.anchor, amplitude = fit_sinusoid(self.anchor, float(plus), float(minus))
-        self.x[i] = math.remainder(self.x[i] + shift, 2 * math.pi)  # the energy has period 2 pi in each parameter
+        plus, minus = _finite(measured, f"the energy estimates at step {self.steps}")
+        self.anchor, amplitude = step_to_minimum(self.x, i, self.anchor, float(plus), float(minus))
         self.steps += 1
         self.history.append(
             {
@@ -270,9 +278,7 @@ class SequentialMinimizer:
             raise ValueError("state and objective differ in whether shots are allocated across groups")
         rng = np.random.Generator(getattr(np.random, state["rng"]["bit_generator"])())
         rng.bit_generator.state = state["rng"]
-        if allocation is not None:
-            restored = ShotAllocator(allocation.num_groups, total=1 << 62)
-            restored.load_state_dict(state["allocation"])  # checks the shapes before the real one is touched
+        if allocation is not None:  # the first change, and it checks the shapes before it changes anything
             allocation.load_state_dict(state["allocation"])
         self.x = x.copy()
         self.anchor = None if state["anchor"] is None else float(state["anchor"])
@@ -371,7 +377,7 @@ class SequentialOptimizer(Optimizer):  # type: ignore[misc]
                 values = np.array([float(np.asarray(fun(p), dtype=float).ravel()[0]) for p in points])
             if values.shape != (len(points),):
                 raise ValueError(f"fun returned {values.shape[0]} values for {len(points)} points")
-            return check_finite(values, f"fun's values at {len(points)} points")
+            return _finite(values, f"fun's values at {len(points)} points")
 
         now: float | None = None
         steps = 0
@@ -380,8 +386,7 @@ class SequentialOptimizer(Optimizer):  # type: ignore[misc]
                 now = float(evaluate(x[None, :])[0])
             i = steps % x.size
             plus, minus = evaluate(shifted_points(x, i))
-            shift, now, _ = fit_sinusoid(now, float(plus), float(minus))
-            x[i] = math.remainder(x[i] + shift, 2 * math.pi)
+            now, _ = step_to_minimum(x, i, now, float(plus), float(minus))
             steps += 1
             if self.callback is not None:
                 self.callback(x.copy())
