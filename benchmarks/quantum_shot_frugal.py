@@ -17,16 +17,19 @@ many did). Methods:
 * ``adaptive-spsa``: the same around the core's SPSA (Spall's calibrated gains).
 * ``sequential``: :class:`~noisygrad.quantum.sequential.SequentialMinimizer` (sequential minimal optimization with
   NFT's recycled value, two estimates per coordinate step) with ``--sequential-shots`` shots per group, one setting
-  for every problem; at most ``maxiter`` sweeps (``maxiter * P`` steps; ``--sequential-sweeps`` sets another
-  count) and qiskit's SPSA budget at 100 shots (``maxiter * 2 * 100 * G`` shots).
+  for every problem, grown by ``--sequential-growth`` every sweep; at most ``maxiter`` sweeps (``maxiter * P``
+  steps; ``--sequential-sweeps`` sets another count) and qiskit's SPSA budget at its largest fixed count
+  (``maxiter * 2 * max(--fixed-shots) * G`` shots).
 * ``qiskit-nft``: qiskit-algorithms' ``NFT`` (the same idea with shifts of pi/2 and a re-measured point every 32
-  steps) on :func:`~noisygrad.quantum.shot_estimator`, best of ``--fixed-shots`` as for SPSA, same caps.
+  steps) on :func:`~noisygrad.quantum.shot_estimator`, best of ``--fixed-shots`` as for SPSA; at most ``maxiter``
+  sweeps and qiskit's SPSA budget at 100 shots.
 * ``rosalin``: PennyLane's ``ShotAdaptiveOptimizer`` (weighted random term sampling, ``min_shots=10``, its default
   step 0.07) on ``default.qubit``, with the circuit and Hamiltonian converted gate for gate and term for term.
 
     .venv/bin/python benchmarks/quantum_shot_frugal.py [--problems h2 tfim_4 ...] [--seeds 3] [--maxiter 300]
         [--fixed-shots 100 1000] [--snr 1.0] [--spsa-snr 1.0] [--spsa-stability 300] [--spsa-target-step 0.2]
-        [--sequential-shots 2] [--sequential-sweeps N] [--sequential-reset 0] [--split tuning|held_out]
+        [--sequential-shots 2] [--sequential-sweeps N] [--sequential-reset 0] [--sequential-growth 1.0]
+        [--split tuning|held_out]
         [--methods ...] [--json out.json]
 
 Prints one row per problem and method: median shots to target (and how many seeds reached it), the ratio of
@@ -124,23 +127,32 @@ def run_adaptive(
     return [(float(h["shots"]), h["exact"] - case.exact_energy) for h in result.history]
 
 
-def _caps(case: Problem, maxiter: int, sweeps: int | None = None) -> tuple[int, int]:
-    """The sequential methods' caps: ``sweeps`` sweeps (default ``maxiter``), and qiskit SPSA's budget at 100 shots
-    per group (``maxiter`` iterations of two estimates)."""
+def _caps(case: Problem, maxiter: int, sweeps: int | None = None, budget_shots: int = 100) -> tuple[int, int]:
+    """The sequential methods' caps: ``sweeps`` sweeps (default ``maxiter``), and qiskit SPSA's budget at
+    ``budget_shots`` shots per group (``maxiter`` iterations of two estimates)."""
     groups = MeasurementPlan(case.hamiltonian).num_groups
-    return (maxiter if sweeps is None else sweeps) * case.ansatz.num_parameters, maxiter * 2 * 100 * groups
+    return (maxiter if sweeps is None else sweeps) * case.ansatz.num_parameters, maxiter * 2 * budget_shots * groups
 
 
 def run_sequential(
-    case: Problem, seed: int, shots: int, maxiter: int, sweeps: int | None = None, reset_interval: int = 0
+    case: Problem,
+    seed: int,
+    shots: int,
+    maxiter: int,
+    sweeps: int | None = None,
+    reset_interval: int = 0,
+    shots_growth: float = 1.0,
+    budget_shots: int = 100,
 ) -> list[tuple[float, float]]:
-    """:class:`SequentialMinimizer` with ``shots`` per group, stopped at the first hit (the metric)."""
+    """:class:`SequentialMinimizer` with ``shots`` per group (times ``shots_growth`` per sweep), stopped at the
+    first hit (the metric) or the caps (:func:`_caps`)."""
     exact = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact")
     minimizer = SequentialMinimizer(
         EnergyObjective(case.hamiltonian, case.ansatz, shots=shots),
         case.initial_point(seed),
         seed=seed,
         reset_interval=reset_interval,
+        shots_growth=shots_growth,
     )
     trace: list[tuple[float, float]] = []
     goal = target(case)
@@ -162,7 +174,7 @@ def run_sequential(
         sweep.clear()
         return bool(errors.min() <= goal)
 
-    max_steps, max_shots = _caps(case, maxiter, sweeps)
+    max_steps, max_shots = _caps(case, maxiter, sweeps, budget_shots)
     minimizer.run(max_steps=max_steps, max_shots=max_shots, callback=record)
     flush()  # the steps of a sweep cut short by the shot cap
     return trace
@@ -291,7 +303,14 @@ def run_problem(case: Problem, args: argparse.Namespace) -> dict[str, Any]:
                 ),
                 "rosalin": lambda s: run_rosalin(case, s, args.maxiter),
                 "sequential": lambda s: run_sequential(
-                    case, s, args.sequential_shots, args.maxiter, args.sequential_sweeps, args.sequential_reset
+                    case,
+                    s,
+                    args.sequential_shots,
+                    args.maxiter,
+                    args.sequential_sweeps,
+                    args.sequential_reset,
+                    args.sequential_growth,
+                    max(args.fixed_shots),
                 ),
             }[method]
             row["methods"][method] = {"hits": [first_hit(runner(s), goal) for s in range(args.seeds)]}
@@ -353,6 +372,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--sequential-reset", type=int, default=0, help="sequential's reset_interval (default 0: never)"
+    )
+    parser.add_argument(
+        "--sequential-growth", type=float, default=1.0, help="sequential's shots_growth per sweep (default 1: fixed)"
     )
     parser.add_argument("--split", choices=("tuning", "held_out"), default=None, help="only this half of the family")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)

@@ -143,17 +143,29 @@ def test_every_shot_is_counted(hamiltonian, ansatz, theta, reset_interval):
     assert [h["step"] for h in result.history] == list(range(1, 11))
 
 
-@pytest.mark.parametrize("allocated", [False, True])
-def test_a_saved_run_continues_bit_for_bit(hamiltonian, ansatz, theta, allocated):
+def test_growing_shots_multiply_each_sweep_s_count_and_re_measure_its_first_point(hamiltonian, ansatz, theta):
+    """8 parameters, 2 groups, 3 shots per group grown 1.5x a sweep: sweeps of 3, 4 (4.5 rounds to even), 7 shots."""
+    objective = EnergyObjective(hamiltonian, ansatz, shots=3)
+    result = SequentialMinimizer(objective, theta, seed=0, shots_growth=1.5).run(max_steps=20)
+    per_sweep = [3, 4, 7]
+    assert [h["estimate_shots"] for h in result.history] == [2 * per_sweep[k // 8] for k in range(20)]
+    measured = sum(m * 2 * (1 + 2 * n) for m, n in zip(per_sweep, (8, 8, 4), strict=True))  # anchor + 2 a step
+    assert result.shots == objective.shots_used == measured
+    assert result.evaluations == 3 + 2 * 20
+
+
+@pytest.mark.parametrize(("allocated", "growth"), [(False, 1.0), (True, 1.0), (False, 1.3)])
+def test_a_saved_run_continues_bit_for_bit(hamiltonian, ansatz, theta, allocated, growth):
     def make():
         allocation = ShotAllocator(2, total=40, min_shots=4, pilot_shots=8) if allocated else None
         return EnergyObjective(hamiltonian, ansatz, shots=10, allocation=allocation)
 
-    whole = SequentialMinimizer(make(), theta, seed=3, reset_interval=4).run(max_steps=30)
-    first = SequentialMinimizer(make(), theta, seed=3, reset_interval=4)
+    options = {"reset_interval": 4, "shots_growth": growth}
+    whole = SequentialMinimizer(make(), theta, seed=3, **options).run(max_steps=30)
+    first = SequentialMinimizer(make(), theta, seed=3, **options)
     first.run(max_steps=13)
     state = first.state_dict()
-    second = SequentialMinimizer(make(), np.zeros(8), seed=99, reset_interval=4)
+    second = SequentialMinimizer(make(), np.zeros(8), seed=99, **options)
     second.load_state_dict(state)
     rest = second.run(max_steps=17)
     np.testing.assert_array_equal(rest.x, whole.x)
@@ -175,6 +187,14 @@ def test_bad_inputs_are_refused_before_any_shot(hamiltonian, ansatz, theta):
         SequentialMinimizer(objective, np.full(8, np.nan))
     with pytest.raises(ValueError, match=r"^reset_interval must be"):
         SequentialMinimizer(objective, theta, reset_interval=-1)
+    for growth in (0.9, math.inf, math.nan):
+        with pytest.raises(ValueError, match=r"^shots_growth must lie in \[1.0, inf\)"):
+            SequentialMinimizer(objective, theta, shots_growth=growth)
+    with pytest.raises(TypeError, match=r"^shots_growth must be a real number, got str"):
+        SequentialMinimizer(objective, theta, shots_growth="2")  # type: ignore[arg-type]
+    allocated = EnergyObjective(hamiltonian, ansatz, allocation=ShotAllocator(2, total=40))
+    with pytest.raises(ValueError, match=r"^shots_growth must be 1 for an objective that allocates"):
+        SequentialMinimizer(allocated, theta, shots_growth=1.1)
     minimizer = SequentialMinimizer(objective, theta, seed=0)
     with pytest.raises(ValueError, match=r"^run needs max_steps, max_shots or a callback"):
         minimizer.run()
@@ -191,16 +211,21 @@ def test_the_caller_s_point_is_not_changed(hamiltonian, ansatz, theta):
     np.testing.assert_array_equal(start, theta)
 
 
-def _shots_to_chemical_accuracy(name: str, seed: int, shots: int, max_shots: int) -> float:
+def _shots_to_target(name: str, seed: int, shots: int, max_shots: int, shots_growth: float = 1.0) -> float:
+    """Shots to the benchmark's target: chemical accuracy for molecules, 1e-3 relative for the others."""
     case = problem(name)
+    goal = CHEMICAL_ACCURACY if case.kind == "molecule" else 1e-3 * abs(case.exact_energy)
     exact = EnergyObjective(case.hamiltonian, case.ansatz, noise="exact")
     minimizer = SequentialMinimizer(
-        EnergyObjective(case.hamiltonian, case.ansatz, shots=shots), case.initial_point(seed), seed=seed
+        EnergyObjective(case.hamiltonian, case.ansatz, shots=shots),
+        case.initial_point(seed),
+        seed=seed,
+        shots_growth=shots_growth,
     )
     hit = [math.inf]
 
     def record(x: np.ndarray, entry: dict[str, float]) -> bool:
-        if float(exact.exact(x)[0]) - case.exact_energy <= CHEMICAL_ACCURACY:
+        if float(exact.exact(x)[0]) - case.exact_energy <= goal:
             hit[0] = entry["shots"]
             return True
         return False
@@ -214,7 +239,7 @@ def test_heh_plus_reaches_chemical_accuracy_on_a_few_thousand_shots():
     picked), seeds 0-9, deterministic given the seed.
     Measured: median 2.6e3 shots, every seed within 1.8e4; qiskit-algorithms' SPSA at its best fixed count needs
     7.6e4 (README). Asserted with margin: a median below 7.6e4 / 10 and every seed within 5e4."""
-    hits = [_shots_to_chemical_accuracy("heh+", seed, shots=2, max_shots=5 * 10**4) for seed in range(10)]
+    hits = [_shots_to_target("heh+", seed, shots=2, max_shots=5 * 10**4) for seed in range(10)]
     assert all(math.isfinite(h) for h in hits)
     assert float(np.median(hits)) < 7.6e3
 
@@ -224,9 +249,19 @@ def test_h2_reaches_chemical_accuracy_with_fewer_shots_than_a_third_of_spsa_s():
     """H2, seeds 0-9, 2 shots per group. Measured: median 1.0e4, 10/10 within 1.8e5 shots; qiskit-algorithms' SPSA at
     its best fixed count (100 shots) needs 5.5e4 (README). Asserted: at least 9 of 10 within 2e5 and the median
     below 5.5e4 / 3."""
-    hits = [_shots_to_chemical_accuracy("h2", seed, shots=2, max_shots=2 * 10**5) for seed in range(10)]
+    hits = [_shots_to_target("h2", seed, shots=2, max_shots=2 * 10**5) for seed in range(10)]
     assert sum(math.isfinite(h) for h in hits) >= 9
     assert float(np.median(hits)) < 5.5e4 / 3
+
+
+@pytest.mark.slow
+def test_growing_shots_reach_the_target_on_j1j2_in_every_seed_where_fixed_shots_do_not():
+    """j1j2_6 (24 parameters, a tuning problem of the family), seeds 0-9, 2 shots per group grown 1.1x a sweep,
+    within qiskit SPSA's budget at 1000 shots (2000 iterations: 1.2e7 shots). Measured: 10/10, median 9.3e5; at a
+    fixed 2 shots per group, 2 of 5 seeds within 2000 sweeps (README). Asserted: 10/10 and a median below 2e6."""
+    hits = [_shots_to_target("j1j2_6", seed, shots=2, max_shots=12 * 10**6, shots_growth=1.1) for seed in range(10)]
+    assert all(math.isfinite(h) for h in hits)
+    assert float(np.median(hits)) < 2e6
 
 
 def _exact_energy(hamiltonian, ansatz):
@@ -372,6 +407,7 @@ def test_a_refused_state_changes_nothing_and_the_caller_s_generator_is_left_alon
     for bad, match in (
         ({**state, "allocation": {**state["allocation"], "weight": [1.0]}}, "^state must hold 2 groups"),
         ({**state, "reset_interval": 4}, "^state was saved with reset_interval=4"),
+        ({**state, "shots_growth": 1.2}, "^state was saved with shots_growth=1.2"),
         ({**state, "x": [np.nan] * 8}, "^state holds 8 parameters"),
     ):
         with pytest.raises(ValueError, match=match):

@@ -24,6 +24,17 @@ qiskit-algorithms' ``NFT`` re-measures every 32 steps; here the default is never
 5 seeds (package README): re-measuring every 32 steps, the median shots to chemical accuracy were 7.3e4 on H2 and
 6.1e3 on HeH+; never re-measuring, 9.7e3 and 2.5e3.
 
+``shots_growth`` (default 1: fixed shots) multiplies the shots per group by that factor every sweep (``P`` steps
+for ``P`` parameters), from the objective's ``shots``, and re-measures the current point at each sweep's start, so
+that each sweep's recycled value comes from its own shot count. Far from a minimum few shots move every coordinate
+the right way; near it the noise of a step, about ``Var / (3 R)`` of energy, has to fall below the target, and the
+schedule gets there without knowing the problem's noise, amplitude or target. Why a schedule and not a rule on the
+measured progress: a sweep's measured decrease is small both when the noise floor is reached and when coordinate
+descent crawls along a valley (measured on ``tfim_4``: a rule that doubled the shots when a sweep's decrease was
+below twice its noise expectation ran them to 5e5 per group while the error sat at 0.013 for ten sweeps), and the
+two cannot be told apart from one sweep. Measured on the benchmark family (package README), a growth of 1.1 reaches
+the target on more problems than qiskit's SPSA at its best fixed count, at a similar number of shots where both do.
+
 Measured with the objective's own shots (and its :class:`~noisygrad.quantum.allocation.ShotAllocator`, if it has
 one, which then spreads each estimate's shots over the measurement groups by their measured noise). Every shot goes
 through the objective and is counted there. :class:`SequentialOptimizer` is the same method as a
@@ -43,7 +54,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import ParameterExpression
 from qiskit_algorithms.optimizers import Optimizer, OptimizerResult, OptimizerSupportLevel
 
-from noisygrad.checks import check_positive_int
+from noisygrad.checks import check_in_range, check_positive_int
 
 from .objective import EnergyObjective
 from .sampling import check_seed
@@ -142,7 +153,8 @@ class SequentialResult:
     the value the last step predicted for them (it drifts below the energy with the noise, see the module: not an
     energy estimate); ``steps`` the coordinate steps taken;
     ``evaluations`` and ``shots`` the objective's running totals; ``history`` one entry per step: ``step``,
-    ``coordinate``, ``shots`` (cumulative), ``anchor`` and ``amplitude`` (the fitted ``sqrt(A**2 + B**2)``).
+    ``coordinate``, ``shots`` (cumulative), ``estimate_shots`` (the shots of each of its two estimates, over all
+    groups), ``anchor`` and ``amplitude`` (the fitted ``sqrt(A**2 + B**2)``).
     """
 
     x: np.ndarray
@@ -164,6 +176,10 @@ class SequentialMinimizer:
             is drawn from it. :meth:`load_state_dict` replaces it with a generator of the saved state (the
             caller's is left as it is).
         reset_interval: re-measure the current point every this many steps (``0``: never, the default).
+        shots_growth: a real >= 1: the shots per group of sweep ``s`` (``s = steps // P``) are
+            ``round(objective.shots * shots_growth ** s)``, and each sweep starts by re-measuring the current point
+            (see the module). ``1`` (the default): the objective's shots (or its allocation) throughout. Not with
+            an objective that allocates its shots across groups.
 
     :meth:`step` takes one coordinate step (coordinates in order, cycling); :meth:`run` takes many.
     :meth:`state_dict` and :meth:`load_state_dict` continue a run bit for bit.
@@ -176,6 +192,7 @@ class SequentialMinimizer:
         *,
         seed: int | np.random.Generator | None = None,
         reset_interval: int = 0,
+        shots_growth: float = 1.0,
     ) -> None:
         if not isinstance(objective, EnergyObjective):
             raise TypeError(f"objective must be an EnergyObjective, got {type(objective).__name__}")
@@ -183,23 +200,41 @@ class SequentialMinimizer:
         self.objective = objective
         self.x = objective.points(initial_point, "initial_point")[0].copy()
         self.reset_interval = check_positive_int("reset_interval", reset_interval, allow_zero=True)
+        self.shots_growth = check_in_range("shots_growth", shots_growth, 1.0, math.inf)
+        if self.shots_growth != 1.0 and objective.allocation is not None:
+            raise ValueError(
+                "shots_growth must be 1 for an objective that allocates its shots across groups (its allocator "
+                "sets every estimate's shots)"
+            )
         self.rng = check_seed(seed)
         self.steps = 0
         self.anchor: float | None = None  # the current point's value, measured or recycled
         self.history: list[dict[str, float]] = []
 
-    def _measure_current(self) -> None:
-        measured = self.objective.sample(self.x[None, :], self.rng)
-        self.anchor = float(_finite(measured, f"the energy estimate of the current point at step {self.steps}")[0])
+    @property
+    def shots_per_group(self) -> int | None:
+        """The shots per group of the next step's estimates (``None``: the objective's own, or its allocation's)."""
+        if self.shots_growth == 1.0:
+            return None
+        return max(1, round(self.objective.shots * self.shots_growth ** (self.steps // self.x.size)))
+
+    def _measure(self, points: np.ndarray) -> np.ndarray:
+        return self.objective.sample(points, self.rng, shots=self.shots_per_group)
 
     def step(self) -> None:
         """One coordinate step: two estimates, the sinusoid through them and the current value, its minimum."""
-        if self.anchor is None or (self.reset_interval and self.steps % self.reset_interval == 0):
-            self._measure_current()
-        assert self.anchor is not None
         i = self.steps % self.x.size
-        measured = self.objective.sample(shifted_points(self.x, i), self.rng)
-        plus, minus = _finite(measured, f"the energy estimates at step {self.steps}")
+        growing_sweep_starts = self.shots_growth != 1.0 and i == 0
+        if (
+            self.anchor is None
+            or growing_sweep_starts
+            or (self.reset_interval and self.steps % self.reset_interval == 0)
+        ):
+            measured = self._measure(self.x[None, :])
+            self.anchor = float(_finite(measured, f"the energy estimate of the current point at step {self.steps}")[0])
+        assert self.anchor is not None
+        before = self.objective.shots_used
+        plus, minus = _finite(self._measure(shifted_points(self.x, i)), f"the energy estimates at step {self.steps}")
         self.anchor, amplitude = step_to_minimum(self.x, i, self.anchor, float(plus), float(minus))
         self.steps += 1
         self.history.append(
@@ -207,6 +242,7 @@ class SequentialMinimizer:
                 "step": self.steps,
                 "coordinate": i,
                 "shots": self.objective.shots_used,
+                "estimate_shots": (self.objective.shots_used - before) / 2,
                 "anchor": self.anchor,
                 "amplitude": amplitude,
             }
@@ -254,6 +290,7 @@ class SequentialMinimizer:
             "anchor": self.anchor,
             "steps": self.steps,
             "reset_interval": self.reset_interval,
+            "shots_growth": self.shots_growth,
             "rng": self.rng.bit_generator.state,
             "evaluations": self.objective.evaluations,
             "shots_used": self.objective.shots_used,
@@ -272,6 +309,11 @@ class SequentialMinimizer:
             raise ValueError(
                 f"state was saved with reset_interval={state['reset_interval']}, this minimizer has "
                 f"{self.reset_interval}: the continuation would take other steps"
+            )
+        if float(state["shots_growth"]) != self.shots_growth:
+            raise ValueError(
+                f"state was saved with shots_growth={state['shots_growth']}, this minimizer has "
+                f"{self.shots_growth}: the continuation would measure with other shots"
             )
         allocation = self.objective.allocation
         if (state["allocation"] is None) != (allocation is None):
