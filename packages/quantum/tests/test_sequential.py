@@ -131,7 +131,7 @@ def test_without_re_measuring_the_anchor_drifts_below_the_energy_like_the_square
     assert mean[0] > 3.0
 
 
-@pytest.mark.parametrize("reset_interval", [0, 3])
+@pytest.mark.parametrize("reset_interval", [0, 3, 4])
 def test_every_shot_is_counted(hamiltonian, ansatz, theta, reset_interval):
     objective = EnergyObjective(hamiltonian, ansatz, shots=7)
     result = SequentialMinimizer(objective, theta, seed=0, reset_interval=reset_interval).run(max_steps=10)
@@ -152,6 +152,16 @@ def test_growing_shots_multiply_each_sweep_s_count_and_re_measure_its_first_poin
     measured = sum(m * 2 * (1 + 2 * n) for m, n in zip(per_sweep, (8, 8, 4), strict=True))  # anchor + 2 a step
     assert result.shots == objective.shots_used == measured
     assert result.evaluations == 3 + 2 * 20
+    one_shot = EnergyObjective(hamiltonian, ansatz, shots=1)
+    grown = SequentialMinimizer(one_shot, theta, seed=0, shots_growth=1.4).run(max_steps=24)
+    assert [h["estimate_shots"] for h in grown.history] == [2 * m for m in (1, 1, 2) for _ in range(8)]
+
+
+def test_an_allocating_objective_sets_every_estimate_s_shots(hamiltonian, ansatz, theta):
+    allocation = ShotAllocator(2, total=40, min_shots=4, pilot_shots=8)
+    objective = EnergyObjective(hamiltonian, ansatz, shots=10, allocation=allocation)
+    result = SequentialMinimizer(objective, theta, seed=0).run(max_steps=6)
+    assert [h["estimate_shots"] for h in result.history] == [40] * 6  # the allocator's total, not 10 x 2 groups
 
 
 @pytest.mark.parametrize(("allocated", "growth"), [(False, 1.0), (True, 1.0), (False, 1.3)])
