@@ -18,8 +18,8 @@ many did). Methods:
 * ``sequential``: :class:`~noisygrad.quantum.sequential.SequentialMinimizer` (sequential minimal optimization with
   NFT's recycled value, two estimates per coordinate step) with ``--sequential-shots`` shots per group, one setting
   for every problem, grown by ``--sequential-growth`` every sweep; at most ``maxiter`` sweeps (``maxiter * P``
-  steps; ``--sequential-sweeps`` sets another count) and qiskit's SPSA budget at its largest fixed count
-  (``maxiter * 2 * max(--fixed-shots) * G`` shots).
+  steps; ``--sequential-sweeps`` sets another count) and qiskit's SPSA budget at ``--sequential-budget-shots``
+  shots per group (``maxiter * 2 * that * G`` shots; default 100).
 * ``qiskit-nft``: qiskit-algorithms' ``NFT`` (the same idea with shifts of pi/2 and a re-measured point every 32
   steps) on :func:`~noisygrad.quantum.shot_estimator`, best of ``--fixed-shots`` as for SPSA; at most ``maxiter``
   sweeps and qiskit's SPSA budget at 100 shots.
@@ -29,7 +29,7 @@ many did). Methods:
     .venv/bin/python benchmarks/quantum_shot_frugal.py [--problems h2 tfim_4 ...] [--seeds 3] [--maxiter 300]
         [--fixed-shots 100 1000] [--snr 1.0] [--spsa-snr 1.0] [--spsa-stability 300] [--spsa-target-step 0.2]
         [--sequential-shots 2] [--sequential-sweeps N] [--sequential-reset 0] [--sequential-growth 1.0]
-        [--split tuning|held_out]
+        [--sequential-budget-shots 100] [--split tuning|held_out]
         [--methods ...] [--json out.json]
 
 Prints one row per problem and method: median shots to target (and how many seeds reached it), the ratio of
@@ -310,7 +310,7 @@ def run_problem(case: Problem, args: argparse.Namespace) -> dict[str, Any]:
                     args.sequential_sweeps,
                     args.sequential_reset,
                     args.sequential_growth,
-                    max(args.fixed_shots),
+                    args.sequential_budget_shots,
                 ),
             }[method]
             row["methods"][method] = {"hits": [first_hit(runner(s), goal) for s in range(args.seeds)]}
@@ -375,6 +375,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--sequential-growth", type=float, default=1.0, help="sequential's shots_growth per sweep (default 1: fixed)"
+    )
+    parser.add_argument(
+        "--sequential-budget-shots",
+        type=int,
+        default=100,
+        help="sequential's shot cap: qiskit SPSA's budget at this many shots per group (default 100)",
     )
     parser.add_argument("--split", choices=("tuning", "held_out"), default=None, help="only this half of the family")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)

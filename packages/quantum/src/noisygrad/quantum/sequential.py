@@ -61,6 +61,8 @@ from .objective import EnergyObjective
 from .sampling import check_seed
 
 SHIFT = 2 * math.pi / 3
+MAX_SHOTS_PER_GROUP = 2**53
+"""The most shots per group ``shots_growth`` may ask for (integers up to here are exact in a float)."""
 # Gates ``exp(-i theta P / 2)`` (up to a global phase) with P a Pauli string: one frequency in each parameter.
 SINGLE_FREQUENCY_GATES = frozenset({"rx", "ry", "rz", "p", "u1", "rxx", "ryy", "rzz", "rzx", "u", "u3"})
 
@@ -182,7 +184,8 @@ class SequentialMinimizer:
             (see the module). ``1`` (the default): the objective's shots (or its allocation) throughout. Not with
             an objective that allocates its shots across groups.
 
-    :meth:`step` takes one coordinate step (coordinates in order, cycling); :meth:`run` takes many.
+    :meth:`step` takes one coordinate step (coordinates in order, cycling); :meth:`run` takes many;
+    :attr:`shots_per_group` says what the next step measures with.
     :meth:`state_dict` and :meth:`load_state_dict` continue a run bit for bit.
     """
 
@@ -217,7 +220,14 @@ class SequentialMinimizer:
         """The shots per group of the next step's estimates (``None``: the objective's own, or its allocation's)."""
         if self.shots_growth == 1.0:
             return None
-        return max(1, round(self.objective.shots * self.shots_growth ** (self.steps // self.x.size)))
+        sweep = self.steps // self.x.size
+        shots = self.objective.shots * self.shots_growth**sweep  # >= 1: shots >= 1 and shots_growth >= 1
+        if shots > MAX_SHOTS_PER_GROUP:
+            raise OverflowError(
+                f"shots_growth={self.shots_growth} asks for {shots:.3g} shots per group at sweep {sweep}, more than "
+                f"{MAX_SHOTS_PER_GROUP:.3g}: cap the run with max_shots or max_steps, or grow more slowly"
+            )
+        return round(shots)
 
     def _measure(self, points: np.ndarray) -> np.ndarray:
         return self.objective.sample(points, self.rng, shots=self.shots_per_group)
@@ -292,6 +302,7 @@ class SequentialMinimizer:
             "steps": self.steps,
             "reset_interval": self.reset_interval,
             "shots_growth": self.shots_growth,
+            "objective_shots": self.objective.shots,
             "rng": self.rng.bit_generator.state,
             "evaluations": self.objective.evaluations,
             "shots_used": self.objective.shots_used,
@@ -311,10 +322,13 @@ class SequentialMinimizer:
                 f"state was saved with reset_interval={state['reset_interval']}, this minimizer has "
                 f"{self.reset_interval}: the continuation would take other steps"
             )
-        if float(state["shots_growth"]) != self.shots_growth:
+        # states saved before these entries existed had no growth, and did not record the objective's shots
+        saved_growth, saved_shots = state.get("shots_growth", 1.0), state.get("objective_shots")
+        if float(saved_growth) != self.shots_growth or saved_shots not in (None, self.objective.shots):
             raise ValueError(
-                f"state was saved with shots_growth={state['shots_growth']}, this minimizer has "
-                f"{self.shots_growth}: the continuation would measure with other shots"
+                f"state was saved with shots_growth={saved_growth} and objective shots {saved_shots}, this "
+                f"minimizer has {self.shots_growth} and {self.objective.shots}: the continuation would measure "
+                "with other shots"
             )
         allocation = self.objective.allocation
         if (state["allocation"] is None) != (allocation is None):
@@ -348,6 +362,9 @@ class SequentialOptimizer(Optimizer):  # type: ignore[misc]
         reset_interval: re-measure the current point every this many steps (``0`` or negative: never, as in
             qiskit's ``NFT``).
         callback: ``callback(x)`` after each step, as qiskit's ``NFT`` calls it.
+
+    ``fun`` measures with its own shots, so there is no ``shots_growth`` here: grow the shots inside ``fun``, or use
+    :class:`SequentialMinimizer` on an :class:`~noisygrad.quantum.EnergyObjective`.
 
     ``fun`` must be the energy of an ansatz whose parameters each enter one rotation by ``+-theta + constant``
     (:func:`check_single_frequency` checks a circuit). The two points of a step go to ``fun`` in one call when
