@@ -171,6 +171,16 @@ def test_a_growth_past_the_largest_shot_count_is_refused_before_its_sweep_measur
     assert objective.shots_used == spent
 
 
+def test_the_largest_shot_count_is_two_to_the_53_per_group(hamiltonian, ansatz, theta):
+    minimizer = SequentialMinimizer(EnergyObjective(hamiltonian, ansatz, shots=1), theta, seed=0, shots_growth=2.0)
+    state = minimizer.state_dict()
+    minimizer.load_state_dict({**state, "steps": 53 * 8})  # sweep 53: 2**53 shots per group
+    assert minimizer.shots_per_group == 2**53
+    minimizer.load_state_dict({**state, "steps": 54 * 8})
+    with pytest.raises(OverflowError, match=r"^shots_growth=2.0 asks for 1.8e\+16 shots per group at sweep 54"):
+        minimizer.shots_per_group  # noqa: B018  (the property raises)
+
+
 def test_a_state_saved_before_growth_existed_still_loads(hamiltonian, ansatz, theta):
     source = SequentialMinimizer(EnergyObjective(hamiltonian, ansatz, shots=10), theta, seed=0)
     source.run(max_steps=3)

@@ -434,7 +434,7 @@ class SequentialOptimizer(Optimizer):  # type: ignore[misc]
             if grouped:
                 values = np.asarray(fun(points), dtype=float).ravel()
             else:
-                values = np.array([float(np.asarray(fun(p), dtype=float).ravel()[0]) for p in points])
+                values = np.array([float(np.ravel(fun(p))[0]) for p in points])
             if values.shape != (len(points),):
                 raise ValueError(f"fun returned {values.shape[0]} values for {len(points)} points")
             return _finite(values, f"fun's values at {len(points)} points")
