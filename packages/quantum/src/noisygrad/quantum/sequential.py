@@ -30,11 +30,12 @@ that each sweep's recycled value comes from its own shot count. Far from a minim
 the right way; near it the noise of a step, about ``Var / (3 R)`` of energy, has to fall below the target, and the
 schedule gets there without knowing the problem's noise, amplitude or target. Why a schedule and not a rule on the
 measured progress: a sweep's measured decrease is small both when the noise floor is reached and when coordinate
-descent crawls along a valley (measured on ``tfim_4``: a rule that doubled the shots when a sweep's decrease was
-below twice its noise expectation ran them to 5e5 per group while the error sat between 0.013 and 0.017 for ten
-sweeps), and the two cannot be told apart from one sweep. Measured on the benchmark family (package README), a
-growth of 1.1 from 2 shots reaches the target on more problems than qiskit's SPSA at its best fixed count, with
-0.2x-1.4x its shots where both do, and on the small molecules with 3-6x more shots than fixed 2 shots per group.
+descent crawls along a valley (measured with a prototype, not kept, on ``tfim_4``, seed 1: a rule that doubled
+the shots when a sweep's decrease was below twice its noise expectation ran them to 5e5 per group while the error
+sat between 0.013 and 0.017 for ten sweeps), and the two cannot be told apart from one sweep. Measured on the
+benchmark family (package README), a growth of 1.1 from 2 shots reaches the target on more problems than qiskit's
+SPSA at its best fixed count, with 0.2x-1.4x its shots where both do, and on the small molecules with 3-6x more
+shots than fixed 2 shots per group.
 
 Measured with the objective's own shots (and its :class:`~noisygrad.quantum.allocation.ShotAllocator`, if it has
 one, which then spreads each estimate's shots over the measurement groups by their measured noise). Every shot goes
